@@ -1,0 +1,242 @@
+"""``airender bench``: data-path, training and whole-frame decode throughput, side by side in one run.
+
+(a) data path: the on-device sampler (random indices + one gather + encodings) beside a faithful
+    re-implementation of the original per-sample path (a Dataset whose ``__getitem__`` draws one pixel
+    and encodes its time with numpy, behind a DataLoader, batch 8192);
+(b) end-to-end training samples/s of a model config on the data;
+(c) whole-frame decode at --width x --height (default 1080p): median ms over repeats after warm-up
+    (CUDA events on GPU), plus random-access per-pixel queries per second.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from airender.config import ExperimentConfig
+from airender.data.samplers import PixelSampler
+from airender.data.sequence import TODSequence, transform_for
+from airender.fileio import write_json_atomic
+
+
+class LegacyPixelDataset(torch.utils.data.Dataset):
+    """The original data path, re-implemented for comparison: one random pixel per ``__getitem__``,
+    xy normalised to [-1, 1] and the time encoded with numpy sin/cos harmonics, returned as tensors."""
+
+    def __init__(self, frames: np.ndarray, times: np.ndarray, samples_per_epoch: int, time_harmonics: int = 4):
+        self.frames, self.times = frames, times
+        self.samples = samples_per_epoch
+        self.harmonics = np.arange(1, time_harmonics + 1, dtype=np.float32)
+        self.rng = np.random.default_rng(0)
+
+    def __len__(self) -> int:
+        return self.samples
+
+    def __getitem__(self, index: int):
+        t_index = self.rng.integers(len(self.times))
+        height, width = self.frames.shape[1:3]
+        y, x = self.rng.integers(height), self.rng.integers(width)
+        xy = np.array([x / (width - 1) * 2 - 1, y / (height - 1) * 2 - 1], dtype=np.float32)
+        phase = 2 * np.pi * self.times[t_index] / 24.0 * self.harmonics
+        t_enc = np.concatenate([np.sin(phase), np.cos(phase)]).astype(np.float32)
+        target = self.frames[t_index, y, x].astype(np.float32)
+        return torch.from_numpy(xy), torch.from_numpy(t_enc), torch.from_numpy(target)
+
+
+def bench_legacy_data_path(sequence: TODSequence, batch_size: int, batches: int, workers: int) -> float:
+    """Samples/s of the original Dataset + DataLoader path (first batch, incl. worker start, not timed)."""
+    frames = sequence.frames.cpu().numpy()
+    dataset = LegacyPixelDataset(frames, sequence.times.numpy(), batch_size * (batches + 1))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=True)
+    iterator = iter(loader)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_device_data_path(sequence: TODSequence, config: ExperimentConfig, device: torch.device,
+                           batches: int) -> float:
+    """Samples/s of the on-device path: draw indices, gather targets, encode xy and time."""
+    from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding
+
+    seq = sequence.to(device)
+    frames = transform_for(seq.is_hdr, config.data.hdr_transform).to_train(seq.frames)
+    sampler = PixelSampler(frames, seq.times, seq.valid_pixel_index(), torch.arange(seq.num_frames, device=device))
+    xy_enc = FourierXYEncoding(config.field.xy_harmonics, config.field.xy_include_input).to(device)
+    t_enc = FourierTimeEncoding(config.field.time_harmonics).to(device)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(0)
+    batch_size = config.train.batch_size
+
+    def one():
+        batch = sampler.sample(batch_size, generator)
+        return xy_enc(batch.uv), t_enc(batch.t), batch.target
+
+    one()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(batches):
+        one()
+    _sync(device)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def bench_training(sequence: TODSequence, config: ExperimentConfig, steps: int, warmup: int = 5) -> float:
+    """End-to-end training samples/s (sampling, forward, loss, backward, optimizer step)."""
+    from airender.engine.trainer import Trainer
+
+    trainer = Trainer(config, sequence, out_dir=Path("/nonexistent-bench-run"))
+    for _ in range(warmup):
+        trainer.train_step()
+    _sync(trainer.device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    _sync(trainer.device)
+    return steps * config.train.batch_size / (time.perf_counter() - start)
+
+
+@dataclass
+class DecodeTiming:
+    label: str
+    device: str
+    width: int
+    height: int
+    prepare_ms: float
+    decode_ms_median: float
+    decode_ms_all: list[float]
+    queries_per_s: float
+    model_bytes: int
+
+
+def time_decode(field: torch.nn.Module, label: str, width: int, height: int, repeats: int, warmup: int = 2,
+                half: bool = False) -> DecodeTiming:
+    """Median whole-frame decode time (the time-invariant cache is built once, outside the timing)."""
+    from airender.render import FrameDecoder, query_pixels
+    from airender.sizes import model_bytes
+
+    device = next(field.parameters()).device
+    _sync(device)
+    start = time.perf_counter()
+    decoder = FrameDecoder(field, height, width, half=half)
+    _sync(device)
+    prepare_ms = (time.perf_counter() - start) * 1e3
+    hours = [(3.7 * i) % 24.0 for i in range(warmup + repeats)]
+    times_ms = []
+    for i, t in enumerate(hours):
+        if device.type == "cuda":
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            decoder.decode(t)
+            end.record()
+            torch.cuda.synchronize(device)
+            elapsed = begin.elapsed_time(end)
+        else:
+            begin_s = time.perf_counter()
+            decoder.decode(t)
+            elapsed = (time.perf_counter() - begin_s) * 1e3
+        if i >= warmup:
+            times_ms.append(elapsed)
+    del decoder
+    desc = field.desc
+    n = 1 << 16
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(desc.height, (n,), generator=gen)
+    x = torch.randint(desc.width, (n,), generator=gen)
+    t = torch.rand(n, generator=gen) * 24.0
+    query_pixels(field, y[:1024], x[:1024], t[:1024])
+    _sync(device)
+    start = time.perf_counter()
+    query_pixels(field, y, x, t)
+    _sync(device)
+    qps = n / (time.perf_counter() - start)
+    return DecodeTiming(label, str(device), width, height, prepare_ms, statistics.median(times_ms), times_ms, qps,
+                        model_bytes(field))
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="", help="frames for the data-path and training benchmarks "
+                                              "(default: the bundled sample scene)")
+    p.add_argument("--ckpt", action="append", default=[], help="checkpoint to time (repeatable); default: an "
+                                                                 "untrained Baseline model of the data's size")
+    p.add_argument("--width", type=int, default=1920)
+    p.add_argument("--height", type=int, default=1080)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--repeats", type=int, default=5, help="timed decodes per model")
+    p.add_argument("--parts", default="data,train,decode", help="which benchmarks: data, train, decode")
+    p.add_argument("--legacy_workers", type=int, default=1, help="DataLoader workers of the original path")
+    p.add_argument("--train_steps", type=int, default=40)
+    p.add_argument("--half", action="store_true", help="decode in float16 (GPU)")
+    p.add_argument("--out", default="", help="also write the results as JSON")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from airender.data import load_sequence
+    from airender.demo import sample_dir
+    from airender.engine.checkpoint import load_checkpoint
+    from airender.engine.trainer import resolve_device
+    from airender.field import DataDescription, build_field
+
+    device = resolve_device(args.device)
+    parts = set(args.parts.split(","))
+    data_dir = args.data or str(sample_dir() / "hours")
+    sequence = load_sequence(data_dir)
+    config = ExperimentConfig()
+    config.data.data_dir = data_dir
+    config.field.xy_include_input = True
+    config.train.device = str(device)
+    config.train.progress = False
+    results: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                     "data": data_dir, "frames": list(sequence.frames.shape)}
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, data {data_dir} "
+          f"{tuple(sequence.frames.shape)}")
+    if "data" in parts:
+        legacy = bench_legacy_data_path(sequence, config.train.batch_size, 4, args.legacy_workers)
+        ours = bench_device_data_path(sequence, config, device, 50)
+        results["data_path"] = {"legacy_samples_per_s": legacy, "device_samples_per_s": ours,
+                                "speedup": ours / legacy}
+        print(f"(a) data path, batch {config.train.batch_size}: original Dataset+DataLoader "
+              f"({args.legacy_workers} worker) {legacy / 1e3:,.1f}k samples/s | on-device sampler "
+              f"{ours / 1e6:,.2f}M samples/s | {ours / legacy:,.0f}x")
+    if "train" in parts:
+        rate = bench_training(sequence, config, args.train_steps)
+        results["train_samples_per_s"] = rate
+        print(f"(b) training, Baseline (SIREN {config.field.hidden}x{config.field.layers}), batch "
+              f"{config.train.batch_size}: {rate / 1e3:,.0f}k samples/s")
+    if "decode" in parts:
+        fields = []
+        if args.ckpt:
+            for path in args.ckpt:
+                fields.append((Path(path).parent.name or path, load_checkpoint(path, device).field))
+        else:
+            frames = transform_for(sequence.is_hdr, "log1p").to_train(sequence.frames)
+            desc = DataDescription(sequence.height, sequence.width, sequence.is_hdr,
+                                   transform_for(sequence.is_hdr, "log1p").name, sequence.time_list(), 12.0)
+            torch.manual_seed(0)
+            fields.append(("Baseline", build_field(config.field, desc, frames[sequence.index_of_time(12.0)])
+                           .to(device).eval()))
+        timings = [time_decode(f, label, args.width, args.height, args.repeats, half=args.half) for label, f in fields]
+        results["decode"] = [t.__dict__ for t in timings]
+        reference = timings[0].decode_ms_median
+        print(f"(c) whole-frame decode {args.width}x{args.height} on {device} (median of {args.repeats}, "
+              f"after warm-up; time-invariant cache built once):")
+        for t in timings:
+            print(f"    {t.label:24s} {t.decode_ms_median:9.2f} ms/frame  (x{reference / t.decode_ms_median:5.2f} vs "
+                  f"first)  cache {t.prepare_ms:8.1f} ms  queries {t.queries_per_s / 1e6:6.2f}M/s  "
+                  f"{t.model_bytes / 1024:8.1f} KiB")
+    if args.out:
+        write_json_atomic(args.out, results)
+    return 0
+

@@ -1,0 +1,94 @@
+"""Command-line flags generated from the config dataclasses (one flag per field, named as the field).
+
+Booleans accept both ``--flag`` and ``--flag True/False`` (the roadmap's ``--residual_mode True``);
+the strings "False", "0", "no" and "off" parse as False. Lists accept ``--hours 6 18`` or ``--hours 6,18``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any
+
+from airender.config import SECTION_TYPES, ExperimentConfig
+
+_TRUE = {"true", "1", "yes", "on", "y", "t"}
+_FALSE = {"false", "0", "no", "off", "n", "f"}
+
+
+def parse_bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def _number_list(kind: type):
+    def parse(text: str) -> list:
+        try:
+            return [kind(part) for part in text.replace(",", " ").split()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__} values, got {text!r}") from None
+    return parse
+
+
+class _ExtendFlat(argparse.Action):
+    """Collects tokens of nargs='+' list flags where each token may itself be comma separated."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        flat = [v for chunk in values for v in chunk]
+        setattr(namespace, self.dest, flat)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...] = tuple(SECTION_TYPES)) -> None:
+    """Add one flag per field of the chosen config sections, plus --out_dir and --name."""
+    for section in sections:
+        cls = SECTION_TYPES[section]
+        group = parser.add_argument_group(f"{section} options", cls.__doc__)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            _add_field(group, f, hints[f.name])
+    for name in ("out_dir", "name"):
+        f = next(x for x in dataclasses.fields(ExperimentConfig) if x.name == name)
+        parser.add_argument(f"--{name}", default=f.default, help=f.metadata["help"])
+
+
+def _add_field(group, f: dataclasses.Field, hint: Any) -> None:
+    help_text = f.metadata.get("help", "")
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f.name}
+    if hint is bool:
+        kwargs.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
+    elif typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        kwargs.update(nargs="+", type=_number_list(item), action=_ExtendFlat, metavar=item.__name__.upper())
+    else:
+        kwargs.update(type=hint)
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+    group.add_argument(f"--{f.name}", help=f"{help_text} (default: {default!r})", **kwargs)
+
+
+def explicit_overrides(namespace: argparse.Namespace, sections: tuple[str, ...] = tuple(SECTION_TYPES)) -> dict:
+    """{section: {field: value}} for the flags given on the command line (defaults are suppressed)."""
+    given = vars(namespace)
+    out: dict[str, dict] = {}
+    for section in sections:
+        for f in dataclasses.fields(SECTION_TYPES[section]):
+            if f.name in given:
+                out.setdefault(section, {})[f.name] = given[f.name]
+    return out
+
+
+def config_from_args(namespace: argparse.Namespace, base: ExperimentConfig | None = None) -> ExperimentConfig:
+    """Apply the flags given on the command line on top of ``base`` (default: the dataclass defaults)."""
+    config = base or ExperimentConfig()
+    for section, values in explicit_overrides(namespace).items():
+        setattr(config, section, dataclasses.replace(getattr(config, section), **values))
+    config.out_dir = namespace.out_dir
+    config.name = namespace.name
+    return config

@@ -1,0 +1,122 @@
+"""Typed configuration of an airender experiment.
+
+Every section is a dataclass; the ``help`` metadata of a field is its command-line help, and the flag
+name is the field name (``--xy_harmonics``), so the roadmap's original flags work unchanged. The whole
+:class:`ExperimentConfig` is saved in every checkpoint, and inference rebuilds the exact model from it.
+Every feature flag defaults to the behaviour of the original pipeline.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def option(default: Any, help: str, **metadata: Any) -> Any:
+    """A dataclass field with command-line help (lists get a copied default)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **metadata})
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclass
+class DataConfig:
+    """Where the frames come from and how they are read."""
+
+    data_dir: str = option("", "folder of hourly frames (tod_7.png, hour_07.exr, ...) or a contest "
+                               "lightmap dataset (a folder with config.json)")
+    lightmap_id: str = option("", "contest layout: which lightmap, as 'ID' or 'LEVEL:ID' (default: the first)")
+    baseline_time: float = option(12.0, "hour of the baseline frame used by residual mode (must be in the data)")
+    hdr_transform: str = option("log1p", "training space of HDR data: log1p (train on log(1 + x), render expm1) "
+                                         "or linear", choices=("log1p", "linear"))
+    holdout_hours: list[float] = option([], "hours removed from training (validation then measures "
+                                            "interpolation between hours)")
+
+
+@dataclass
+class FieldConfig:
+    """The field f(x, y, t): encodings, MLP and output mode."""
+
+    residual_mode: bool = option(True, "predict delta-RGB against the baseline frame (False: predict RGB)")
+    xy_harmonics: int = option(4, "Fourier octaves of x and y: sin/cos(2^k pi p), k < N, p in [-1, 1]")
+    xy_include_input: bool = option(False, "also feed the raw (x, y) in [-1, 1] to the MLP")
+    time_harmonics: int = option(4, "Fourier harmonics of time on a 24 h period: sin/cos(2 pi k t / 24), k = 1..N")
+    hidden: int = option(64, "MLP width")
+    layers: int = option(6, "number of hidden MLP layers (each Linear + activation), plus one output Linear")
+    activation: str = option("sine", "MLP activation: sine (SIREN) or relu", choices=("sine", "relu"))
+    sine_w0: float = option(30.0, "SIREN frequency factor omega_0 of the sine activation")
+
+
+@dataclass
+class LossConfig:
+    """Named, weighted loss terms."""
+
+    loss_l2_w: float = option(1.0, "weight of the mean squared error in the training space")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and run budget."""
+
+    epochs: int = option(20, "number of epochs")
+    samples_per_epoch: int = option(200_000, "pixels drawn per epoch (steps per epoch = ceil(samples / batch))")
+    batch_size: int = option(8192, "pixels per optimisation step")
+    lr: float = option(5e-4, "peak learning rate")
+    seed: int = option(0, "random seed (model initialisation and sampling)")
+    num_workers: int = option(1, "accepted for compatibility with the original command; batches are "
+                                  "gathered on the training device by index, so no loader workers run")
+    max_steps: int = option(0, "stop after this many optimisation steps (0: epochs x steps per epoch)")
+    time_budget_s: float = option(0.0, "stop training after this many seconds (0: no limit)")
+    optimizer: str = option("adam", "optimizer", choices=("adam", "adamw"))
+    weight_decay: float = option(0.0, "weight decay (AdamW)")
+    lr_schedule: str = option("cosine", "learning-rate schedule over the planned steps",
+                              choices=("cosine", "constant"))
+    lr_min_ratio: float = option(0.05, "cosine schedule: final learning rate as a fraction of --lr")
+    warmup_steps: int = option(0, "linear learning-rate warm-up steps")
+    grad_clip: float = option(1.0, "clip the gradient norm to this value (0: off)")
+    amp: bool = option(True, "mixed precision (bfloat16 autocast) when training on CUDA; ignored on CPU")
+    device: str = option("auto", "training device: auto, cpu, cuda, cuda:N")
+    val_downsample: int = option(4, "validation renders every frame at 1/N resolution")
+    progress: bool = option(True, "show a progress bar")
+
+
+@dataclass
+class ExperimentConfig:
+    """A full run: data, field, losses, training, and where outputs go."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    out_dir: str = option("", "output folder (default: runs/<name>)")
+    name: str = option("run", "run name; outputs go to runs/<name> unless --out_dir is given")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExperimentConfig":
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error (a newer checkpoint)."""
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key not in sections:
+                raise ValueError(f"unknown config section {key!r}")
+            if isinstance(value, dict):
+                kwargs[key] = section_from_dict(SECTION_TYPES[key], value)
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+
+SECTION_TYPES: dict[str, type] = {
+    "data": DataConfig, "field": FieldConfig, "loss": LossConfig, "train": TrainConfig,
+}
+
+
+def section_from_dict(cls: type, d: dict) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}")
+    return cls(**d)

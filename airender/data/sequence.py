@@ -1,0 +1,109 @@
+"""The time-of-day sequence: every frame of one view (or lightmap) as one tensor on the device."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from airender.errors import InputError
+
+
+@dataclass
+class TODSequence:
+    """Frames of one scene at several times of day.
+
+    Attributes:
+        frames: [T, H, W, 3] float32 in display space: sRGB values in [0, 1] for LDR data, linear
+            radiance (>= 0) for HDR data. Row 0 is the top of the image.
+        times: [T] float64 hours in [0, 24), ascending.
+        mask: [H, W] bool, True = valid texel; None = every texel is valid.
+        is_hdr: True for linear HDR data (EXR, contest raw), False for LDR sRGB (PNG/JPEG).
+        source: where the frames were read from (for messages and the checkpoint).
+        names: [T] file name (or contest key) of each frame.
+    """
+
+    frames: torch.Tensor
+    times: torch.Tensor
+    mask: torch.Tensor | None
+    is_hdr: bool
+    source: str
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    @property
+    def device(self) -> torch.device:
+        return self.frames.device
+
+    def to(self, device: torch.device | str) -> "TODSequence":
+        mask = None if self.mask is None else self.mask.to(device)
+        return replace(self, frames=self.frames.to(device), times=self.times.to(device), mask=mask)
+
+    def time_list(self) -> list[float]:
+        return [float(t) for t in self.times.tolist()]
+
+    def index_of_time(self, hour: float, tolerance: float = 1e-3) -> int:
+        """Index of the frame at ``hour`` (periodic: 24 == 0). Raises InputError if none."""
+        diff = (self.times.double() - float(hour)) % 24.0
+        diff = torch.minimum(diff, 24.0 - diff)
+        best = int(torch.argmin(diff))
+        if float(diff[best]) > tolerance:
+            have = ", ".join(f"{t:g}" for t in self.time_list())
+            raise InputError(f"{self.source}: no frame at hour {hour:g} (the data have hours {have})")
+        return best
+
+    def select(self, indices: list[int]) -> "TODSequence":
+        """A sequence holding only the frames at ``indices`` (same mask and description)."""
+        index = torch.as_tensor(indices, dtype=torch.long, device=self.frames.device)
+        return replace(self, frames=self.frames.index_select(0, index),
+                       times=self.times.index_select(0, index.to(self.times.device)),
+                       names=[self.names[i] for i in indices] if self.names else [])
+
+    def valid_pixel_index(self) -> torch.Tensor:
+        """[N_valid] long, flat indices (y * W + x) of valid texels."""
+        if self.mask is None:
+            return torch.arange(self.height * self.width, device=self.device)
+        return torch.nonzero(self.mask.reshape(-1), as_tuple=False).squeeze(1)
+
+
+class ValueTransform:
+    """Maps display values to the training space and back.
+
+    ``identity`` for LDR sRGB data (train on the sRGB values themselves); ``log1p`` for HDR radiance
+    (train on log(1 + x), decode with expm1 and clamp at 0), which evens out the error over the many
+    orders of magnitude of lightmaps; ``linear`` trains HDR values as they are.
+    """
+
+    NAMES = ("identity", "log1p", "linear")
+
+    def __init__(self, name: str):
+        if name not in self.NAMES:
+            raise ValueError(f"unknown value transform {name!r} (expected one of {self.NAMES})")
+        self.name = name
+
+    def to_train(self, display: torch.Tensor) -> torch.Tensor:
+        if self.name == "log1p":
+            return torch.log1p(display.clamp_min(0.0))
+        return display
+
+    def to_display(self, train: torch.Tensor) -> torch.Tensor:
+        if self.name == "log1p":
+            return torch.expm1(train).clamp_min(0.0)
+        if self.name == "linear":
+            return train.clamp_min(0.0)
+        return train.clamp(0.0, 1.0)
+
+
+def transform_for(is_hdr: bool, hdr_transform: str) -> ValueTransform:
+    """The training-space transform of a dataset: identity for LDR, ``hdr_transform`` for HDR."""
+    return ValueTransform(hdr_transform if is_hdr else "identity")

@@ -1,0 +1,171 @@
+"""Trainer callbacks with explicit hook points.
+
+Hooks, in the order the trainer calls them:
+    on_train_start(trainer)
+    on_step_end(trainer, loss_terms)        after every optimisation step (terms are detached tensors)
+    on_epoch_end(trainer)                   after the last step of an epoch (also a final partial one)
+    on_validation_end(trainer, metrics)     after each validation run
+    on_train_end(trainer)
+Stateful callbacks return their state from ``state_dict`` (saved in ``last.ckpt``) so ``--resume``
+continues exactly.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from airender.engine.validation import is_better
+
+if TYPE_CHECKING:
+    from airender.engine.trainer import Trainer
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    def on_train_start(self, trainer: "Trainer") -> None: ...
+
+    def on_step_end(self, trainer: "Trainer", loss_terms: dict[str, torch.Tensor]) -> None: ...
+
+    def on_epoch_end(self, trainer: "Trainer") -> None: ...
+
+    def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None: ...
+
+    def on_train_end(self, trainer: "Trainer") -> None: ...
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class ValidationCallback(Callback):
+    """Runs ``trainer.validate()`` every ``every_epochs`` epochs and at the end of training."""
+
+    def __init__(self, every_epochs: int = 1):
+        self.every_epochs = max(1, every_epochs)
+
+    def on_epoch_end(self, trainer: "Trainer") -> None:
+        if trainer.epoch % self.every_epochs == 0 or trainer.is_last_epoch_end():
+            trainer.validate()
+
+
+class BestCheckpoint(Callback):
+    """Writes ``best.ckpt`` whenever the monitored validation metric improves.
+
+    monitor: a key of the validation metrics (e.g. "psnr", "holdout/psnr", "lpips"); mode: "max" or "min".
+    """
+
+    def __init__(self, path: Path, monitor: str = "psnr", mode: str = "max"):
+        self.path, self.monitor, self.mode = Path(path), monitor, mode
+        self.best: float | None = None
+        self.best_step = -1
+
+    def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
+        value = metrics.get(self.monitor)
+        if value is None:
+            raise KeyError(f"validation has no metric {self.monitor!r} to monitor (has {sorted(metrics)})")
+        if is_better(float(value), self.best, self.mode):
+            self.best, self.best_step = float(value), trainer.step
+            trainer.save_checkpoint(self.path, with_train_state=False)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_step": self.best_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_step = state["best"], state["best_step"]
+
+
+class LastCheckpoint(Callback):
+    """Writes ``last.ckpt`` (model + full training state, for ``--resume``) after every epoch."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_epoch_end(self, trainer: "Trainer") -> None:
+        trainer.save_checkpoint(self.path, with_train_state=True)
+
+
+class JSONLLogger(Callback):
+    """Appends one JSON line per epoch (losses, learning rate, throughput, validation) to ``path``."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+        self._last_validation: dict = {}
+        self._epoch_start = time.perf_counter()
+        self._epoch_start_step = 0
+
+    def on_train_start(self, trainer: "Trainer") -> None:
+        self._epoch_start, self._epoch_start_step = time.perf_counter(), trainer.step
+
+    def on_step_end(self, trainer: "Trainer", loss_terms: dict[str, torch.Tensor]) -> None:
+        for name, value in loss_terms.items():
+            self._sums[name] = self._sums.get(name, 0.0) + value
+        self._count += 1
+
+    def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
+        self._last_validation = {k: v for k, v in metrics.items() if not k.endswith("per_hour")}
+
+    def on_epoch_end(self, trainer: "Trainer") -> None:
+        """Runs after ValidationCallback in the callback list, so the line holds this epoch's validation."""
+        seconds = time.perf_counter() - self._epoch_start
+        steps = trainer.step - self._epoch_start_step
+        record: dict[str, Any] = {
+            "epoch": trainer.epoch, "step": trainer.step, "lr": trainer.current_lr(),
+            "samples_per_s": steps * trainer.config.train.batch_size / seconds if seconds > 0 else None,
+            "elapsed_s": round(trainer.elapsed(), 3),
+        }
+        count = max(self._count, 1)
+        losses = {f"loss/{k}": float(v) / count for k, v in self._sums.items()}
+        record["loss"] = sum(losses.values()) if losses else None
+        record.update(losses)
+        record.update({f"val/{k}": v for k, v in self._last_validation.items()})
+        with open(self.path, "a") as f:
+            f.write(json.dumps(_finite(record)) + "\n")
+        self._sums, self._count, self._last_validation = {}, 0, {}
+        self._epoch_start, self._epoch_start_step = time.perf_counter(), trainer.step
+
+
+def _finite(record: dict) -> dict:
+    """JSON has no NaN/Inf: write them as strings."""
+    return {k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over the planned steps with loss, samples/s and ETA."""
+
+    def __init__(self, update_every: int = 5):
+        self.update_every = update_every
+        self.bar = None
+
+    def on_train_start(self, trainer: "Trainer") -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True,
+                        desc="train", smoothing=0.1)
+        self._t0, self._s0 = time.perf_counter(), trainer.step
+
+    def on_step_end(self, trainer: "Trainer", loss_terms: dict[str, torch.Tensor]) -> None:
+        self.bar.update(1)
+        if trainer.step % self.update_every == 0:
+            seconds = time.perf_counter() - self._t0
+            rate = (trainer.step - self._s0) * trainer.config.train.batch_size / max(seconds, 1e-9)
+            loss = float(sum(loss_terms.values()))
+            self.bar.set_postfix_str(f"loss {loss:.3e}  {rate / 1e3:.0f}k samples/s  lr {trainer.current_lr():.2e}")
+
+    def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
+        shown = {k: v for k, v in metrics.items() if "/" not in k}
+        self.bar.write(f"epoch {trainer.epoch} step {trainer.step}: "
+                       + "  ".join(f"val {k} {v:.4f}" for k, v in shown.items()))
+
+    def on_train_end(self, trainer: "Trainer") -> None:
+        if self.bar is not None:
+            self.bar.close()
+

@@ -1,0 +1,84 @@
+"""Checkpoints: the model, its full config and data description, and (optionally) the training state.
+
+A checkpoint is a plain ``torch.save`` dict loadable with ``weights_only=True``:
+    format, format_version, airender_version, config (ExperimentConfig dict), data (DataDescription
+    dict), model (state dict; the residual baseline frame is the buffer ``baseline`` at full precision),
+    train_state (optimizer, scheduler, RNG and callback states, step; only for resuming).
+Inference rebuilds the exact model from ``config`` and ``data`` alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from airender import __version__
+from airender.config import ExperimentConfig
+from airender.errors import CheckpointError
+from airender.fileio import atomic_path
+from airender.field import DataDescription, build_field
+from torch import nn
+
+FORMAT = "airender-checkpoint"
+FORMAT_VERSION = 1
+
+
+def checkpoint_dict(field: nn.Module, config: ExperimentConfig, desc: DataDescription,
+                    train_state: dict | None = None) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "airender_version": __version__,
+        "config": config.to_dict(),
+        "data": desc.to_dict(),
+        "model": {k: v.detach().clone() for k, v in field.state_dict().items()},
+        "train_state": train_state,
+    }
+
+
+def save_checkpoint(path: str | Path, ckpt: dict) -> None:
+    """Write atomically (temp file + rename): an interrupted save leaves the previous file intact."""
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+@dataclass
+class LoadedCheckpoint:
+    field: nn.Module
+    config: ExperimentConfig
+    desc: DataDescription
+    raw: dict
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict; CheckpointError with a clear message if it is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable airender checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an airender checkpoint (no '{FORMAT}' marker)")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {ckpt.get('format_version')} is not supported "
+                              f"(this airender {__version__} reads version {FORMAT_VERSION})")
+    return ckpt
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> LoadedCheckpoint:
+    """Rebuild the field from the checkpoint alone and load its weights."""
+    ckpt = read_checkpoint(path)
+    try:
+        config = ExperimentConfig.from_dict(ckpt["config"])
+        desc = DataDescription.from_dict(ckpt["data"])
+        field = build_field(config.field, desc)
+        field.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the model ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0]})") from None
+    field.eval()
+    return LoadedCheckpoint(field=field.to(device), config=config, desc=desc, raw=ckpt)

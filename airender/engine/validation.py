@@ -1,0 +1,89 @@
+"""Validation: decode held-in, held-out or extra frames on a strided texel lattice and score them.
+
+Validation at downsample N evaluates the texels (N * i + N // 2, N * j + N // 2): the ground truth is
+exact (no resampling), the baseline lookup is exact, and the cost falls by N^2. No gradients flow.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from airender.data.samplers import pixel_centres
+from airender.metrics import MetricSuite, mean_rows
+
+
+@dataclass
+class ValidationFrames:
+    """A named group of ground-truth frames to validate on.
+
+    frames: [K, H, W, 3] display space at the training resolution; times: [K] hours; mask: [H, W] or None.
+    """
+
+    name: str
+    frames: torch.Tensor
+    times: torch.Tensor
+    mask: torch.Tensor | None
+
+
+def lattice(height: int, width: int, step: int, device: torch.device) -> tuple[torch.Tensor, int, int]:
+    """Flat pixel indices of the strided lattice [h * w] and its size (h, w)."""
+    ys = torch.arange(step // 2, height, step, device=device)
+    xs = torch.arange(step // 2, width, step, device=device)
+    return (ys[:, None] * width + xs[None, :]).reshape(-1), ys.numel(), xs.numel()
+
+
+class Validator:
+    """Scores a field on validation groups at ``downsample``.
+
+    ``suite`` selects the metrics (default: PSNR only; LPIPS needs the suite to hold a model). Returns {"<group>/<metric>": mean, "<group>/per_hour": {hour: {metric: value}}, "psnr": mean
+    over every validated frame, ...}.
+    """
+
+    def __init__(self, groups: list[ValidationFrames], downsample: int, is_hdr: bool,
+                 suite: MetricSuite | None = None):
+        self.groups = [g for g in groups if g.frames.shape[0] > 0]
+        self.downsample = max(1, downsample)
+        self.is_hdr = is_hdr
+        self.suite = suite or MetricSuite(metrics=("psnr",))
+
+    @torch.no_grad()
+    def __call__(self, field: torch.nn.Module) -> dict:
+        was_training = field.training
+        field.eval()
+        results: dict = {}
+        all_rows: list[dict] = []
+        for group in self.groups:
+            _, height, width, _ = group.frames.shape
+            device = group.frames.device
+            pix, h, w = lattice(height, width, self.downsample, device)
+            uv = pixel_centres(pix, height, width)
+            mask = None if group.mask is None else group.mask.reshape(-1)[pix].reshape(h, w)
+            rows = {}
+            for k in range(group.frames.shape[0]):
+                t = group.times[k].to(device=device, dtype=torch.float32).expand(pix.numel())
+                pred = field.transform.to_display(field(uv, t, pix).float()).reshape(h, w, 3)
+                truth = group.frames[k].reshape(-1, 3)[pix].reshape(h, w, 3)
+                rows[float(group.times[k])] = self._score(pred, truth, mask)
+            group_rows = list(rows.values())
+            all_rows += group_rows
+            for key, value in mean_rows(group_rows).items():
+                results[f"{group.name}/{key}"] = value
+            results[f"{group.name}/per_hour"] = rows
+        for key, value in mean_rows(all_rows).items():
+            results[key] = value
+        if was_training:
+            field.train()
+        return results
+
+    def _score(self, pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor | None) -> dict:
+        return self.suite.frame(pred, truth, mask, self.is_hdr)
+
+
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    if value is None or math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best

@@ -1,0 +1,163 @@
+"""Evaluate a trained field against ground-truth frames: metric tables, metric-vs-hour plots, contact sheets."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from airender.data.sequence import TODSequence
+from airender.errors import InputError
+from airender.fileio import atomic_path, write_json_atomic, write_text_atomic
+from airender.images import contact_sheet, hdr_preview_exposure, preview_uint8
+from airender.metrics import METRIC_NAMES, MetricSuite, mean_rows
+from airender.nn.lpips import LPIPSAlex, find_lpips_weights
+from airender.render import FrameDecoder
+
+
+def build_metric_suite(lpips_weights: str | None = None, device: torch.device | str = "cpu",
+                       metrics: tuple[str, ...] = METRIC_NAMES) -> MetricSuite:
+    """A MetricSuite with LPIPS when weights are found (see airender.nn.lpips), else with the reason why not."""
+    source = find_lpips_weights(lpips_weights)
+    if "lpips" in metrics and source.available:
+        try:
+            model = LPIPSAlex.from_source(source, device)
+        except (ValueError, FileNotFoundError) as exc:
+            raise InputError(str(exc)) from None
+        return MetricSuite(lpips_model=model, metrics=metrics)
+    return MetricSuite(lpips_model=None, metrics=metrics, lpips_unavailable_reason=source.reason)
+
+
+@dataclass
+class EvalReport:
+    """Per-frame metric rows ({group, time, name, psnr, ssim, ...}) and per-group means."""
+
+    rows: list[dict]
+    means: dict[str, dict] = field(default_factory=dict)
+    lpips_note: str = ""
+    predictions: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict, repr=False)
+    truths: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def metric_names(self) -> list[str]:
+        return [m for m in METRIC_NAMES if any(m in r for r in self.rows)]
+
+    def to_markdown(self, per_frame: bool = True) -> str:
+        names = self.metric_names()
+        header = "| group | time | " + " | ".join(n.upper() for n in names) + " |"
+        lines = [header, "|" + "---|" * (len(names) + 2)]
+        if per_frame:
+            for r in self.rows:
+                lines.append(f"| {r['group']} | {r['time']:g} | " + " | ".join(_fmt(n, r.get(n)) for n in names) + " |")
+        for group, mean in self.means.items():
+            lines.append(f"| **{group} mean** | | " + " | ".join(_fmt(n, mean.get(n)) for n in names) + " |")
+        text = "\n".join(lines) + "\n"
+        if self.lpips_note:
+            text += f"\nLPIPS unavailable: {self.lpips_note}\n"
+        return text
+
+    def write(self, out_dir: Path) -> None:
+        """metrics.json, metrics.csv, metrics.md and metrics_vs_hour.png in ``out_dir``."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / "metrics.json", {"rows": self.rows, "means": self.means,
+                                                     "lpips_unavailable": self.lpips_note or None})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["group", "time", "name"] + self.metric_names())
+        writer.writeheader()
+        for r in self.rows:
+            writer.writerow({k: r.get(k) for k in writer.fieldnames})
+        write_text_atomic(out_dir / "metrics.csv", buffer.getvalue())
+        write_text_atomic(out_dir / "metrics.md", self.to_markdown())
+        self.plot_vs_hour(out_dir / "metrics_vs_hour.png")
+
+    def plot_vs_hour(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        names = self.metric_names()
+        fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.0), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            for group, marker in zip(sorted({r["group"] for r in self.rows}), "os^dv"):
+                pts = sorted((r["time"], r[name]) for r in self.rows if r["group"] == group and name in r
+                             and math.isfinite(r[name]))
+                if pts:
+                    ax.plot(*zip(*pts), marker=marker, linestyle="-" if group == "hours" else "none", label=group)
+            ax.set_xlabel("hour of day")
+            ax.set_title(name.upper() + (" (lower is better)" if name in ("lpips", "flip") else ""), fontsize=9)
+            ax.set_xlim(0, 24)
+            ax.grid(alpha=0.3)
+        axes[0][0].legend(fontsize=8)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+
+    def contact_sheet(self, path: Path, keys: list[tuple[str, float]], is_hdr: bool, title: str = "") -> None:
+        """Ground truth | prediction | error heat map for the chosen (group, time) keys."""
+        exposure = 1.0
+        if is_hdr and keys:
+            exposure = hdr_preview_exposure(self.truths[keys[0]])
+        rows = [(f"{g} {t:g} h", preview_uint8(self.truths[(g, t)], is_hdr, exposure),
+                 preview_uint8(self.predictions[(g, t)], is_hdr, exposure)) for g, t in keys]
+        contact_sheet(rows, path, title=title)
+
+
+def _fmt(name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if name == "psnr" else f"{value:.4f}"
+
+
+def check_compatible(desc, sequence: TODSequence) -> None:
+    """Ground truth must match the model's resolution and dynamic range."""
+    if (sequence.height, sequence.width) != (desc.height, desc.width):
+        raise InputError(f"{sequence.source}: frames are {sequence.width}x{sequence.height} but the model was "
+                         f"trained at {desc.width}x{desc.height}")
+    if sequence.is_hdr != desc.is_hdr:
+        kinds = {True: "HDR", False: "LDR"}
+        raise InputError(f"{sequence.source}: frames are {kinds[sequence.is_hdr]} but the model was trained on "
+                         f"{kinds[desc.is_hdr]} data")
+
+
+def evaluate_field(field_model: torch.nn.Module, groups: list[tuple[str, TODSequence]], suite: MetricSuite,
+                   keep_images: bool = True) -> EvalReport:
+    """Decode every ground-truth time of every group with a cached FrameDecoder and score it.
+
+    groups: (name, sequence) pairs, e.g. ("hours", training frames), ("extra", fractional-hour frames).
+    """
+    decoder = FrameDecoder(field_model)
+    rows: list[dict] = []
+    report = EvalReport(rows=rows, lpips_note="" if suite.wants("lpips") or "lpips" not in suite.metrics
+                        else suite.lpips_unavailable_reason)
+    for name, sequence in groups:
+        check_compatible(field_model.desc, sequence)
+        mask = None if sequence.mask is None else sequence.mask.cpu()
+        for k, hour in enumerate(sequence.time_list()):
+            pred = decoder.decode(hour).cpu()
+            truth = sequence.frames[k].cpu()
+            row = {"group": name, "time": hour, "name": sequence.names[k] if sequence.names else f"{hour:g}"}
+            row.update(suite.frame(pred, truth, mask, sequence.is_hdr))
+            rows.append(row)
+            if keep_images:
+                report.predictions[(name, hour)] = pred
+                report.truths[(name, hour)] = truth
+        report.means[name] = mean_rows([r for r in rows if r["group"] == name])
+    return report
+
+
+def pick_sheet_keys(report: EvalReport, max_rows: int = 8) -> list[tuple[str, float]]:
+    """A few (group, time) keys spread over the day for a contact sheet: hours first, then extras."""
+    keys = list(report.predictions)
+    hours = [k for k in keys if k[0] == "hours"]
+    extras = [k for k in keys if k[0] != "hours"]
+    n_extra = min(len(extras), max_rows // 3)
+    n_hours = max_rows - n_extra
+    picked = [hours[i] for i in np.linspace(0, len(hours) - 1, min(n_hours, len(hours))).round().astype(int)] \
+        if hours else []
+    picked += extras[:n_extra]
+    return list(dict.fromkeys(picked))

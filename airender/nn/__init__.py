@@ -1,0 +1,1 @@
+"""Field components: encodings, MLPs and the baseline-image encoder."""

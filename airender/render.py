@@ -1,0 +1,73 @@
+"""Whole-frame and random-access decoding of a trained field.
+
+:class:`FrameDecoder` computes everything about the pixels of one resolution that does not depend on
+time once (encodings, first-layer projections, baseline values) and then decodes any time of day from
+that cache in chunks. :func:`query_pixels` evaluates single texels (y, x, t), giving the same values as
+the whole-frame decode at those pixels.
+"""
+from __future__ import annotations
+
+import torch
+
+from airender.data.samplers import pixel_centres
+from airender.field import StaticCache
+
+
+def frame_pixels(height: int, width: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """All pixels of a frame in row-major order: (pix [H*W] long, uv [H*W, 2] pixel centres)."""
+    pix = torch.arange(height * width, device=device)
+    return pix, pixel_centres(pix, height, width)
+
+
+class FrameDecoder:
+    """Decode whole frames of ``field`` at ``height`` x ``width`` (default: the training resolution).
+
+    Args:
+        field: a trained field (eval mode) on its device.
+        chunk_pixels: pixels per decode chunk (bounds temporary memory).
+        half: decode in float16 (GPU only).
+    """
+
+    def __init__(self, field: torch.nn.Module, height: int | None = None, width: int | None = None,
+                 chunk_pixels: int = 1 << 18, half: bool = False):
+        self.field = field
+        desc = field.desc
+        self.height = height or desc.height
+        self.width = width or desc.width
+        self.native = (self.height, self.width) == (desc.height, desc.width)
+        self.device = next(field.parameters()).device
+        self.half = half and self.device.type == "cuda"
+        self.chunk_pixels = chunk_pixels
+        self.caches: list[StaticCache] = []
+        pix, uv = frame_pixels(self.height, self.width, self.device)
+        with torch.no_grad():
+            for start in range(0, pix.numel(), chunk_pixels):
+                stop = start + chunk_pixels
+                cache = field.prepare(uv[start:stop], pix[start:stop] if self.native else None)
+                self.caches.append(cache)
+
+    @torch.no_grad()
+    def decode_train_space(self, t: float) -> torch.Tensor:
+        """Frame at hour ``t`` in the training space, [H, W, 3] float32."""
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            parts = [self.field.decode(cache, t) for cache in self.caches]
+        return torch.cat(parts).float().reshape(self.height, self.width, 3)
+
+    @torch.no_grad()
+    def decode(self, t: float) -> torch.Tensor:
+        """Frame at hour ``t`` in display space [H, W, 3] (sRGB in [0, 1] for LDR, linear radiance for HDR)."""
+        return self.field.transform.to_display(self.decode_train_space(t))
+
+
+@torch.no_grad()
+def query_pixels(field: torch.nn.Module, y: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Random access: display values [N, 3] at integer pixels (y [N], x [N]) of the training resolution
+    and hours t [N] (each query its own time)."""
+    desc = field.desc
+    device = next(field.parameters()).device
+    y, x = y.to(device).long(), x.to(device).long()
+    if bool(((y < 0) | (y >= desc.height) | (x < 0) | (x >= desc.width)).any()):
+        raise ValueError(f"pixel outside the {desc.width}x{desc.height} frame")
+    pix = y * desc.width + x
+    out = field(pixel_centres(pix, desc.height, desc.width), t.to(device).float(), pix)
+    return field.transform.to_display(out)
