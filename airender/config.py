@@ -45,6 +45,12 @@ class FieldConfig:
     layers: int = option(6, "number of hidden MLP layers (each Linear + activation), plus one output Linear")
     activation: str = option("sine", "MLP activation: sine (SIREN) or relu", choices=("sine", "relu"))
     sine_w0: float = option(30.0, "SIREN frequency factor omega_0 of the sine activation")
+    use_baseline_encoder: bool = option(False, "add per-pixel context: a shallow CNN encodes the baseline frame "
+                                               "into a feature map sampled bilinearly at each pixel")
+    be_channels: int = option(32, "BaselineEncoder: feature channels")
+    be_downsample: int = option(1, "BaselineEncoder: feature map at 1/N of the frame resolution")
+    be_with_xy: bool = option(True, "BaselineEncoder: keep the xy encoding beside the CNN features "
+                                    "(False: the MLP sees only [features, time])")
 
 
 @dataclass
@@ -52,6 +58,15 @@ class LossConfig:
     """Named, weighted loss terms."""
 
     loss_l2_w: float = option(1.0, "weight of the mean squared error in the training space")
+    loss_ssim_w: float = option(0.2, "weight of 1 - SSIM on patches (patch mode only, --patch_size > 0)")
+    loss_lpips_w: float = option(0.0, "weight of LPIPS-Alex on patches (patch mode; computed every --lpips_freq steps)")
+    lpips_freq: int = option(0, "compute the LPIPS loss every N steps (0: off)")
+    perceptual_start: float = option(0.3, "patch mode: SSIM/LPIPS weights are 0 until this fraction of the "
+                                          "planned steps, then ramp up linearly over --perceptual_ramp")
+    perceptual_ramp: float = option(0.2, "patch mode: fraction of the planned steps over which SSIM/LPIPS "
+                                         "weights ramp from 0 to their value")
+    lpips_weights: str = option("", "LPIPS-Alex v0.1 weight file for the loss and validation "
+                                    "(default: $AIRENDER_LPIPS_WEIGHTS, then the torch hub cache)")
 
 
 @dataclass
@@ -69,14 +84,29 @@ class TrainConfig:
     time_budget_s: float = option(0.0, "stop training after this many seconds (0: no limit)")
     optimizer: str = option("adam", "optimizer", choices=("adam", "adamw"))
     weight_decay: float = option(0.0, "weight decay (AdamW)")
-    lr_schedule: str = option("cosine", "learning-rate schedule over the planned steps",
-                              choices=("cosine", "constant"))
+    lr_schedule: str = option("cosine", "learning-rate schedule: cosine over the planned steps, constant, "
+                                        "or plateau (halve on a validation plateau of --monitor)",
+                              choices=("cosine", "constant", "plateau"))
     lr_min_ratio: float = option(0.05, "cosine schedule: final learning rate as a fraction of --lr")
     warmup_steps: int = option(0, "linear learning-rate warm-up steps")
     grad_clip: float = option(1.0, "clip the gradient norm to this value (0: off)")
     amp: bool = option(True, "mixed precision (bfloat16 autocast) when training on CUDA; ignored on CPU")
     device: str = option("auto", "training device: auto, cpu, cuda, cuda:N")
-    val_downsample: int = option(4, "validation renders every frame at 1/N resolution")
+    patch_size: int = option(0, "patch mode: each step also decodes --patches_per_batch random P x P patches "
+                                "for the SSIM/LPIPS losses (0: off)")
+    patches_per_batch: int = option(16, "patch mode: patches per step, on top of the --batch_size random texels")
+    val_downsample: int = option(4, "validation scores every N-th texel in x and y")
+    val_hours: list[float] = option([], "training hours to validate on (default: all training hours)")
+    val_every: int = option(1, "validate every N epochs (and at the end)")
+    val_every_steps: int = option(0, "validate every N steps instead of every --val_every epochs (0: off)")
+    val_metrics: list[str] = option(["psnr"], "validation metrics: psnr, ssim, lpips, flip")
+    val_extra_dir: str = option("", "extra ground-truth frames to validate on (e.g. fractional hours)")
+    monitor: str = option("psnr", "validation metric for best.ckpt, early stop and the plateau schedule; "
+                                  "'psnr' averages every validated frame, 'extra/psnr' one group")
+    early_stop_patience: int = option(0, "stop after N validations without improvement of --monitor (0: off)")
+    plateau_patience: int = option(2, "plateau schedule: halve the learning rate after N validations "
+                                      "without improvement")
+    tensorboard: bool = option(False, "also write TensorBoard event files to <out_dir>/tb")
     progress: bool = option(True, "show a progress bar")
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from airender.config import FieldConfig
 from airender.data.sequence import ValueTransform
+from airender.nn.baseline_encoder import BaselineEncoder
 from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding
 from airender.nn.mlp import MLP
 
@@ -61,8 +62,9 @@ class TODField(nn.Module):
 
     Inputs: uv [N, 2] pixel centres in (0, 1) (x right, y down), t [N] hours, optional pix [N] flat pixel
     indices at the training resolution (exact baseline lookup). The MLP sees [xy encoding, time encoding];
-    in residual mode it predicts a delta that is added to the baseline frame (kept at full precision in
-    the training space as the buffer ``baseline`` [H, W, 3]).
+    with ``use_baseline_encoder`` it sees [CNN features of the baseline at (x, y), xy encoding (if
+    ``be_with_xy``), time encoding]. In residual mode it predicts a delta that is added to the baseline
+    frame (kept at full precision in the training space as the buffer ``baseline`` [H, W, 3]).
     """
 
     def __init__(self, cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None):
@@ -79,15 +81,18 @@ class TODField(nn.Module):
             self.baseline = None
         self.xy_encoding = FourierXYEncoding(cfg.xy_harmonics, cfg.xy_include_input)
         self.time_encoding = FourierTimeEncoding(cfg.time_harmonics)
-        self.static_dim = self.xy_encoding.out_dim
+        self.encoder = BaselineEncoder(cfg.be_channels, cfg.be_downsample) if cfg.use_baseline_encoder else None
+        self.use_xy = self.encoder is None or cfg.be_with_xy
+        self.static_dim = (self.xy_encoding.out_dim if self.use_xy else 0) + \
+            (self.encoder.out_dim if self.encoder is not None else 0)
         self.time_dim = self.time_encoding.out_dim
-        if self.static_dim + self.time_dim == 0:
-            raise ValueError("the field has no inputs: set --xy_harmonics, --xy_include_input or --time_harmonics")
+        if self.static_dim == 0:
+            raise ValueError("the field has no pixel inputs: set --xy_harmonics or --xy_include_input")
         self.mlp = MLP(self.static_dim + self.time_dim, cfg.hidden, cfg.layers, 3, cfg.activation, cfg.sine_w0)
 
     @property
     def uses_baseline(self) -> bool:
-        return self.cfg.residual_mode
+        return self.cfg.residual_mode or self.cfg.use_baseline_encoder
 
     # --- inputs -----------------------------------------------------------------------------------
     def baseline_at(self, uv: torch.Tensor, pix: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,9 +105,20 @@ class TODField(nn.Module):
                                             align_corners=False)
         return sampled[0, :, 0].transpose(0, 1)
 
-    def static_features(self, uv: torch.Tensor, pix: torch.Tensor | None = None) -> torch.Tensor:
-        """Time-invariant MLP inputs [N, static_dim]."""
-        return self.xy_encoding(uv)
+    def encoder_features(self) -> torch.Tensor:
+        """The BaselineEncoder's feature map F0 [1, C, h, w] of the baseline frame (one CNN pass)."""
+        return self.encoder(self.baseline.permute(2, 0, 1)[None])
+
+    def static_features(self, uv: torch.Tensor, pix: torch.Tensor | None = None,
+                        feature_map: torch.Tensor | None = None) -> torch.Tensor:
+        """Time-invariant MLP inputs [N, static_dim]; ``feature_map`` reuses an F0 already computed."""
+        parts = []
+        if self.encoder is not None:
+            feature_map = self.encoder_features() if feature_map is None else feature_map
+            parts.append(BaselineEncoder.sample(feature_map, uv))
+        if self.use_xy:
+            parts.append(self.xy_encoding(uv))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def time_features(self, t: torch.Tensor) -> torch.Tensor:
         """Time MLP inputs [N, time_dim] for hours t [N]."""
@@ -119,11 +135,17 @@ class TODField(nn.Module):
         baseline = self.baseline_at(uv, pix) if self.uses_baseline else None
         return self.compose(self.mlp(inputs), baseline)
 
+    def get_loss_dict(self, batch, losses, step: int) -> dict[str, torch.Tensor]:
+        """Named, weighted loss terms of one training batch (``losses``: a LossAssembler)."""
+        return losses(self(batch.uv, batch.t, batch.pix), batch, step)
+
     # --- cached decode ------------------------------------------------------------------------------
     @torch.no_grad()
-    def prepare(self, uv: torch.Tensor, pix: torch.Tensor | None = None) -> StaticCache:
-        """Compute everything about pixels uv [N, 2] that does not depend on time."""
-        first = self.mlp.first_layer_partial(self.static_features(uv, pix), 0, with_bias=True)
+    def prepare(self, uv: torch.Tensor, pix: torch.Tensor | None = None,
+                feature_map: torch.Tensor | None = None) -> StaticCache:
+        """Compute everything about pixels uv [N, 2] that does not depend on time (``feature_map``: the
+        encoder's F0, when the caller computed it once for many chunks)."""
+        first = self.mlp.first_layer_partial(self.static_features(uv, pix, feature_map), 0, with_bias=True)
         baseline = self.baseline_at(uv, pix) if self.uses_baseline else None
         return StaticCache(uv=uv, first=first, baseline=baseline)
 

@@ -24,6 +24,7 @@ from airender.nn.lpips import LPIPSAlex
 
 SSIM_BORDER = 5  # half of the 11-tap window: the border torchmetrics leaves out of its mean
 HPRC_TILE = 256
+LPIPS_MIN_SIZE = 32  # AlexNet's five taps need at least 32 x 32 inputs
 METRIC_NAMES = ("psnr", "ssim", "lpips", "flip")
 
 
@@ -59,18 +60,21 @@ def ssim_map(pred: torch.Tensor, ref: torch.Tensor, data_range: float) -> torch.
 
 def masked_ssim_mean(smap: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of an SSIM map [B, H, W] over its interior (the torchmetrics convention: a 5-pixel border is
-    left out) and, if given, over valid texels mask [H, W]; returns [B]."""
+    left out) and, if given, over valid texels ``mask`` ([H, W] or [B, H, W] bool); returns [B].
+    An image whose interior holds no valid texel is averaged over all its valid texels."""
     height, width = smap.shape[-2:]
-    keep = torch.zeros(height, width, dtype=torch.bool, device=smap.device)
+    interior = torch.zeros(height, width, dtype=torch.bool, device=smap.device)
     if height > 2 * SSIM_BORDER and width > 2 * SSIM_BORDER:
-        keep[SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER] = True
+        interior[SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER] = True
     else:
-        keep[:] = True
+        interior[:] = True
+    keep = interior.expand_as(smap)
     if mask is not None:
-        keep &= mask
-        if not bool(keep.any()):
-            keep = mask.clone()
-    return (smap * keep).sum(dim=(-2, -1)) / keep.sum()
+        mask = mask.expand_as(smap)
+        keep = keep & mask
+        empty = keep.sum(dim=(-2, -1), keepdim=True) == 0
+        keep = torch.where(empty, mask, keep)
+    return (smap * keep).sum(dim=(-2, -1)) / keep.sum(dim=(-2, -1)).clamp_min(1)
 
 
 def ssim(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None = None, data_range: float = 1.0) -> float:
@@ -129,6 +133,10 @@ class MetricSuite:
     def wants(self, name: str) -> bool:
         return name in self.metrics and (name != "lpips" or self.lpips_model is not None)
 
+    def _lpips_fits(self, image: torch.Tensor) -> bool:
+        """LPIPS-Alex needs at least LPIPS_MIN_SIZE texels per side; smaller images get no LPIPS number."""
+        return min(image.shape[:2]) >= LPIPS_MIN_SIZE
+
     def _score(self, pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor, peak: float, data_range: float,
                lpips_unit: bool) -> dict:
         out = {}
@@ -136,7 +144,7 @@ class MetricSuite:
             out["psnr"] = psnr(pred, ref, mask, peak=peak)
         if self.wants("ssim"):
             out["ssim"] = ssim(pred, ref, mask, data_range=data_range)
-        if self.wants("lpips"):
+        if self.wants("lpips") and self._lpips_fits(pred):
             out["lpips"] = lpips_distance(self.lpips_model, pred, ref, mask, scale_to_unit=lpips_unit)
         return out
 
@@ -162,7 +170,7 @@ class MetricSuite:
                                         lpips_unit=False))
             if not rows:
                 raise ValueError("no tile with a valid, non-zero reference")
-            out = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+            out = {key: float(np.mean([r[key] for r in rows if key in r])) for key in set().union(*rows)}
         if self.wants("flip"):
             out["flip"] = flip(pred, ref, full_mask, hdr=hdr)
         return out

@@ -41,9 +41,10 @@ class FrameDecoder:
         self.caches: list[StaticCache] = []
         pix, uv = frame_pixels(self.height, self.width, self.device)
         with torch.no_grad():
+            feature_map = field.encoder_features() if field.encoder is not None else None
             for start in range(0, pix.numel(), chunk_pixels):
                 stop = start + chunk_pixels
-                cache = field.prepare(uv[start:stop], pix[start:stop] if self.native else None)
+                cache = field.prepare(uv[start:stop], pix[start:stop] if self.native else None, feature_map)
                 self.caches.append(cache)
 
     @torch.no_grad()

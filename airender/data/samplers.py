@@ -19,10 +19,12 @@ def pixel_centres(pix: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 @dataclass
 class PixelBatch:
-    """A batch of B texels: where, when, and what they should be.
+    """A batch of N texels: where, when, and what they should be.
 
-    frame_index [B] long index into the sequence; pix [B] long flat pixel index; uv [B, 2] pixel centres
-    in (0, 1); t [B] float32 hours; target [B, 3] values in the training space.
+    frame_index [N] long index into the sequence; pix [N] long flat pixel index; uv [N, 2] pixel centres
+    in (0, 1); t [N] float32 hours; target [N, 3] values in the training space; valid [N] bool or None
+    (None: every texel valid). In patch mode the last ``num_patches * patch_size ** 2`` texels are
+    ``num_patches`` patches of P x P texels in patch-major, row-major order.
     """
 
     frame_index: torch.Tensor
@@ -30,6 +32,27 @@ class PixelBatch:
     uv: torch.Tensor
     t: torch.Tensor
     target: torch.Tensor
+    valid: torch.Tensor | None = None
+    patch_size: int = 0
+    num_patches: int = 0
+
+    @property
+    def patch_texels(self) -> int:
+        """Number of texels at the end of the batch that form the patches (B * P * P)."""
+        return self.num_patches * self.patch_size * self.patch_size
+
+    @staticmethod
+    def join(texels: "PixelBatch", patches: "PixelBatch") -> "PixelBatch":
+        """Random texels followed by patch texels, decoded in one forward pass; the patches stay the tail."""
+        valid = None
+        if texels.valid is not None or patches.valid is not None:
+            def flags(b: PixelBatch) -> torch.Tensor:
+                return b.valid if b.valid is not None else torch.ones_like(b.pix, dtype=torch.bool)
+            valid = torch.cat([flags(texels), flags(patches)])
+        return PixelBatch(frame_index=torch.cat([texels.frame_index, patches.frame_index]),
+                          pix=torch.cat([texels.pix, patches.pix]), uv=torch.cat([texels.uv, patches.uv]),
+                          t=torch.cat([texels.t, patches.t]), target=torch.cat([texels.target, patches.target]),
+                          valid=valid, patch_size=patches.patch_size, num_patches=patches.num_patches)
 
 
 class PixelSampler:
@@ -64,3 +87,56 @@ class PixelSampler:
         target = self.flat.index_select(0, frame_index * (self.height * self.width) + pix)
         return PixelBatch(frame_index=frame_index, pix=pix, uv=pixel_centres(pix, self.height, self.width),
                           t=self.times[frame_index], target=target)
+
+
+class PatchSampler:
+    """Random P x P patches: random training frame, random position inside the valid region.
+
+    One batch of B patches is gathered on the device in one ``index_select`` of B * P * P texels, in
+    patch-major, row-major order, so ``values.reshape(B, P, P, 3)`` gives the patches. With a mask, a
+    patch position is a candidate when at least ``min_valid`` of its texels are valid; the invalid
+    texels of a patch are flagged in ``PixelBatch.valid`` [B * P * P] so losses can leave them out.
+
+    Args: as PixelSampler, plus ``mask`` [H, W] bool or None and ``patch_size`` P.
+    """
+
+    def __init__(self, frames: torch.Tensor, times: torch.Tensor, mask: torch.Tensor | None,
+                 frame_ids: torch.Tensor, patch_size: int, min_valid: float = 0.5):
+        self.num_frames, self.height, self.width, _ = frames.shape
+        if patch_size < 2 or patch_size > min(self.height, self.width):
+            raise ValueError(f"--patch_size {patch_size} does not fit {self.width}x{self.height} frames")
+        if frame_ids.numel() == 0:
+            raise ValueError("no frames to train on")
+        self.device = frames.device
+        self.patch_size = patch_size
+        self.flat = frames.reshape(-1, 3)
+        self.times = times.to(device=self.device, dtype=torch.float32)
+        self.frame_ids = frame_ids.to(self.device)
+        self.mask_flat = None if mask is None else mask.to(self.device).reshape(-1)
+        span_y, span_x = self.height - patch_size + 1, self.width - patch_size + 1
+        if mask is None:
+            corners = torch.arange(span_y * span_x, device=self.device)
+            self.corners = (corners // span_x) * self.width + corners % span_x
+        else:
+            fraction = torch.nn.functional.avg_pool2d(mask.to(self.device, torch.float32)[None, None],
+                                                      patch_size, stride=1)[0, 0]
+            ys, xs = torch.nonzero(fraction >= min_valid, as_tuple=True)
+            if ys.numel() == 0:
+                raise ValueError(f"no {patch_size}x{patch_size} patch is at least {min_valid:.0%} valid; "
+                                 "use a smaller --patch_size")
+            self.corners = ys * self.width + xs
+        dy, dx = torch.meshgrid(torch.arange(patch_size, device=self.device),
+                                torch.arange(patch_size, device=self.device), indexing="ij")
+        self.offsets = (dy * self.width + dx).reshape(-1)
+
+    def sample(self, num_patches: int, generator: torch.Generator) -> PixelBatch:
+        pick_frame = torch.randint(self.frame_ids.numel(), (num_patches,), generator=generator, device=self.device)
+        pick_corner = torch.randint(self.corners.numel(), (num_patches,), generator=generator, device=self.device)
+        frame_index = self.frame_ids[pick_frame]
+        pix = (self.corners[pick_corner][:, None] + self.offsets[None, :]).reshape(-1)
+        per_texel_frame = frame_index.repeat_interleave(self.offsets.numel())
+        target = self.flat.index_select(0, per_texel_frame * (self.height * self.width) + pix)
+        valid = None if self.mask_flat is None else self.mask_flat.index_select(0, pix)
+        return PixelBatch(frame_index=per_texel_frame, pix=pix, uv=pixel_centres(pix, self.height, self.width),
+                          t=self.times[per_texel_frame], target=target, patch_size=self.patch_size, valid=valid,
+                          num_patches=num_patches)

@@ -44,15 +44,79 @@ class Callback:
     def load_state_dict(self, state: dict) -> None: ...
 
 
-class ValidationCallback(Callback):
-    """Runs ``trainer.validate()`` every ``every_epochs`` epochs and at the end of training."""
+def monitor_mode(metric: str) -> str:
+    """'min' for metrics where lower is better (lpips, flip, losses), else 'max'."""
+    name = metric.rsplit("/", 1)[-1]
+    return "min" if name in ("lpips", "flip") or "loss" in name else "max"
 
-    def __init__(self, every_epochs: int = 1):
+
+class ValidationCallback(Callback):
+    """Runs ``trainer.validate()`` every ``every_epochs`` epochs (or every ``every_steps`` steps when that
+    is > 0) and always at the end of training."""
+
+    def __init__(self, every_epochs: int = 1, every_steps: int = 0):
         self.every_epochs = max(1, every_epochs)
+        self.every_steps = every_steps
+        self.validated_step = -1
+
+    def on_step_end(self, trainer: "Trainer", loss_terms: dict[str, torch.Tensor]) -> None:
+        if self.every_steps > 0 and trainer.step % self.every_steps == 0:
+            trainer.validate()
+            self.validated_step = trainer.step
 
     def on_epoch_end(self, trainer: "Trainer") -> None:
-        if trainer.epoch % self.every_epochs == 0 or trainer.is_last_epoch_end():
+        due = self.every_steps <= 0 and trainer.epoch % self.every_epochs == 0
+        if (due or trainer.is_last_epoch_end()) and self.validated_step != trainer.step:
             trainer.validate()
+            self.validated_step = trainer.step
+
+    def state_dict(self) -> dict:
+        return {"validated_step": self.validated_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.validated_step = state.get("validated_step", -1)
+
+
+class _Patience:
+    """Counts validations without improvement of a monitored metric."""
+
+    def __init__(self, monitor: str, mode: str, patience: int):
+        self.monitor, self.mode, self.patience = monitor, mode, patience
+        self.best: float | None = None
+        self.bad = 0
+
+    def update(self, metrics: dict) -> bool:
+        """True when ``patience`` validations in a row brought no improvement."""
+        value = float(metrics[self.monitor])
+        if is_better(value, self.best, self.mode):
+            self.best, self.bad = value, 0
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "bad": self.bad}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.bad = state.get("best"), state.get("bad", 0)
+
+
+class EarlyStopping(_Patience, Callback):
+    """Stops training after ``patience`` validations without improvement of ``monitor``."""
+
+    def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
+        if self.update(metrics):
+            trainer.should_stop = True
+            print(f"early stop at step {trainer.step}: no {self.monitor} improvement in {self.patience} validations")
+
+
+class PlateauLR(_Patience, Callback):
+    """Halves the learning rate after ``patience`` validations without improvement of ``monitor``."""
+
+    def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
+        if self.update(metrics):
+            trainer.set_lr_scale(trainer.lr_scale * 0.5)
+            self.bad = 0
 
 
 class BestCheckpoint(Callback):
@@ -111,7 +175,7 @@ class JSONLLogger(Callback):
         self._count += 1
 
     def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
-        self._last_validation = {k: v for k, v in metrics.items() if not k.endswith("per_hour")}
+        self._last_validation = dict(metrics)
 
     def on_epoch_end(self, trainer: "Trainer") -> None:
         """Runs after ValidationCallback in the callback list, so the line holds this epoch's validation."""
@@ -127,15 +191,48 @@ class JSONLLogger(Callback):
         record["loss"] = sum(losses.values()) if losses else None
         record.update(losses)
         record.update({f"val/{k}": v for k, v in self._last_validation.items()})
+        record["nan_events"] = trainer.nan_events
         with open(self.path, "a") as f:
             f.write(json.dumps(_finite(record)) + "\n")
         self._sums, self._count, self._last_validation = {}, 0, {}
         self._epoch_start, self._epoch_start_step = time.perf_counter(), trainer.step
 
 
-def _finite(record: dict) -> dict:
-    """JSON has no NaN/Inf: write them as strings."""
-    return {k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/Inf: write them as strings (also inside nested per-hour dicts, whose keys become str)."""
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+class TensorBoardLogger(Callback):
+    """TensorBoard event files: loss terms every ``every`` steps, validation metrics per validation."""
+
+    def __init__(self, log_dir: Path, every: int = 10):
+        self.log_dir, self.every = Path(log_dir), every
+        self.writer = None
+
+    def on_train_start(self, trainer: "Trainer") -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.log_dir))
+
+    def on_step_end(self, trainer: "Trainer", loss_terms: dict[str, torch.Tensor]) -> None:
+        if trainer.step % self.every == 0:
+            for name, value in loss_terms.items():
+                self.writer.add_scalar(f"loss/{name}", float(value), trainer.step)
+            self.writer.add_scalar("lr", trainer.current_lr(), trainer.step)
+
+    def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
+        for name, value in metrics.items():
+            if isinstance(value, float):
+                self.writer.add_scalar(f"val/{name}", value, trainer.step)
+
+    def on_train_end(self, trainer: "Trainer") -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 class ProgressBar(Callback):
@@ -161,7 +258,7 @@ class ProgressBar(Callback):
             self.bar.set_postfix_str(f"loss {loss:.3e}  {rate / 1e3:.0f}k samples/s  lr {trainer.current_lr():.2e}")
 
     def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
-        shown = {k: v for k, v in metrics.items() if "/" not in k}
+        shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
         self.bar.write(f"epoch {trainer.epoch} step {trainer.step}: "
                        + "  ".join(f"val {k} {v:.4f}" for k, v in shown.items()))
 

@@ -1,6 +1,7 @@
-"""The training loop: on-device batches, named loss terms, callbacks, checkpoints and resume."""
+"""The training loop: on-device batches, named loss terms, callbacks, a NaN guard, checkpoints and resume."""
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -9,15 +10,18 @@ from pathlib import Path
 import torch
 
 from airender.config import ExperimentConfig
-from airender.data.samplers import PixelSampler
+from airender.data.samplers import PatchSampler, PixelBatch, PixelSampler
 from airender.data.sequence import TODSequence, transform_for
-from airender.engine.callbacks import (BestCheckpoint, Callback, JSONLLogger, LastCheckpoint, ProgressBar,
-                                       ValidationCallback)
+from airender.engine.callbacks import (BestCheckpoint, Callback, EarlyStopping, JSONLLogger, LastCheckpoint,
+                                       PlateauLR, ProgressBar, TensorBoardLogger, ValidationCallback, monitor_mode)
 from airender.engine.checkpoint import checkpoint_dict, read_checkpoint, save_checkpoint
 from airender.engine.validation import ValidationFrames, Validator
 from airender.errors import InputError
 from airender.field import DataDescription, build_field
 from airender.losses import LossAssembler
+from airender.metrics import METRIC_NAMES
+
+MAX_NAN_IN_A_ROW = 10
 
 
 def resolve_device(name: str) -> torch.device:
@@ -41,6 +45,7 @@ class TrainResult:
     samples_per_s: float
     best_metric: float | None
     final_validation: dict
+    nan_events: int
 
 
 class Trainer:
@@ -50,6 +55,10 @@ class Trainer:
     bad input (a baseline or hold-out hour not in the data, ...) raises InputError with nothing on disk.
     ``fit()`` creates ``out_dir`` and writes config.json, baseline.png, train_log.jsonl, best.ckpt and
     last.ckpt (both atomically).
+
+    A step whose loss or gradient is not finite is skipped; the trainer then restores the last good
+    state (taken at each validation), halves the learning rate and says so. No checkpoint holding a
+    non-finite value is ever written.
     """
 
     def __init__(self, config: ExperimentConfig, sequence: TODSequence, out_dir: Path | None = None,
@@ -58,6 +67,9 @@ class Trainer:
         tcfg = config.train
         if tcfg.batch_size < 1 or tcfg.samples_per_epoch < 1 or tcfg.epochs < 1:
             raise InputError("--batch_size, --samples_per_epoch and --epochs must be positive")
+        unknown = sorted(set(tcfg.val_metrics) - set(METRIC_NAMES))
+        if unknown:
+            raise InputError(f"--val_metrics: unknown {unknown} (choose from {', '.join(METRIC_NAMES)})")
         self.device = resolve_device(tcfg.device)
         self.out_dir = Path(out_dir) if out_dir is not None else out_dir_for(config)
         self.sequence = sequence.to(self.device)
@@ -75,19 +87,27 @@ class Trainer:
             times=seq.time_list(), baseline_time=float(seq.times[self.baseline_index]),
             has_mask=seq.mask is not None, source=seq.source, names=list(seq.names),
             train_times=[seq.time_list()[i] for i in self.train_ids])
+        self.lpips_model = self._lpips_model_if_needed()
+        self.validator = Validator(self._validation_groups(), tcfg.val_downsample, seq.is_hdr,
+                                   self._validation_suite())
 
         torch.manual_seed(tcfg.seed)
-        self.field = build_field(config.field, self.desc, baseline=self.frames[self.baseline_index]).to(self.device)
-        valid = seq.valid_pixel_index()
-        if valid.numel() == 0:
-            raise InputError(f"{seq.source}: the mask has no valid texel")
-        self.sampler = PixelSampler(self.frames, seq.times, valid,
-                                    torch.tensor(self.train_ids, dtype=torch.long, device=self.device))
-        self.loss = LossAssembler(config.loss)
+        try:
+            self.field = build_field(config.field, self.desc, baseline=self.frames[self.baseline_index])
+            self._make_samplers()
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        self.field.to(self.device)
         self.optimizer = self._make_optimizer()
         self.steps_per_epoch = math.ceil(tcfg.samples_per_epoch / tcfg.batch_size)
         planned = tcfg.epochs * self.steps_per_epoch
         self.total_steps = min(planned, tcfg.max_steps) if tcfg.max_steps > 0 else planned
+        try:
+            self.loss = LossAssembler(config.loss, self.transform, tcfg.patch_size, self.lpips_model,
+                                      self.total_steps)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        self.lr_scale = 1.0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(tcfg.seed)
@@ -95,20 +115,49 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.should_stop = False
+        self.nan_events = 0
+        self._nan_in_a_row = 0
+        self.inject_nan_at_steps: set[int] = set()  # test hook: steps whose loss is made NaN
         self._elapsed_before = 0.0
-        self._start_time = None
+        self._start_time: float | None = None
+        self._good_state: dict | None = None
         self.last_validation: dict = {}
-        self.validator = Validator(self._validation_groups(), tcfg.val_downsample, seq.is_hdr)
-
-        self.best = BestCheckpoint(self.out_dir / "best.ckpt", monitor="psnr", mode="max")
-        self.logger = JSONLLogger(self.out_dir / "train_log.jsonl")
-        self.callbacks: list[Callback] = [ValidationCallback(), self.best, LastCheckpoint(self.out_dir / "last.ckpt"),
-                                          self.logger]
-        if tcfg.progress:
-            self.callbacks.append(ProgressBar())
-        self.callbacks += list(extra_callbacks or [])
+        self.callbacks = self._make_callbacks(extra_callbacks)
 
     # --- construction helpers ------------------------------------------------------------------------
+    def _lpips_model_if_needed(self):
+        from airender.evaluate import build_metric_suite
+
+        cfg = self.config
+        wants_loss = cfg.loss.loss_lpips_w > 0 and cfg.loss.lpips_freq > 0 and cfg.train.patch_size > 0
+        if not wants_loss and "lpips" not in cfg.train.val_metrics:
+            return None
+        suite = build_metric_suite(cfg.loss.lpips_weights or None, self.device)
+        if suite.lpips_model is None:
+            if wants_loss:
+                raise InputError(f"--loss_lpips_w > 0 needs LPIPS weights: {suite.lpips_unavailable_reason}")
+            print(f"note: validation LPIPS unavailable: {suite.lpips_unavailable_reason}")
+        return suite.lpips_model
+
+    def _validation_suite(self):
+        from airender.metrics import MetricSuite
+
+        return MetricSuite(lpips_model=self.lpips_model, metrics=tuple(self.config.train.val_metrics))
+
+    def _make_samplers(self) -> None:
+        """Texel sampler (always) and patch sampler (patch mode)."""
+        seq, tcfg = self.sequence, self.config.train
+        frame_ids = torch.tensor(self.train_ids, dtype=torch.long, device=self.device)
+        valid = seq.valid_pixel_index()
+        if valid.numel() == 0:
+            raise ValueError(f"{seq.source}: the mask has no valid texel")
+        self.sampler = PixelSampler(self.frames, seq.times, valid, frame_ids)
+        self.patch_sampler = None
+        if tcfg.patch_size > 0:
+            if tcfg.patches_per_batch < 1:
+                raise ValueError("--patches_per_batch must be positive in patch mode")
+            self.patch_sampler = PatchSampler(self.frames, seq.times, seq.mask, frame_ids, tcfg.patch_size)
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
         tcfg = self.config.train
         params = [p for p in self.field.parameters() if p.requires_grad]
@@ -117,30 +166,64 @@ class Trainer:
         return torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
 
     def _lr_factor(self, step: int) -> float:
+        """Learning rate / --lr at ``step``: warm-up, then the schedule, times ``lr_scale`` (plateau, NaN guard)."""
         tcfg = self.config.train
         if tcfg.warmup_steps and step < tcfg.warmup_steps:
-            return (step + 1) / tcfg.warmup_steps
-        if tcfg.lr_schedule == "constant":
-            return 1.0
+            return self.lr_scale * (step + 1) / tcfg.warmup_steps
+        if tcfg.lr_schedule != "cosine":
+            return self.lr_scale
         span = max(self.total_steps - tcfg.warmup_steps, 1)
         progress = min(max(step - tcfg.warmup_steps, 0) / span, 1.0)
-        return tcfg.lr_min_ratio + (1.0 - tcfg.lr_min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        cosine = tcfg.lr_min_ratio + (1.0 - tcfg.lr_min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lr_scale * cosine
 
     def _validation_groups(self) -> list[ValidationFrames]:
-        seq = self.sequence
+        from airender.data import load_sequence
 
-        def group(name: str, ids: list[int]) -> ValidationFrames:
-            index = torch.tensor(ids, dtype=torch.long, device=self.device)
-            return ValidationFrames(name, seq.frames.index_select(0, index), seq.times.index_select(0, index), seq.mask)
+        seq, tcfg = self.sequence, self.config.train
 
-        groups = [group("hours", self.train_ids)]
+        def group(name: str, source: TODSequence, ids: list[int]) -> ValidationFrames:
+            index = torch.tensor(ids, dtype=torch.long, device=source.device)
+            return ValidationFrames(name, source.frames.index_select(0, index), source.times.index_select(0, index),
+                                    source.mask)
+
+        val_ids = sorted({seq.index_of_time(h) for h in tcfg.val_hours}) if tcfg.val_hours else self.train_ids
+        groups = [group("hours", seq, val_ids)]
         if self.holdout_ids:
-            groups.append(group("holdout", self.holdout_ids))
+            groups.append(group("holdout", seq, self.holdout_ids))
+        if tcfg.val_extra_dir:
+            extra = load_sequence(tcfg.val_extra_dir).to(self.device)
+            if (extra.height, extra.width, extra.is_hdr) != (seq.height, seq.width, seq.is_hdr):
+                raise InputError(f"{extra.source}: validation frames must match the training frames in size and "
+                                 f"dynamic range ({seq.width}x{seq.height}, {'HDR' if seq.is_hdr else 'LDR'})")
+            groups.append(group("extra", extra, list(range(extra.num_frames))))
         return groups
+
+    def _make_callbacks(self, extra: list[Callback] | None) -> list[Callback]:
+        tcfg = self.config.train
+        mode = monitor_mode(tcfg.monitor)
+        self.best = BestCheckpoint(self.out_dir / "best.ckpt", monitor=tcfg.monitor, mode=mode)
+        callbacks: list[Callback] = [ValidationCallback(tcfg.val_every, tcfg.val_every_steps), self.best]
+        if tcfg.lr_schedule == "plateau":
+            callbacks.append(PlateauLR(tcfg.monitor, mode, tcfg.plateau_patience))
+        if tcfg.early_stop_patience > 0:
+            callbacks.append(EarlyStopping(tcfg.monitor, mode, tcfg.early_stop_patience))
+        callbacks += [LastCheckpoint(self.out_dir / "last.ckpt"), JSONLLogger(self.out_dir / "train_log.jsonl")]
+        if tcfg.tensorboard:
+            callbacks.append(TensorBoardLogger(self.out_dir / "tb"))
+        if tcfg.progress:
+            callbacks.append(ProgressBar())
+        return callbacks + list(extra or [])
 
     # --- state ----------------------------------------------------------------------------------------
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+    def set_lr_scale(self, scale: float) -> None:
+        """Multiply the scheduled learning rate by ``scale`` from now on (plateau schedule, NaN guard)."""
+        self.lr_scale = scale
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * self._lr_factor(self.step)
 
     def elapsed(self) -> float:
         running = time.perf_counter() - self._start_time if self._start_time is not None else 0.0
@@ -151,13 +234,20 @@ class Trainer:
 
     def train_state(self) -> dict:
         return {
-            "step": self.step, "epoch": self.epoch, "elapsed_s": self.elapsed(),
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "step": self.step, "epoch": self.epoch, "elapsed_s": self.elapsed(), "lr_scale": self.lr_scale,
+            "nan_events": self.nan_events, "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
         }
 
+    def params_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.field.parameters())
+
     def save_checkpoint(self, path: Path, with_train_state: bool) -> None:
+        if not self.params_finite():
+            print(f"warning: not writing {path}: the model holds non-finite values")
+            return
         save_checkpoint(path, checkpoint_dict(self.field, self.config, self.desc,
                                               self.train_state() if with_train_state else None))
 
@@ -175,8 +265,28 @@ class Trainer:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.epoch, self._elapsed_before = state["step"], state["epoch"], state["elapsed_s"]
+        self.lr_scale, self.nan_events = state["lr_scale"], state["nan_events"]
         for cb in self.callbacks:
             cb.load_state_dict(state["callbacks"].get(type(cb).__name__, {}))
+
+    def _remember_good_state(self) -> None:
+        if self.params_finite():
+            self._good_state = {"field": copy.deepcopy(self.field.state_dict()),
+                                "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+
+    def _recover_from_nan(self, what: str) -> None:
+        """Skip the step, restore the last good state, halve the learning rate, and say so."""
+        self.nan_events += 1
+        self._nan_in_a_row += 1
+        if self._nan_in_a_row > MAX_NAN_IN_A_ROW:
+            raise RuntimeError(f"training diverged: {MAX_NAN_IN_A_ROW} steps in a row with a non-finite {what}")
+        self.optimizer.zero_grad(set_to_none=True)
+        if self._good_state is not None:
+            self.field.load_state_dict(self._good_state["field"])
+            self.optimizer.load_state_dict(self._good_state["optimizer"])
+        self.set_lr_scale(self.lr_scale * 0.5)
+        print(f"warning: step {self.step}: {what} is not finite; skipped the step, restored the last good state "
+              f"and halved the learning rate (now {self.current_lr():.2e})")
 
     # --- loop -----------------------------------------------------------------------------------------
     def validate(self) -> dict:
@@ -184,6 +294,7 @@ class Trainer:
         self.last_validation = metrics
         for cb in self.callbacks:
             cb.on_validation_end(self, metrics)
+        self._remember_good_state()
         return metrics
 
     def _write_run_files(self) -> None:
@@ -191,6 +302,7 @@ class Trainer:
         from airender.images import hdr_preview_exposure, save_frame
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "train_log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         write_json_atomic(self.out_dir / "config.json", {"config": self.config.to_dict(), "data": self.desc.to_dict()})
         baseline = self.sequence.frames[self.baseline_index]
         exposure = hdr_preview_exposure(baseline) if self.sequence.is_hdr else 1.0
@@ -198,18 +310,37 @@ class Trainer:
         if self.sequence.is_hdr:
             save_frame(self.out_dir / "baseline.exr", baseline, True)
 
-    def train_step(self) -> dict[str, torch.Tensor]:
-        batch = self.sampler.sample(self.config.train.batch_size, self.generator)
+    def next_batch(self):
+        """--batch_size random texels, followed in patch mode by --patches_per_batch random patches (one
+        forward pass decodes both)."""
+        tcfg = self.config.train
+        texels = self.sampler.sample(tcfg.batch_size, self.generator)
+        if self.patch_sampler is None:
+            return texels
+        return PixelBatch.join(texels, self.patch_sampler.sample(tcfg.patches_per_batch, self.generator))
+
+    def train_step(self) -> dict[str, torch.Tensor] | None:
+        """One optimisation step; returns the detached loss terms, or None when the NaN guard skipped it."""
+        batch = self.next_batch()
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-            pred = self.field(batch.uv, batch.t, batch.pix)
-        terms = self.loss(pred.float(), batch.target, self.step)
+            terms = self.field.get_loss_dict(batch, self.loss, self.step)
         total = sum(terms.values())
+        if self.step in self.inject_nan_at_steps:
+            self.inject_nan_at_steps.discard(self.step)
+            total = total * float("nan")
+        if not bool(torch.isfinite(total)):
+            self._recover_from_nan("the loss")
+            return None
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        if self.config.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.field.parameters(), self.config.train.grad_clip)
+        clip = self.config.train.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(self.field.parameters(), clip if clip > 0 else math.inf)
+        if not bool(torch.isfinite(norm)):
+            self._recover_from_nan("the gradient")
+            return None
         self.optimizer.step()
         self.scheduler.step()
+        self._nan_in_a_row = 0
         return {k: v.detach() for k, v in terms.items()}
 
     def fit(self) -> TrainResult:
@@ -218,12 +349,15 @@ class Trainer:
         self._start_time = time.perf_counter()
         start_step = self.step
         self.field.train()
+        self._remember_good_state()
         for cb in self.callbacks:
             cb.on_train_start(self)
         budget = self.config.train.time_budget_s
         try:
             while self.step < self.total_steps and not self.should_stop:
                 terms = self.train_step()
+                if terms is None:
+                    continue
                 self.step += 1
                 for cb in self.callbacks:
                     cb.on_step_end(self, terms)
@@ -240,4 +374,5 @@ class Trainer:
         samples = (self.step - start_step) * self.config.train.batch_size
         return TrainResult(out_dir=self.out_dir, steps=self.step, seconds=seconds,
                            samples_per_s=samples / seconds if seconds > 0 else 0.0,
-                           best_metric=self.best.best, final_validation=self.last_validation)
+                           best_metric=self.best.best, final_validation=self.last_validation,
+                           nan_events=self.nan_events)

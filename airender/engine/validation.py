@@ -37,8 +37,9 @@ def lattice(height: int, width: int, step: int, device: torch.device) -> tuple[t
 class Validator:
     """Scores a field on validation groups at ``downsample``.
 
-    ``suite`` selects the metrics (default: PSNR only; LPIPS needs the suite to hold a model). Returns {"<group>/<metric>": mean, "<group>/per_hour": {hour: {metric: value}}, "psnr": mean
-    over every validated frame, ...}.
+    ``suite`` selects the metrics (default: PSNR only; LPIPS needs the suite to hold a model).
+    Returns {"<group>/<metric>": mean, "<group>/per_hour": {hour: {metric: value}}, "<metric>": mean over
+    every validated frame}. Frames are decoded through the field's time-invariant cache.
     """
 
     def __init__(self, groups: list[ValidationFrames], downsample: int, is_hdr: bool,
@@ -58,12 +59,11 @@ class Validator:
             _, height, width, _ = group.frames.shape
             device = group.frames.device
             pix, h, w = lattice(height, width, self.downsample, device)
-            uv = pixel_centres(pix, height, width)
+            cache = field.prepare(pixel_centres(pix, height, width), pix)
             mask = None if group.mask is None else group.mask.reshape(-1)[pix].reshape(h, w)
             rows = {}
             for k in range(group.frames.shape[0]):
-                t = group.times[k].to(device=device, dtype=torch.float32).expand(pix.numel())
-                pred = field.transform.to_display(field(uv, t, pix).float()).reshape(h, w, 3)
+                pred = field.transform.to_display(field.decode(cache, float(group.times[k])).float()).reshape(h, w, 3)
                 truth = group.frames[k].reshape(-1, 3)[pix].reshape(h, w, 3)
                 rows[float(group.times[k])] = self._score(pred, truth, mask)
             group_rows = list(rows.values())
