@@ -122,7 +122,7 @@ class DecodeTiming:
 
 
 def time_decode(field: torch.nn.Module, label: str, width: int, height: int, repeats: int, warmup: int = 2,
-                half: bool = False) -> DecodeTiming:
+                half: bool = False, compile_decode: bool = False) -> DecodeTiming:
     """Median whole-frame decode time (the time-invariant cache is built once, outside the timing)."""
     from airender.render import FrameDecoder, query_pixels
     from airender.sizes import model_bytes
@@ -130,7 +130,7 @@ def time_decode(field: torch.nn.Module, label: str, width: int, height: int, rep
     device = next(field.parameters()).device
     _sync(device)
     start = time.perf_counter()
-    decoder = FrameDecoder(field, height, width, half=half)
+    decoder = FrameDecoder(field, height, width, half=half, compile_decode=compile_decode)
     _sync(device)
     prepare_ms = (time.perf_counter() - start) * 1e3
     hours = [(3.7 * i) % 24.0 for i in range(warmup + repeats)]
@@ -166,11 +166,30 @@ def time_decode(field: torch.nn.Module, label: str, width: int, height: int, rep
                         model_bytes(field))
 
 
+def untrained_preset_field(name: str, sequence: TODSequence, device: torch.device) -> torch.nn.Module:
+    """A preset's field at the data's size with its initial weights (for timing and size)."""
+    from airender.field import DataDescription, build_field
+    from airender.presets import preset_config
+    from airender.engine.trainer import is_8bit
+
+    config = preset_config(name)
+    transform = transform_for(sequence.is_hdr, config.data.hdr_transform)
+    baseline = transform.to_train(sequence.frames[sequence.index_of_time(config.data.baseline_time)])
+    desc = DataDescription(sequence.height, sequence.width, sequence.is_hdr, transform.name, sequence.time_list(),
+                           config.data.baseline_time, train_times=sequence.time_list(),
+                           baseline_8bit=not sequence.is_hdr and is_8bit(baseline))
+    torch.manual_seed(0)
+    return build_field(config.field, desc, baseline).to(device).eval()
+
+
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="", help="frames for the data-path and training benchmarks "
                                               "(default: the bundled sample scene)")
-    p.add_argument("--ckpt", action="append", default=[], help="checkpoint to time (repeatable); default: an "
-                                                                 "untrained Baseline model of the data's size")
+    p.add_argument("--ckpt", action="append", default=[], help="checkpoint to time (repeatable)")
+    p.add_argument("--preset", action="append", default=[],
+                   help="untrained preset to time at the data's size (repeatable; decode time does not depend on "
+                        "the weights); default without --ckpt: baseline")
+    p.add_argument("--compile", action="store_true", help="torch.compile the per-frame decode")
     p.add_argument("--width", type=int, default=1920)
     p.add_argument("--height", type=int, default=1080)
     p.add_argument("--device", default="auto")
@@ -187,7 +206,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from airender.demo import sample_dir
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import resolve_device
-    from airender.field import DataDescription, build_field
 
     device = resolve_device(args.device)
     parts = set(args.parts.split(","))
@@ -200,7 +218,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config.train.progress = False
     results: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "data": data_dir, "frames": list(sequence.frames.shape)}
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, data {data_dir} "
+    if device.type == "cuda":
+        results["gpu"] = torch.cuda.get_device_name(device)
+    print(f"device {device}{' (' + results['gpu'] + ')' if 'gpu' in results else ''}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, data {data_dir} "
           f"{tuple(sequence.frames.shape)}")
     if "data" in parts:
         legacy = bench_legacy_data_path(sequence, config.train.batch_size, 4, args.legacy_workers)
@@ -216,18 +236,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"(b) training, Baseline (SIREN {config.field.hidden}x{config.field.layers}), batch "
               f"{config.train.batch_size}: {rate / 1e3:,.0f}k samples/s")
     if "decode" in parts:
-        fields = []
-        if args.ckpt:
-            for path in args.ckpt:
-                fields.append((Path(path).parent.name or path, load_checkpoint(path, device).field))
-        else:
-            frames = transform_for(sequence.is_hdr, "log1p").to_train(sequence.frames)
-            desc = DataDescription(sequence.height, sequence.width, sequence.is_hdr,
-                                   transform_for(sequence.is_hdr, "log1p").name, sequence.time_list(), 12.0)
-            torch.manual_seed(0)
-            fields.append(("Baseline", build_field(config.field, desc, frames[sequence.index_of_time(12.0)])
-                           .to(device).eval()))
-        timings = [time_decode(f, label, args.width, args.height, args.repeats, half=args.half) for label, f in fields]
+        fields = [(Path(path).parent.name or path, load_checkpoint(path, device).field) for path in args.ckpt]
+        for name in args.preset or ([] if args.ckpt else ["baseline"]):
+            fields.append((name, untrained_preset_field(name, sequence, device)))
+        timings = [time_decode(f, label, args.width, args.height, args.repeats, half=args.half,
+                               compile_decode=args.compile) for label, f in fields]
         results["decode"] = [t.__dict__ for t in timings]
         reference = timings[0].decode_ms_median
         print(f"(c) whole-frame decode {args.width}x{args.height} on {device} (median of {args.repeats}, "

@@ -1,4 +1,4 @@
-"""The ``airender`` command line: train, render, render-all, eval, demo, bench.
+"""The ``airender`` command line: train, render, render-all, eval, demo, bench, compare, sweep.
 
 Bad input prints one line ``error: <file>: <problem>`` and exits with status 2, writing nothing.
 """
@@ -24,6 +24,10 @@ def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a field on hourly frames",
                        description="Train a time-of-day field. Outputs go to runs/<name>/ (or --out_dir): "
                                    "best.ckpt, last.ckpt, train_log.jsonl, config.json, baseline.png.")
+    from airender.presets import preset_names
+
+    p.add_argument("--preset", choices=preset_names(), default=None,
+                   help="start from a named preset (flags given here override it); see README")
     add_config_arguments(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in the output folder from its last.ckpt")
@@ -35,7 +39,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from airender.data import load_sequence
     from airender.engine.trainer import Trainer, out_dir_for
 
-    config = config_from_args(args)
+    from airender.presets import preset_config
+
+    config = config_from_args(args, preset_config(args.preset) if args.preset else None)
     sequence = load_sequence(config.data.data_dir, config.data.lightmap_id)
     trainer = Trainer(config, sequence)
     if args.resume:
@@ -259,8 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airender", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"airender {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    from airender.experiments import add_compare_parser, add_sweep_parser
+
     for add in (add_train_parser, add_render_parser, add_render_all_parser, add_eval_parser, add_demo_parser,
-                add_bench_parser):
+                add_bench_parser, add_compare_parser, add_sweep_parser):
         add(sub)
     return parser
 

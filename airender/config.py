@@ -38,6 +38,8 @@ class FieldConfig:
     """The field f(x, y, t): encodings, MLP and output mode."""
 
     residual_mode: bool = option(True, "predict delta-RGB against the baseline frame (False: predict RGB)")
+    encoding: str = option("fourier", "pixel encoding: fourier (the roadmap's) or hashgrid (multi-resolution "
+                                      "hash grid over (x, y) or (x, y, t))", choices=("fourier", "hashgrid"))
     xy_harmonics: int = option(4, "Fourier octaves of x and y: sin/cos(2^k pi p), k < N, p in [-1, 1]")
     xy_include_input: bool = option(False, "also feed the raw (x, y) in [-1, 1] to the MLP")
     time_harmonics: int = option(4, "Fourier harmonics of time on a 24 h period: sin/cos(2 pi k t / 24), k = 1..N")
@@ -51,6 +53,30 @@ class FieldConfig:
     be_downsample: int = option(1, "BaselineEncoder: feature map at 1/N of the frame resolution")
     be_with_xy: bool = option(True, "BaselineEncoder: keep the xy encoding beside the CNN features "
                                     "(False: the MLP sees only [features, time])")
+    grid_dims: int = option(2, "hash grid over (x, y) [2] or (x, y, t) with periodic t [3]", choices=(2, 3))
+    grid_levels: int = option(12, "hash grid: resolution levels")
+    grid_features: int = option(2, "hash grid: features per level")
+    grid_log2_size: int = option(14, "hash grid: log2 of the table rows per level")
+    grid_base_res: int = option(16, "hash grid: coarsest resolution (cells per axis)")
+    grid_max_res: int = option(0, "hash grid: finest resolution (0: the frame's larger side)")
+    grid_time_res: int = option(24, "hash grid with --grid_dims 3: most time cells per day")
+    time_encoding: str = option("fourier", "time input: fourier (periodic harmonics, --time_harmonics) or spline "
+                                           "(learned codes at --time_knots hours, periodic cubic B-spline)",
+                                choices=("fourier", "spline"))
+    time_knots: int = option(24, "spline time codes: knots per day")
+    time_code_dim: int = option(16, "spline time codes: code size")
+    film: bool = option(False, "FiLM: the time code produces a scale and shift for every hidden layer instead "
+                               "of being concatenated to the MLP input")
+    film_hidden: int = option(32, "FiLM generator width")
+    time_blend: bool = option(False, "decode a time between two training hours as the linear blend of the "
+                                     "field at those hours (the roadmap's neighbouring-hour blending); the "
+                                     "light switch still follows the true time")
+    store_dtype: str = option("float32", "precision of the stored parameters (checkpoints and size); float16 halves "
+                                         "the bytes, and evaluation then uses the rounded values",
+                              choices=("float32", "float16"))
+    light_switch: list[float] = option([], "local lights switch OFF at the first hour and ON at the second "
+                                           "(e.g. 6 18: on for t < 6 or t > 18); the field adds a learned lamp "
+                                           "image in linear light while they are on")
 
 
 @dataclass
@@ -61,6 +87,9 @@ class LossConfig:
     loss_ssim_w: float = option(0.2, "weight of 1 - SSIM on patches (patch mode only, --patch_size > 0)")
     loss_lpips_w: float = option(0.0, "weight of LPIPS-Alex on patches (patch mode; computed every --lpips_freq steps)")
     lpips_freq: int = option(0, "compute the LPIPS loss every N steps (0: off)")
+    lamp_prior_w: float = option(0.1, "with --light_switch: weight of the mean linear radiance of the field's "
+                                      "lights-independent part at lights-on texels, so that the static light "
+                                      "of lit hours goes to the lamp image rather than the time-varying part")
     perceptual_start: float = option(0.3, "patch mode: SSIM/LPIPS weights are 0 until this fraction of the "
                                           "planned steps, then ramp up linearly over --perceptual_ramp")
     perceptual_ramp: float = option(0.2, "patch mode: fraction of the planned steps over which SSIM/LPIPS "
@@ -90,6 +119,7 @@ class TrainConfig:
     lr_min_ratio: float = option(0.05, "cosine schedule: final learning rate as a fraction of --lr")
     warmup_steps: int = option(0, "linear learning-rate warm-up steps")
     grad_clip: float = option(1.0, "clip the gradient norm to this value (0: off)")
+    grid_lr: float = option(1e-2, "learning rate of hash-grid tables and time codes (Adam eps 1e-15, no weight decay)")
     amp: bool = option(True, "mixed precision (bfloat16 autocast) when training on CUDA; ignored on CPU")
     device: str = option("auto", "training device: auto, cpu, cuda, cuda:N")
     patch_size: int = option(0, "patch mode: each step also decodes --patches_per_batch random P x P patches "

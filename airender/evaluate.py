@@ -124,18 +124,20 @@ def check_compatible(desc, sequence: TODSequence) -> None:
                          f"{kinds[desc.is_hdr]} data")
 
 
-def evaluate_field(field_model: torch.nn.Module, groups: list[tuple[str, TODSequence]], suite: MetricSuite,
+def evaluate_field(model, groups: list[tuple[str, TODSequence]], suite: MetricSuite,
                    keep_images: bool = True) -> EvalReport:
-    """Decode every ground-truth time of every group with a cached FrameDecoder and score it.
+    """Decode every ground-truth time of every group and score it.
 
-    groups: (name, sequence) pairs, e.g. ("hours", training frames), ("extra", fractional-hour frames).
+    model: a trained field (decoded through a cached FrameDecoder) or any object with ``desc`` and
+    ``decode(t)`` -> display [H, W, 3] (e.g. an anchor). groups: (name, sequence) pairs, e.g. ("hours",
+    training frames), ("extra", fractional-hour frames).
     """
-    decoder = FrameDecoder(field_model)
+    decoder = FrameDecoder(model) if isinstance(model, torch.nn.Module) else model
     rows: list[dict] = []
     report = EvalReport(rows=rows, lpips_note="" if suite.wants("lpips") or "lpips" not in suite.metrics
                         else suite.lpips_unavailable_reason)
     for name, sequence in groups:
-        check_compatible(field_model.desc, sequence)
+        check_compatible(decoder.desc, sequence)
         mask = None if sequence.mask is None else sequence.mask.cpu()
         for k, hour in enumerate(sequence.time_list()):
             pred = decoder.decode(hour).cpu()

@@ -6,12 +6,17 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from airender.config import FieldConfig
 from airender.data.sequence import ValueTransform
 from airender.nn.baseline_encoder import BaselineEncoder
-from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding
-from airender.nn.mlp import MLP
+from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, PeriodicSplineTimeCode
+from airender.nn.hashgrid import HashGridEncoding
+from airender.nn.mlp import MLP, FiLMGenerator
+
+HOURS_PER_DAY = 24.0
+LAMP_HIDDEN = 32
 
 
 @dataclass
@@ -21,7 +26,8 @@ class DataDescription:
     height, width: training resolution in pixels; is_hdr: linear HDR (True) or sRGB LDR data;
     transform: training-space transform name (see ValueTransform); times: hours of the frames;
     baseline_time: hour of the residual baseline; has_mask: whether a validity mask was given;
-    train_times: hours actually trained on (hold-outs removed).
+    train_times: hours actually trained on (hold-outs removed); baseline_8bit: the baseline frame holds
+    only multiples of 1/255 (an 8-bit source), so storing it as 8 bits is exact.
     """
 
     height: int
@@ -34,6 +40,7 @@ class DataDescription:
     source: str = ""
     names: list[str] = field(default_factory=list)
     train_times: list[float] = field(default_factory=list)
+    baseline_8bit: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -49,22 +56,39 @@ class StaticCache:
 
     uv [N, 2] pixel centres in (0, 1); first [N, hidden] the first MLP layer's pre-activation from the
     time-invariant inputs (bias included); baseline [N, 3] the baseline frame at those pixels in the
-    training space (None when the field does not use it).
+    training space (None when unused); lamp [N, 3] the linear-light lamp image (None without a light
+    switch).
     """
 
     uv: torch.Tensor
     first: torch.Tensor
     baseline: torch.Tensor | None
+    lamp: torch.Tensor | None = None
+
+
+def srgb_to_linear(v: torch.Tensor) -> torch.Tensor:
+    """sRGB transfer curve, inverted; the linear segment extends below 0 so gradients stay finite."""
+    return torch.where(v <= 0.04045, v / 12.92, ((v.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """sRGB transfer curve (IEC 61966-2-1), linear segment below 0.0031308 (extended below 0)."""
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055)
 
 
 class TODField(nn.Module):
     """f(x, y, t) -> RGB in the training space.
 
     Inputs: uv [N, 2] pixel centres in (0, 1) (x right, y down), t [N] hours, optional pix [N] flat pixel
-    indices at the training resolution (exact baseline lookup). The MLP sees [xy encoding, time encoding];
-    with ``use_baseline_encoder`` it sees [CNN features of the baseline at (x, y), xy encoding (if
-    ``be_with_xy``), time encoding]. In residual mode it predicts a delta that is added to the baseline
-    frame (kept at full precision in the training space as the buffer ``baseline`` [H, W, 3]).
+    indices at the training resolution (exact baseline lookup).
+
+    The MLP input is [static | dynamic]: static = [BaselineEncoder features (``use_baseline_encoder``),
+    xy encoding (Fourier octaves or a 2D hash grid)], computed once per pixel; dynamic = [time encoding
+    (Fourier harmonics or spline codes; left out with FiLM, where the time code modulates every hidden
+    layer instead), (x, y, t) hash-grid features (``grid_dims 3``)]. In residual mode the MLP predicts a
+    delta that is added to the baseline frame (kept at full precision in the training space as the
+    buffer ``baseline`` [H, W, 3]). With ``light_switch`` a learned lamp image (non-negative, linear light,
+    from the static features) is added in linear light while the local lights are on.
     """
 
     def __init__(self, cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None):
@@ -79,20 +103,59 @@ class TODField(nn.Module):
             self.register_buffer("baseline", baseline.detach().to(torch.float32).clone())
         else:
             self.baseline = None
-        self.xy_encoding = FourierXYEncoding(cfg.xy_harmonics, cfg.xy_include_input)
-        self.time_encoding = FourierTimeEncoding(cfg.time_harmonics)
-        self.encoder = BaselineEncoder(cfg.be_channels, cfg.be_downsample) if cfg.use_baseline_encoder else None
-        self.use_xy = self.encoder is None or cfg.be_with_xy
+        self._build_encodings(cfg, desc)
         self.static_dim = (self.xy_encoding.out_dim if self.use_xy else 0) + \
             (self.encoder.out_dim if self.encoder is not None else 0)
-        self.time_dim = self.time_encoding.out_dim
         if self.static_dim == 0:
             raise ValueError("the field has no pixel inputs: set --xy_harmonics or --xy_include_input")
-        self.mlp = MLP(self.static_dim + self.time_dim, cfg.hidden, cfg.layers, 3, cfg.activation, cfg.sine_w0)
+        time_in_mlp = 0 if cfg.film else self.time_encoding.out_dim
+        self.dynamic_dim = time_in_mlp + (self.xyt_grid.out_dim if self.xyt_grid is not None else 0)
+        self.time_dim = self.dynamic_dim
+        self.mlp = MLP(self.static_dim + self.dynamic_dim, cfg.hidden, cfg.layers, 3, cfg.activation, cfg.sine_w0)
+        self.film = FiLMGenerator(self.time_encoding.out_dim, cfg.hidden, cfg.layers, cfg.film_hidden) \
+            if cfg.film else None
+        self.lamp_head = None
+        if cfg.light_switch:
+            if len(cfg.light_switch) != 2 or not 0 <= cfg.light_switch[0] <= cfg.light_switch[1] <= HOURS_PER_DAY:
+                raise ValueError("--light_switch takes two hours OFF ON with OFF <= ON, e.g. 6 18")
+            self.lamp_head = nn.Sequential(nn.Linear(self.static_dim, LAMP_HIDDEN), nn.ReLU(), nn.Linear(LAMP_HIDDEN, 3))
+            nn.init.zeros_(self.lamp_head[-1].weight)
+            nn.init.constant_(self.lamp_head[-1].bias, -4.0)
+
+    def _build_encodings(self, cfg: FieldConfig, desc: DataDescription) -> None:
+        self.encoder = BaselineEncoder(cfg.be_channels, cfg.be_downsample) if cfg.use_baseline_encoder else None
+        self.use_xy = self.encoder is None or cfg.be_with_xy
+        self.xyt_grid = None
+        if cfg.encoding == "hashgrid":
+            max_res = cfg.grid_max_res or max(desc.height, desc.width)
+            grid = HashGridEncoding(cfg.grid_dims, cfg.grid_levels, cfg.grid_features, cfg.grid_log2_size,
+                                    cfg.grid_base_res, max_res, cfg.grid_time_res)
+            if cfg.grid_dims == 3:
+                self.xyt_grid = grid
+                self.xy_encoding = FourierXYEncoding(cfg.xy_harmonics, cfg.xy_include_input)
+            else:
+                self.xy_encoding = grid
+        else:
+            self.xy_encoding = FourierXYEncoding(cfg.xy_harmonics, cfg.xy_include_input)
+        if cfg.time_encoding == "spline":
+            self.time_encoding = PeriodicSplineTimeCode(cfg.time_knots, cfg.time_code_dim)
+        else:
+            self.time_encoding = FourierTimeEncoding(cfg.time_harmonics)
 
     @property
     def uses_baseline(self) -> bool:
         return self.cfg.residual_mode or self.cfg.use_baseline_encoder
+
+    def param_groups(self, lr: float, grid_lr: float, weight_decay: float) -> list[dict]:
+        """Optimizer groups: feature tables and time codes (``grid_lr``, eps 1e-15, no weight decay, as
+        instant-ngp) and everything else (``lr``, ``weight_decay``)."""
+        tables = [p for name, p in self.named_parameters() if name.endswith(".table") or name.endswith(".codes")]
+        ids = {id(p) for p in tables}
+        rest = [p for p in self.parameters() if id(p) not in ids]
+        groups = [{"params": rest, "lr": lr, "weight_decay": weight_decay}]
+        if tables:
+            groups.append({"params": tables, "lr": grid_lr, "weight_decay": 0.0, "eps": 1e-15})
+        return groups
 
     # --- inputs -----------------------------------------------------------------------------------
     def baseline_at(self, uv: torch.Tensor, pix: torch.Tensor | None = None) -> torch.Tensor:
@@ -101,8 +164,7 @@ class TODField(nn.Module):
             return self.baseline.reshape(-1, 3).index_select(0, pix)
         image = self.baseline.permute(2, 0, 1)[None]
         grid = (uv * 2.0 - 1.0)[None, None].to(image.dtype)
-        sampled = nn.functional.grid_sample(image, grid, mode="bilinear", padding_mode="border",
-                                            align_corners=False)
+        sampled = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return sampled[0, :, 0].transpose(0, 1)
 
     def encoder_features(self) -> torch.Tensor:
@@ -121,23 +183,128 @@ class TODField(nn.Module):
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def time_features(self, t: torch.Tensor) -> torch.Tensor:
-        """Time MLP inputs [N, time_dim] for hours t [N]."""
+        """Time encoding [N, D] of hours t [N] (the MLP input without FiLM, the FiLM input with it)."""
         return self.time_encoding(t)
 
-    def compose(self, raw: torch.Tensor, baseline: torch.Tensor | None) -> torch.Tensor:
-        """MLP output [N, 3] -> prediction in the training space (adds the baseline in residual mode)."""
+    def dynamic_features(self, uv: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Time-dependent MLP inputs [N, dynamic_dim] (N = 1 broadcasts when they do not depend on uv)."""
+        parts = [] if self.film is not None else [self.time_features(t)]
+        if self.xyt_grid is not None:
+            phase = (t.to(torch.float32) % HOURS_PER_DAY) / HOURS_PER_DAY
+            coords = torch.cat([uv, phase.expand(uv.shape[0])[:, None]], dim=1)
+            parts.append(self.xyt_grid(coords))
+        if not parts:
+            return uv.new_zeros(uv.shape[0], 0)
+        if len(parts) == 2 and parts[0].shape[0] != parts[1].shape[0]:
+            parts[0] = parts[0].expand(parts[1].shape[0], -1)
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def film_params(self, t: torch.Tensor):
+        """Per-hidden-layer (scale, shift) [N, hidden] for hours t [N]; None without FiLM. A batch holds few
+        distinct hours, so the generator runs once per distinct hour and the result is gathered."""
+        if self.film is None:
+            return None
+        if t.numel() <= 1:
+            return self.film(self.time_features(t))
+        hours, inverse = torch.unique(t, return_inverse=True)
+        return [(scale[inverse], shift[inverse]) for scale, shift in self.film(self.time_features(hours))]
+
+    def lights_on(self, t: torch.Tensor) -> torch.Tensor:
+        """Local-light state [N] (float 0/1): on for t < OFF or t > ON (hours wrapped to [0, 24))."""
+        off, on = self.cfg.light_switch
+        wrapped = t.to(torch.float32) % HOURS_PER_DAY
+        return ((wrapped < off) | (wrapped > on)).to(torch.float32)
+
+    def lamp_image(self, static: torch.Tensor) -> torch.Tensor:
+        """Linear-light lamp contribution [N, 3] >= 0 at pixels with static features [N, static_dim]."""
+        return F.softplus(self.lamp_head(static))
+
+    def to_linear(self, train: torch.Tensor) -> torch.Tensor:
+        name = self.transform.name
+        return srgb_to_linear(train) if name == "identity" else torch.expm1(train) if name == "log1p" else train
+
+    def from_linear(self, linear: torch.Tensor) -> torch.Tensor:
+        name = self.transform.name
+        if name == "identity":
+            return linear_to_srgb(linear)
+        return torch.log1p(linear.clamp_min(-0.999)) if name == "log1p" else linear
+
+    def compose_base(self, raw: torch.Tensor, baseline: torch.Tensor | None) -> torch.Tensor:
+        """MLP output [N, 3] -> the lights-independent prediction (adds the baseline in residual mode)."""
         return raw + baseline if self.cfg.residual_mode else raw
 
+    def compose(self, raw: torch.Tensor, baseline: torch.Tensor | None, gate: torch.Tensor | None = None,
+                lamp: torch.Tensor | None = None) -> torch.Tensor:
+        """MLP output [N, 3] -> prediction in the training space: adds the baseline in residual mode, and
+        ``gate`` [N or 1] x ``lamp`` [N, 3] in linear light with a light switch."""
+        out = self.compose_base(raw, baseline)
+        if self.lamp_head is not None:
+            out = self.from_linear(self.to_linear(out) + gate[:, None] * lamp)
+        return out
+
+    # --- time ---------------------------------------------------------------------------------------
+    def blend_knots(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For hours t [N]: the training hours before and after each (cyclically) and the blend weight
+        w in [0, 1) of the later one; w = 0 exactly at a training hour."""
+        knots = torch.tensor(sorted(self.desc.train_times or self.desc.times), dtype=torch.float32, device=t.device)
+        wrapped = t.to(torch.float32) % HOURS_PER_DAY
+        after = torch.searchsorted(knots, wrapped, right=True)
+        k0 = knots[(after - 1) % knots.numel()]
+        k1 = knots[after % knots.numel()]
+        span = (k1 - k0) % HOURS_PER_DAY
+        span = torch.where(span == 0, torch.full_like(span, HOURS_PER_DAY), span)
+        return k0, k1, ((wrapped - k0) % HOURS_PER_DAY) / span
+
+    def _blended(self, raw_at, t: torch.Tensor) -> torch.Tensor:
+        """``raw_at(t)`` itself, or with ``time_blend`` the blend of ``raw_at`` at the neighbouring
+        training hours (one evaluation where every t is a training hour)."""
+        if not self.cfg.time_blend:
+            return raw_at(t)
+        k0, k1, w = self.blend_knots(t)
+        raw = raw_at(k0)
+        if bool((w > 0).any()):
+            raw = raw + w[:, None].to(raw.dtype) * (raw_at(k1) - raw)
+        return raw
+
+    def _raw(self, static: torch.Tensor, uv: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """MLP output [N, 3] at hours t [N] for pixels with static features [N, static_dim]."""
+        inputs = torch.cat([static, self.dynamic_features(uv, t)], dim=1)
+        return self.mlp(inputs, self.film_params(t))
+
+    def _raw_cached(self, cache: StaticCache, t_row: torch.Tensor) -> torch.Tensor:
+        """MLP output [N, 3] at one hour t_row [1] for the cached pixels."""
+        first = cache.first
+        if self.dynamic_dim:
+            dynamic = self.dynamic_features(cache.uv, t_row)
+            first = first + self.mlp.first_layer_partial(dynamic, self.static_dim, with_bias=False).to(first.dtype)
+        return self.mlp.forward_from_first(first, self.film_params(t_row))
+
     # --- training-time forward ----------------------------------------------------------------------
-    def forward(self, uv: torch.Tensor, t: torch.Tensor, pix: torch.Tensor | None = None) -> torch.Tensor:
-        """Prediction [N, 3] in the training space for pixels uv [N, 2] at hours t [N]."""
-        inputs = torch.cat([self.static_features(uv, pix), self.time_features(t)], dim=1)
-        baseline = self.baseline_at(uv, pix) if self.uses_baseline else None
-        return self.compose(self.mlp(inputs), baseline)
+    def forward(self, uv: torch.Tensor, t: torch.Tensor, pix: torch.Tensor | None = None,
+                parts: dict | None = None) -> torch.Tensor:
+        """Prediction [N, 3] in the training space for pixels uv [N, 2] at hours t [N]. With a light switch,
+        ``parts`` (a dict) receives the lights-independent part "base" and the "gate"."""
+        static = self.static_features(uv, pix)
+        baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode else None
+        raw = self._blended(lambda hours: self._raw(static, uv, hours), t)
+        if self.lamp_head is None:
+            return self.compose(raw, baseline)
+        gate = self.lights_on(t)
+        if parts is not None:
+            parts.update(base=self.compose_base(raw, baseline), gate=gate)
+        return self.compose(raw, baseline, gate, self.lamp_image(static))
 
     def get_loss_dict(self, batch, losses, step: int) -> dict[str, torch.Tensor]:
-        """Named, weighted loss terms of one training batch (``losses``: a LossAssembler)."""
-        return losses(self(batch.uv, batch.t, batch.pix), batch, step)
+        """Named, weighted loss terms of one training batch (``losses``: a LossAssembler). With a light
+        switch, "lamp_prior" = lamp_prior_w x mean linear radiance of the lights-independent part at
+        lights-on texels: the static light of lit hours then goes to the lamp image."""
+        parts: dict = {}
+        terms = losses(self(batch.uv, batch.t, batch.pix, parts), batch, step)
+        if parts and losses.cfg.lamp_prior_w > 0:
+            gate = parts["gate"][:, None]
+            linear = self.to_linear(parts["base"]).clamp_min(0.0)
+            terms["lamp_prior"] = losses.cfg.lamp_prior_w * (linear * gate).sum() / (gate.sum() * 3).clamp_min(1)
+        return terms
 
     # --- cached decode ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -145,18 +312,21 @@ class TODField(nn.Module):
                 feature_map: torch.Tensor | None = None) -> StaticCache:
         """Compute everything about pixels uv [N, 2] that does not depend on time (``feature_map``: the
         encoder's F0, when the caller computed it once for many chunks)."""
-        first = self.mlp.first_layer_partial(self.static_features(uv, pix, feature_map), 0, with_bias=True)
-        baseline = self.baseline_at(uv, pix) if self.uses_baseline else None
-        return StaticCache(uv=uv, first=first, baseline=baseline)
+        static = self.static_features(uv, pix, feature_map)
+        first = self.mlp.first_layer_partial(static, 0, with_bias=True)
+        baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode else None
+        lamp = self.lamp_image(static) if self.lamp_head is not None else None
+        return StaticCache(uv=uv, first=first, baseline=baseline, lamp=lamp)
 
     @torch.no_grad()
     def decode(self, cache: StaticCache, t: float) -> torch.Tensor:
-        """Prediction [N, 3] in the training space at hour ``t`` for the cached pixels; per frame only
-        the time encoding, its first-layer projection and the remaining layers run."""
+        """Prediction [N, 3] in the training space at hour ``t`` for the cached pixels; per frame only the
+        time-dependent inputs, their first-layer projection and the remaining layers run."""
         t_row = torch.full((1,), float(t), device=cache.first.device)
-        first = cache.first + self.mlp.first_layer_partial(self.time_features(t_row), self.static_dim,
-                                                           with_bias=False).to(cache.first.dtype)
-        return self.compose(self.mlp.forward_from_first(first), cache.baseline)
+        raw = self._blended(lambda hours: self._raw_cached(cache, hours), t_row)
+        if self.lamp_head is None:
+            return self.compose(raw, cache.baseline)
+        return self.compose(raw, cache.baseline, self.lights_on(t_row), cache.lamp)
 
 
 def build_field(cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None) -> TODField:

@@ -5,10 +5,19 @@ import torch
 
 
 def model_bytes(field: torch.nn.Module) -> int:
-    """Bytes of every parameter and persistent buffer (the residual baseline frame included), as stored."""
-    total = sum(p.numel() * p.element_size() for p in field.parameters())
+    """Bytes the decoder reads: every parameter at its stored precision (``store_dtype``), persistent
+    buffers as they are, except a baseline frame from an 8-bit source, counted at 1 byte per value (it
+    is exact in 8 bits)."""
+    stored = torch.tensor([], dtype=getattr(torch, field.cfg.store_dtype)).element_size()
+    total = sum(p.numel() * stored for p in field.parameters())
     persistent = field.state_dict()
-    total += sum(b.numel() * b.element_size() for name, b in field.named_buffers() if name in persistent)
+    for name, buffer in field.named_buffers():
+        if name not in persistent:
+            continue
+        if name == "baseline" and getattr(field.desc, "baseline_8bit", False):
+            total += buffer.numel()
+        else:
+            total += buffer.numel() * buffer.element_size()
     return int(total)
 
 

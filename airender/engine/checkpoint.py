@@ -2,8 +2,9 @@
 
 A checkpoint is a plain ``torch.save`` dict loadable with ``weights_only=True``:
     format, format_version, airender_version, config (ExperimentConfig dict), data (DataDescription
-    dict), model (state dict; the residual baseline frame is the buffer ``baseline`` at full precision),
-    train_state (optimizer, scheduler, RNG and callback states, step; only for resuming).
+    dict), model (state dict at the stored precision; the residual baseline frame is the buffer
+    ``baseline`` at full precision), train_state (optimizer, scheduler, RNG and callback states, step;
+    only for resuming).
 Inference rebuilds the exact model from ``config`` and ``data`` alone.
 """
 from __future__ import annotations
@@ -26,15 +27,28 @@ FORMAT_VERSION = 1
 
 def checkpoint_dict(field: nn.Module, config: ExperimentConfig, desc: DataDescription,
                     train_state: dict | None = None) -> dict:
+    """``model`` holds the weights at their stored precision (what a decoder reads); with a training
+    state and a reduced ``store_dtype``, ``train_state["model_full"]`` keeps full precision for resuming."""
+    if train_state is not None and field.cfg.store_dtype != "float32":
+        train_state = {**train_state, "model_full": {k: v.detach().clone() for k, v in field.state_dict().items()}}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "airender_version": __version__,
         "config": config.to_dict(),
         "data": desc.to_dict(),
-        "model": {k: v.detach().clone() for k, v in field.state_dict().items()},
+        "model": stored_state(field),
         "train_state": train_state,
     }
+
+
+def stored_state(field: nn.Module) -> dict[str, torch.Tensor]:
+    """The field's state dict at its stored precision: with ``store_dtype float16`` every floating-point
+    parameter is rounded to float16 (the residual baseline frame stays at full precision)."""
+    dtype = getattr(torch, field.cfg.store_dtype)
+    parameters = {name for name, _ in field.named_parameters()}
+    return {k: (v.detach().to(dtype) if k in parameters and v.is_floating_point() else v.detach()).clone()
+            for k, v in field.state_dict().items()}
 
 
 def save_checkpoint(path: str | Path, ckpt: dict) -> None:

@@ -33,6 +33,11 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def is_8bit(image: torch.Tensor) -> bool:
+    """True when every value is a multiple of 1/255 (an 8-bit source): storing it in 8 bits is exact."""
+    return bool(torch.equal(torch.round(image * 255.0) / 255.0, image))
+
+
 def out_dir_for(config: ExperimentConfig) -> Path:
     return Path(config.out_dir) if config.out_dir else Path("runs") / config.name
 
@@ -86,7 +91,8 @@ class Trainer:
             height=seq.height, width=seq.width, is_hdr=seq.is_hdr, transform=self.transform.name,
             times=seq.time_list(), baseline_time=float(seq.times[self.baseline_index]),
             has_mask=seq.mask is not None, source=seq.source, names=list(seq.names),
-            train_times=[seq.time_list()[i] for i in self.train_ids])
+            train_times=[seq.time_list()[i] for i in self.train_ids],
+            baseline_8bit=not seq.is_hdr and is_8bit(seq.frames[self.baseline_index]))
         self.lpips_model = self._lpips_model_if_needed()
         self.validator = Validator(self._validation_groups(), tcfg.val_downsample, seq.is_hdr,
                                    self._validation_suite())
@@ -160,10 +166,10 @@ class Trainer:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         tcfg = self.config.train
-        params = [p for p in self.field.parameters() if p.requires_grad]
+        groups = self.field.param_groups(tcfg.lr, tcfg.grid_lr, tcfg.weight_decay)
         if tcfg.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        return torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+            return torch.optim.AdamW(groups, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        return torch.optim.Adam(groups, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
 
     def _lr_factor(self, step: int) -> float:
         """Learning rate / --lr at ``step``: warm-up, then the schedule, times ``lr_scale`` (plateau, NaN guard)."""
@@ -259,7 +265,7 @@ class Trainer:
             raise InputError(f"{path}: holds no training state (resume from last.ckpt)")
         if ckpt["config"] != self.config.to_dict():
             raise InputError(f"{path}: was written with a different configuration; resume with the same flags")
-        self.field.load_state_dict(ckpt["model"])
+        self.field.load_state_dict(state.get("model_full", ckpt["model"]))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])

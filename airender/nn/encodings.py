@@ -54,3 +54,33 @@ class FourierTimeEncoding(nn.Module):
         # Wrap first so that float32 angles stay exact for large or negative hours.
         angles = (t.to(torch.float32) % HOURS_PER_DAY)[:, None] * self.freqs
         return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+class PeriodicSplineTimeCode(nn.Module):
+    """Learned time codes: ``num_knots`` codes of size ``code_dim`` spread evenly over 24 h, blended with
+    a periodic uniform cubic B-spline. t [N] hours -> [N, code_dim].
+
+    Unlike high Fourier harmonics, the code between two hours depends only on the four knots around it
+    and is C2-smooth, so interpolation between the training hours stays well behaved. Codes start as
+    small random values (std ``init_std``).
+    """
+
+    def __init__(self, num_knots: int = 24, code_dim: int = 16, init_std: float = 0.1):
+        super().__init__()
+        if num_knots < 4:
+            raise ValueError("--time_knots must be at least 4")
+        self.num_knots, self.out_dim = num_knots, code_dim
+        self.codes = nn.Parameter(torch.randn(num_knots, code_dim) * init_std)
+
+    def weights(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Knot indices [N, 4] and cubic B-spline weights [N, 4] (they sum to 1) for hours t [N]."""
+        u = (t.to(torch.float32) % HOURS_PER_DAY) / HOURS_PER_DAY * self.num_knots
+        i = torch.floor(u)
+        s = (u - i)[:, None]
+        w = torch.cat([(1 - s) ** 3, 3 * s ** 3 - 6 * s ** 2 + 4, -3 * s ** 3 + 3 * s ** 2 + 3 * s + 1, s ** 3], dim=1) / 6
+        idx = (i.long()[:, None] + torch.arange(-1, 3, device=t.device)) % self.num_knots
+        return idx, w
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        idx, w = self.weights(t)
+        return (self.codes[idx] * w[..., None]).sum(dim=1)

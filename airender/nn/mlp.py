@@ -57,6 +57,8 @@ class MLP(nn.Module):
         ``film``: optional per-hidden-layer (scale, shift), each broadcastable to [N, hidden], applied to
         the pre-activation: act(scale * (W h + b) + shift).
         """
+        if not torch.is_grad_enabled() and (film is None or film[0][0].shape[0] == 1):
+            return self._decode_from_first(pre, film)
         h = pre
         for i, layer in enumerate(self.hidden_layers):
             if i > 0:
@@ -67,5 +69,51 @@ class MLP(nn.Module):
             h = self.act(h)
         return self.output_layer(h)
 
+    def _decode_from_first(self, pre: torch.Tensor,
+                           film: list[tuple[torch.Tensor, torch.Tensor]] | None) -> torch.Tensor:
+        """Inference path (no autograd; FiLM, if any, the same for every row): FiLM scales and the SIREN
+        factor w0 are folded into each layer's weights (a 64 x 64 matrix per frame instead of several
+        passes over the N x 64 activations), and activations run in place. Same function as the training
+        path up to float rounding."""
+        sine = self.activation == "sine"
+        w0 = self.w0 if sine else 1.0
+        if film is not None:
+            scale, shift = film[0]
+            h = torch.addcmul(shift * w0, pre, scale * w0)
+        else:
+            h = pre * w0 if sine else pre.clone()
+        h = h.sin_() if sine else h.relu_()
+        for i, layer in enumerate(self.hidden_layers):
+            if i == 0:
+                continue
+            weight, bias = layer.weight, layer.bias
+            if film is not None:
+                scale, shift = film[i][0][0], film[i][1][0]
+                weight, bias = weight * scale[:, None], bias * scale + shift
+            if sine:
+                weight, bias = weight * w0, bias * w0
+            h = torch.nn.functional.linear(h, weight.to(h.dtype), bias.to(h.dtype))
+            h = h.sin_() if sine else h.relu_()
+        return self.output_layer(h)
+
     def forward(self, x: torch.Tensor, film: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         return self.forward_from_first(self.hidden_layers[0](x), film)
+
+
+class FiLMGenerator(nn.Module):
+    """Time code [N, in_dim] -> per-hidden-layer FiLM parameters [(scale [N, hidden], shift [N, hidden])] * L.
+
+    A two-layer MLP; its last layer starts at zero so that scale = 1 and shift = 0 (no modulation) at
+    initialisation.
+    """
+
+    def __init__(self, in_dim: int, hidden: int, num_layers: int, film_hidden: int = 32):
+        super().__init__()
+        self.hidden, self.num_layers = hidden, num_layers
+        self.net = nn.Sequential(nn.Linear(in_dim, film_hidden), nn.SiLU(), nn.Linear(film_hidden, 2 * hidden * num_layers))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, code: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        out = self.net(code).reshape(code.shape[0], self.num_layers, 2, self.hidden)
+        return [(1.0 + out[:, i, 0], out[:, i, 1]) for i in range(self.num_layers)]

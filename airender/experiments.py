@@ -1,0 +1,441 @@
+"""A/B comparisons and grid sweeps: ``airender compare`` and ``airender sweep``.
+
+Every run (a preset with overrides, or a classical anchor) trains and evaluates on its own and writes a
+structured ``result.json`` (atomically) in its folder; nothing parses another run's logs. A finished
+run is recognised by its ``result.json`` and skipped on restart. The aggregate is ``results.csv``,
+``results.md`` and pictures: metrics vs hour per method, quality vs bytes, and a crop sheet with error
+heat maps.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from airender.errors import InputError
+from airender.fileio import atomic_path, write_json_atomic, write_text_atomic
+
+METRICS = ("psnr", "ssim", "lpips", "flip")
+GROUPS = ("hours", "extra", "switch")
+BUDGETS = {"quick": {"epochs": 20, "samples_per_epoch": 200_000},   # the roadmap's section-8 budget
+           "full": {"epochs": 20, "samples_per_epoch": 1_000_000},
+           "smoke": {"epochs": 2, "samples_per_epoch": 2048, "batch_size": 1024}}  # checks the pipeline only
+ROADMAP_GRID = {"patch_size": [16, 32], "loss_ssim_w": [0.1, 0.2, 0.5], "be_channels": [16, 32],
+                "be_downsample": [1, 2]}
+COMPARE_METHODS = ("baseline", "encoder", "patch_ssim", "hybrid", "film", "hashgrid", "blend", "pca8")
+ANCHORS = {"blend": "stores every frame, blends neighbouring hours", "pca8": "8 PCA basis images, interpolated coefficients"}
+SHEET_HOURS = (7.5, 13.5, 18.1)
+
+
+@dataclass
+class RunSpec:
+    """One method: ``kind`` 'field' (``preset`` + ``overrides`` {section: {name: value}}) or an anchor."""
+
+    name: str
+    kind: str = "field"
+    preset: str = "baseline"
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class Setup:
+    """What every run of one comparison shares."""
+
+    data_dir: str
+    extra_dirs: list[str]
+    out_dir: str
+    budget: str = "quick"
+    seed: int = 0
+    lpips_weights: str | None = None
+    separate_hours: list[float] = field(default_factory=lambda: [5.9, 18.1])
+    decode_width: int = 1920
+    decode_height: int = 1080
+    decode_repeats: int = 3
+    threads: int = 0
+    device: str = "cpu"
+
+
+def section_of(name: str) -> str:
+    """The config section holding option ``name`` (for grid keys such as ``patch_size``)."""
+    import dataclasses
+
+    from airender.config import SECTION_TYPES
+
+    for section, cls in SECTION_TYPES.items():
+        if name in {f.name for f in dataclasses.fields(cls)}:
+            return section
+    raise InputError(f"--grid: no option named {name!r}")
+
+
+def _split_groups(sequence_groups, separate: list[float]):
+    """Move frames at the ``separate`` hours (e.g. next to a light switch) from 'extra' into 'switch'."""
+    out = []
+    for name, seq in sequence_groups:
+        if name != "extra" or not separate:
+            out.append((name, seq))
+            continue
+        times = seq.time_list()
+        special = [i for i, t in enumerate(times) if any(abs(t - s) < 1e-6 for s in separate)]
+        normal = [i for i in range(len(times)) if i not in special]
+        if normal:
+            out.append(("extra", seq.select(normal)))
+        if special:
+            out.append(("switch", seq.select(special)))
+    return out
+
+
+def run_one(spec: RunSpec, setup: Setup) -> dict:
+    """Train (for fields) and evaluate one method; writes and returns its result row."""
+    import torch
+
+    from airender.anchors import NeighbourBlend, PCABasis
+    from airender.bench import time_decode
+    from airender.cli import eval_groups
+    from airender.data import load_sequence
+    from airender.engine.checkpoint import load_checkpoint
+    from airender.engine.trainer import Trainer
+    from airender.evaluate import build_metric_suite, evaluate_field
+    from airender.images import preview_uint8, save_png
+    from airender.presets import apply_overrides, preset_config
+    from airender.sizes import raw_frames_bytes
+
+    if setup.threads:
+        torch.set_num_threads(setup.threads)
+    run_dir = Path(setup.out_dir) / spec.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sequence = load_sequence(setup.data_dir)
+    started = time.perf_counter()
+    train_seconds = 0.0
+    decode_ms = math.nan
+    if spec.kind == "field":
+        config = apply_overrides(preset_config(spec.preset), spec.overrides)
+        config = apply_overrides(config, {"train": {**BUDGETS[setup.budget], "seed": setup.seed, "progress": False,
+                                                    "device": setup.device}})
+        config.data.data_dir, config.out_dir, config.name = setup.data_dir, str(run_dir), spec.name
+        result = Trainer(config, sequence).fit()
+        train_seconds = result.seconds
+        model = load_checkpoint(run_dir / "last.ckpt", setup.device).field
+        from airender.sizes import model_bytes
+
+        nbytes = model_bytes(model)
+        if setup.decode_repeats > 0:
+            decode_ms = time_decode(model, spec.name, setup.decode_width, setup.decode_height,
+                                    setup.decode_repeats, warmup=1).decode_ms_median
+    elif spec.kind == "blend":
+        model = NeighbourBlend(sequence)
+        nbytes = model.nbytes
+    elif spec.kind == "pca":
+        model = PCABasis(sequence, k=int(spec.overrides.get("k", 8)))
+        nbytes = model.nbytes
+    else:
+        raise InputError(f"unknown run kind {spec.kind!r}")
+    groups = _split_groups(eval_groups(model.desc, setup.data_dir, "", setup.extra_dirs), setup.separate_hours)
+    report = evaluate_field(model, groups, build_metric_suite(setup.lpips_weights))
+    raw = raw_frames_bytes(sequence.height, sequence.width)
+    row: dict = {"method": spec.name, "kind": spec.kind, "preset": spec.preset if spec.kind == "field" else "",
+                 "overrides": json.dumps(spec.overrides, sort_keys=True)}
+    for group in GROUPS:
+        for metric in METRICS:
+            row[f"{metric}_{group}"] = report.means.get(group, {}).get(metric)
+    row.update({"bytes": int(nbytes), "percent_of_raw": 100.0 * nbytes / raw, "compression_ratio": raw / nbytes,
+                "train_seconds": train_seconds, "decode_ms_1080p": decode_ms,
+                "seconds_total": time.perf_counter() - started})
+    exposure = 1.0
+    for (group, hour), image in report.predictions.items():
+        if any(abs(hour - h) < 1e-6 for h in SHEET_HOURS):
+            save_png(run_dir / f"pred_{hour:g}.png", preview_uint8(image, model.desc.is_hdr, exposure))
+            save_png(Path(setup.out_dir) / f"truth_{hour:g}.png",
+                     preview_uint8(report.truths[(group, hour)], model.desc.is_hdr, exposure))
+    write_json_atomic(run_dir / "result.json", {"row": row, "frames": report.rows, "spec": asdict(spec)})
+    return row
+
+
+def _run_one_star(args: tuple[RunSpec, Setup]) -> dict:
+    return run_one(*args)
+
+
+def run_all(specs: list[RunSpec], setup: Setup, workers: int = 1) -> list[dict]:
+    """Run every spec whose result.json is missing (``workers`` processes), then aggregate all of them."""
+    todo = [s for s in specs if not (Path(setup.out_dir) / s.name / "result.json").is_file()]
+    done = len(specs) - len(todo)
+    if done:
+        print(f"{done} of {len(specs)} runs already finished; skipping them")
+    if workers > 1 and len(todo) > 1:
+        setup.threads = setup.threads or max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            for row in pool.map(_run_one_star, [(s, setup) for s in todo]):
+                print(f"finished {row['method']} in {row['seconds_total']:.0f} s", flush=True)
+    else:
+        for spec in todo:
+            print(f"running {spec.name} ...", flush=True)
+            row = run_one(spec, setup)
+            print(f"finished {row['method']} in {row['seconds_total']:.0f} s", flush=True)
+    rows = load_results(Path(setup.out_dir), [s.name for s in specs])
+    write_tables(rows, Path(setup.out_dir))
+    write_plots(Path(setup.out_dir), [s.name for s in specs])
+    return rows
+
+
+def load_results(out_dir: Path, names: list[str]) -> list[dict]:
+    rows = []
+    for name in names:
+        path = out_dir / name / "result.json"
+        rows.append(json.loads(path.read_text())["row"])
+    return rows
+
+
+def _fmt(key: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if key.startswith("psnr"):
+        return f"{value:.2f}"
+    if key.startswith(("ssim", "lpips", "flip")):
+        return f"{value:.4f}"
+    if key == "bytes":
+        return f"{value / 1024:.1f} KiB"
+    if key == "percent_of_raw":
+        return f"{value:.2f} %"
+    if key in ("train_seconds", "decode_ms_1080p"):
+        return f"{value:.0f}"
+    return str(value)
+
+
+TABLE_COLUMNS = ["method"] + [f"{m}_{g}" for g in GROUPS for m in METRICS] + \
+    ["bytes", "percent_of_raw", "train_seconds", "decode_ms_1080p"]
+
+
+def write_tables(rows: list[dict], out_dir: Path) -> str:
+    """results.csv (every column) and results.md (the table); returns the markdown."""
+    columns = [c for c in TABLE_COLUMNS if any(r.get(c) is not None for r in rows)]
+    buffer = io.StringIO()
+    fieldnames = list(dict.fromkeys(columns + [k for r in rows for k in r]))
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    write_text_atomic(out_dir / "results.csv", buffer.getvalue())
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(c, row.get(c)) for c in columns) + " |")
+    text = "\n".join(lines) + "\n"
+    write_text_atomic(out_dir / "results.md", text)
+    return text
+
+
+def write_plots(out_dir: Path, names: list[str]) -> None:
+    """metrics_vs_hour.png, quality_vs_bytes.png and crops.png from the runs' result files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = {n: json.loads((out_dir / n / "result.json").read_text()) for n in names}
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, metric in zip(axes, ("psnr", "ssim", "lpips")):
+        for name, res in results.items():
+            pts = sorted((f["time"], f[metric]) for f in res["frames"] if metric in f and math.isfinite(f[metric]))
+            if pts:
+                ax.plot(*zip(*pts), marker=".", label=name)
+        ax.set_xlabel("hour of day")
+        ax.set_title(metric.upper() + (" (lower is better)" if metric == "lpips" else ""))
+        ax.grid(alpha=0.3)
+        ax.set_xlim(0, 24)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out_dir / "metrics_vs_hour.png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ("psnr", "ssim")):
+        for name, res in results.items():
+            row = res["row"]
+            value = row.get(f"{metric}_extra") or row.get(f"{metric}_hours")
+            if value is not None:
+                ax.scatter(row["percent_of_raw"], value, s=30)
+                ax.annotate(name, (row["percent_of_raw"], value), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("bytes the decoder reads, % of raw float32 frames")
+        ax.set_ylabel(f"{metric.upper()} on held-out times")
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    with atomic_path(out_dir / "quality_vs_bytes.png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    write_crop_sheet(out_dir, names)
+
+
+def write_crop_sheet(out_dir: Path, names: list[str]) -> None:
+    """Rows = a few hours, columns = ground truth then each method's crop and its error heat map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from airender.images import error_heatmap
+
+    hours = [h for h in SHEET_HOURS if (out_dir / f"truth_{h:g}.png").is_file()]
+    methods = [n for n in names if all((out_dir / n / f"pred_{h:g}.png").is_file() for h in hours)]
+    if not hours or not methods:
+        return
+    fig, axes = plt.subplots(len(hours), 1 + 2 * len(methods), figsize=(1.6 * (1 + 2 * len(methods)), 1.8 * len(hours)),
+                             squeeze=False)
+    for r, hour in enumerate(hours):
+        truth = np.asarray(Image.open(out_dir / f"truth_{hour:g}.png").convert("RGB"))
+        height, width = truth.shape[:2]
+        size = min(height, width) // 2
+        top, left = (height - size) // 2, (width - size) // 2
+        crop = (slice(top, top + size), slice(left, left + size))
+        panels = [("truth", truth[crop])]
+        for name in methods:
+            pred = np.asarray(Image.open(out_dir / name / f"pred_{hour:g}.png").convert("RGB"))
+            panels += [(name, pred[crop]), (f"{name} err", error_heatmap(pred[crop], truth[crop]))]
+        for c, (title, image) in enumerate(panels):
+            ax = axes[r][c]
+            ax.imshow(image, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=6)
+            if c == 0:
+                ax.set_ylabel(f"{hour:g} h", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out_dir / "crops.png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def compare_specs(methods: list[str], light_switch: list[float]) -> list[RunSpec]:
+    from airender.presets import PRESETS
+
+    specs = []
+    for name in methods:
+        if name == "blend":
+            specs.append(RunSpec("blend", kind="blend"))
+        elif name.startswith("pca"):
+            specs.append(RunSpec(name, kind="pca", overrides={"k": int(name[3:] or 8)}))
+        elif name in PRESETS:
+            overrides = {"field": {"light_switch": list(light_switch)}} if light_switch else {}
+            specs.append(RunSpec(name, preset=name, overrides=overrides))
+        else:
+            raise InputError(f"unknown method {name!r} (presets: {', '.join(PRESETS)}; anchors: blend, pcaK)")
+    return specs
+
+
+def parse_grid(items: list[str]) -> dict[str, list]:
+    """['patch_size=16,32', ...] -> {'patch_size': [16, 32], ...} (values typed by their config field)."""
+    import dataclasses
+    import typing
+
+    from airender.config import SECTION_TYPES
+
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise InputError(f"--grid {item!r}: expected key=v1,v2")
+        section = section_of(key)
+        hint = typing.get_type_hints(SECTION_TYPES[section])[key]
+        kind = {int: int, float: float, str: str}.get(hint)
+        if hint is bool:
+            from airender.cli_args import parse_bool as kind
+        if kind is None:
+            raise InputError(f"--grid {key}: only int, float, str and bool options can be swept")
+        try:
+            grid[key] = [kind(v) for v in values.split(",")]
+        except ValueError:
+            raise InputError(f"--grid {item!r}: values must be {getattr(kind, '__name__', kind)}") from None
+    return grid
+
+
+def sweep_specs(grid: dict[str, list], preset: str) -> list[RunSpec]:
+    keys = sorted(grid)
+    specs = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        overrides: dict[str, dict] = {}
+        for key, value in zip(keys, values):
+            overrides.setdefault(section_of(key), {})[key] = value
+        name = "_".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in zip(keys, values))
+        specs.append(RunSpec(name, preset=preset, overrides=overrides))
+    return specs
+
+
+def _common_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="training frames (either layout)")
+    p.add_argument("--extra", action="append", default=[], help="extra ground truth (e.g. fractional hours)")
+    p.add_argument("--out", default="", help="output folder")
+    p.add_argument("--budget", choices=tuple(BUDGETS), default="quick",
+                   help="quick: the roadmap's 20 x 200k samples; full: 20 x 1M; smoke: a few steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lpips_weights", default=None)
+    p.add_argument("--separate", type=float, nargs="*", default=[5.9, 18.1],
+                   help="extra hours reported as their own group 'switch' (next to a light switch)")
+    p.add_argument("--decode_repeats", type=int, default=3, help="timed 1080p decodes per method (0: skip)")
+    p.add_argument("--device", default="cpu")
+
+
+def _setup(args: argparse.Namespace, default_out: str) -> Setup:
+    for folder in [args.data, *args.extra]:
+        if not Path(folder).is_dir():
+            raise InputError(f"{folder}: no such folder")
+    return Setup(data_dir=args.data, extra_dirs=list(args.extra), out_dir=args.out or default_out, budget=args.budget,
+                 seed=args.seed, lpips_weights=args.lpips_weights, separate_hours=list(args.separate),
+                 decode_repeats=args.decode_repeats, device=args.device)
+
+
+def add_compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="train the roadmap configs and presets with one budget beside classical "
+                                       "anchors; write a results table and pictures")
+    _common_arguments(p)
+    p.add_argument("--methods", default=",".join(COMPARE_METHODS),
+                   help="comma-separated presets and anchors (blend, pcaK)")
+    p.add_argument("--light_switch", type=float, nargs=2, default=None, metavar=("OFF", "ON"),
+                   help="pass --light_switch to every trained method")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    setup = _setup(args, "runs/compare")
+    specs = compare_specs([m for m in args.methods.split(",") if m], args.light_switch or [])
+    rows = run_all(specs, setup)
+    print(write_tables(rows, Path(setup.out_dir)))
+    print(f"wrote results.csv, results.md, metrics_vs_hour.png, quality_vs_bytes.png, crops.png to {setup.out_dir}")
+    return 0
+
+
+def add_sweep_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="train the cartesian product of option values (resumable, parallel)")
+    _common_arguments(p)
+    p.add_argument("--grid", action="append", default=[],
+                   help="key=v1,v2 (repeatable); default: the roadmap grid patch_size=16,32 loss_ssim_w=0.1,0.2,0.5 "
+                        "be_channels=16,32 be_downsample=1,2")
+    p.add_argument("--preset", default="hybrid", help="the configuration the grid varies (default: hybrid)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.set_defaults(func=cmd_sweep, decode_repeats=0)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from airender.presets import PRESETS
+
+    if args.preset not in PRESETS:
+        raise InputError(f"--preset {args.preset!r}: unknown (choose from {', '.join(PRESETS)})")
+    setup = _setup(args, "runs/sweep")
+    grid = parse_grid(args.grid) if args.grid else dict(ROADMAP_GRID)
+    specs = sweep_specs(grid, args.preset)
+    write_json_atomic(Path(setup.out_dir) / "sweep.json", {"grid": grid, "preset": args.preset,
+                                                           "setup": asdict(setup)})
+    rows = run_all(specs, setup, workers=max(1, args.workers))
+    print(write_tables(rows, Path(setup.out_dir)))
+    return 0

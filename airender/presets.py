@@ -1,0 +1,64 @@
+"""Named presets: flag bundles on top of the defaults (which are the roadmap's section-8 Baseline).
+
+``airender train --preset hashgrid --data_dir ...``; flags given on the command line override the
+preset. Every preset keeps the Baseline's training budget (20 epochs x 200k samples) so that presets
+compare at the same data, seed and budget.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+from airender.config import ExperimentConfig
+
+_BASELINE = {"field": {"xy_include_input": True}}
+
+PRESETS: dict[str, dict[str, dict]] = {
+    # The roadmap's section-8 settings: SIREN 64x6, Fourier 4/4 with raw xy, residual on hour 12.
+    "baseline": _BASELINE,
+    # Roadmap A3: per-pixel context from a shallow CNN over the baseline frame.
+    "encoder": {"field": {"xy_include_input": True, "use_baseline_encoder": True, "be_channels": 32,
+                          "be_downsample": 1}},
+    # Roadmap B1: patch-level SSIM loss with MSE.
+    "patch_ssim": {"field": {"xy_include_input": True}, "train": {"patch_size": 32}, "loss": {"loss_ssim_w": 0.2}},
+    # Both of the above.
+    "hybrid": {"field": {"xy_include_input": True, "use_baseline_encoder": True, "be_channels": 32,
+                         "be_downsample": 1},
+               "train": {"patch_size": 32}, "loss": {"loss_ssim_w": 0.2}},
+    # Roadmap C1: the time code modulates every layer (FiLM) of a shorter SIREN fed by xy and CNN features;
+    # parameters stored as float16.
+    "film": {"field": {"xy_include_input": True, "film": True, "film_hidden": 16, "layers": 4,
+                       "use_baseline_encoder": True, "be_channels": 16, "store_dtype": "float16"}},
+    # Roadmap C2: a 2D multi-resolution hash grid with a tiny ReLU MLP modulated by time (FiLM); no
+    # baseline frame needed; tables and weights stored as float16.
+    "hashgrid": {"field": {"encoding": "hashgrid", "grid_dims": 2, "grid_levels": 10, "grid_log2_size": 13,
+                           "grid_features": 2, "grid_base_res": 16, "activation": "relu", "hidden": 64,
+                           "layers": 2, "film": True, "film_hidden": 16, "residual_mode": False,
+                           "store_dtype": "float16"},
+                 "train": {"lr": 5e-3, "grid_lr": 2e-2}},
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def preset_config(name: str) -> ExperimentConfig:
+    """The defaults with preset ``name`` applied."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    config = ExperimentConfig()
+    return apply_overrides(config, PRESETS[name])
+
+
+def apply_overrides(config: ExperimentConfig, overrides: dict[str, dict]) -> ExperimentConfig:
+    """A copy of ``config`` with {section: {field: value}} applied (unknown names are an error)."""
+    config = copy.deepcopy(config)
+    for section, values in overrides.items():
+        current = getattr(config, section)
+        known = {f.name for f in dataclasses.fields(current)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise KeyError(f"unknown {section} options {unknown}")
+        setattr(config, section, dataclasses.replace(current, **values))
+    return config
