@@ -220,17 +220,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import resolve_device
     from airender.evaluate import build_metric_suite, evaluate_field, pick_sheet_keys
+    from airender.sizes import compression_report
 
     device = resolve_device(args.device)
     loaded = load_checkpoint(args.ckpt, device)
     groups = eval_groups(loaded.desc, args.data_dir, args.lightmap_id, args.extra)
     suite = build_metric_suite(args.lpips_weights, "cpu")
     report = evaluate_field(loaded.field, groups, suite)
+    report.size = compression_report(loaded.field)
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.ckpt).parent / "eval"
     report.write(out_dir)
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report), loaded.desc.is_hdr,
                          title=f"{Path(args.ckpt).name}")
     print(report.to_markdown())
+    size = report.size
+    print(f"model: {size['model_bytes']:,} bytes the decoder reads = {size['percent_of_raw']:.2f} % of the raw float32 "
+          f"frames ({size['raw_bytes']:,} bytes for 24 frames), compression ratio {size['compression_ratio']:.1f}:1")
     print(f"wrote metrics and pictures to {out_dir}")
     return 0
 

@@ -39,6 +39,7 @@ class EvalReport:
     rows: list[dict]
     means: dict[str, dict] = field(default_factory=dict)
     lpips_note: str = ""
+    size: dict = field(default_factory=dict)
     predictions: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict, repr=False)
     truths: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict, repr=False)
 
@@ -62,7 +63,7 @@ class EvalReport:
     def write(self, out_dir: Path) -> None:
         """metrics.json, metrics.csv, metrics.md and metrics_vs_hour.png in ``out_dir``."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out_dir / "metrics.json", {"rows": self.rows, "means": self.means,
+        write_json_atomic(out_dir / "metrics.json", {"rows": self.rows, "means": self.means, "size": self.size,
                                                      "lpips_unavailable": self.lpips_note or None})
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=["group", "time", "name"] + self.metric_names())

@@ -17,6 +17,8 @@ from airender.nn.mlp import MLP, FiLMGenerator
 
 HOURS_PER_DAY = 24.0
 LAMP_HIDDEN = 32
+LAMP_GRID_LEVELS = 8
+LAMP_GRID_LOG2_SIZE = 12
 
 
 @dataclass
@@ -114,11 +116,15 @@ class TODField(nn.Module):
         self.mlp = MLP(self.static_dim + self.dynamic_dim, cfg.hidden, cfg.layers, 3, cfg.activation, cfg.sine_w0)
         self.film = FiLMGenerator(self.time_encoding.out_dim, cfg.hidden, cfg.layers, cfg.film_hidden) \
             if cfg.film else None
-        self.lamp_head = None
+        self.lamp_head = self.lamp_grid = None
         if cfg.light_switch:
             if len(cfg.light_switch) != 2 or not 0 <= cfg.light_switch[0] <= cfg.light_switch[1] <= HOURS_PER_DAY:
                 raise ValueError("--light_switch takes two hours OFF ON with OFF <= ON, e.g. 6 18")
-            self.lamp_head = nn.Sequential(nn.Linear(self.static_dim, LAMP_HIDDEN), nn.ReLU(), nn.Linear(LAMP_HIDDEN, 3))
+            # Lamps are small and sharp: fields without a hash grid get a small one of their own for them.
+            self.lamp_grid = None if cfg.encoding == "hashgrid" else HashGridEncoding(
+                2, LAMP_GRID_LEVELS, 1, LAMP_GRID_LOG2_SIZE, cfg.grid_base_res, max(desc.height, desc.width))
+            lamp_in = self.static_dim + (self.lamp_grid.out_dim if self.lamp_grid is not None else 0)
+            self.lamp_head = nn.Sequential(nn.Linear(lamp_in, LAMP_HIDDEN), nn.ReLU(), nn.Linear(LAMP_HIDDEN, 3))
             nn.init.zeros_(self.lamp_head[-1].weight)
             nn.init.constant_(self.lamp_head[-1].bias, -4.0)
 
@@ -215,8 +221,10 @@ class TODField(nn.Module):
         wrapped = t.to(torch.float32) % HOURS_PER_DAY
         return ((wrapped < off) | (wrapped > on)).to(torch.float32)
 
-    def lamp_image(self, static: torch.Tensor) -> torch.Tensor:
-        """Linear-light lamp contribution [N, 3] >= 0 at pixels with static features [N, static_dim]."""
+    def lamp_image(self, static: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+        """Linear-light lamp contribution [N, 3] >= 0 at pixels uv [N, 2] with static features [N, static_dim]."""
+        if self.lamp_grid is not None:
+            static = torch.cat([static, self.lamp_grid(uv)], dim=1)
         return F.softplus(self.lamp_head(static))
 
     def to_linear(self, train: torch.Tensor) -> torch.Tensor:
@@ -292,17 +300,18 @@ class TODField(nn.Module):
         gate = self.lights_on(t)
         if parts is not None:
             parts.update(base=self.compose_base(raw, baseline), gate=gate)
-        return self.compose(raw, baseline, gate, self.lamp_image(static))
+        return self.compose(raw, baseline, gate, self.lamp_image(static, uv))
 
     def get_loss_dict(self, batch, losses, step: int) -> dict[str, torch.Tensor]:
         """Named, weighted loss terms of one training batch (``losses``: a LossAssembler). With a light
-        switch, "lamp_prior" = lamp_prior_w x mean linear radiance of the lights-independent part at
-        lights-on texels: the static light of lit hours then goes to the lamp image."""
+        switch, "lamp_prior" = lamp_prior_w x mean linear radiance above lamp_prior_floor of the
+        lights-independent part at lights-on texels: the static light of lit hours then goes to the lamp
+        image (a faint ambient below the floor stays where it is)."""
         parts: dict = {}
         terms = losses(self(batch.uv, batch.t, batch.pix, parts), batch, step)
         if parts and losses.cfg.lamp_prior_w > 0:
             gate = parts["gate"][:, None]
-            linear = self.to_linear(parts["base"]).clamp_min(0.0)
+            linear = (self.to_linear(parts["base"]) - losses.cfg.lamp_prior_floor).clamp_min(0.0)
             terms["lamp_prior"] = losses.cfg.lamp_prior_w * (linear * gate).sum() / (gate.sum() * 3).clamp_min(1)
         return terms
 
@@ -315,14 +324,18 @@ class TODField(nn.Module):
         static = self.static_features(uv, pix, feature_map)
         first = self.mlp.first_layer_partial(static, 0, with_bias=True)
         baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode else None
-        lamp = self.lamp_image(static) if self.lamp_head is not None else None
+        lamp = self.lamp_image(static, uv) if self.lamp_head is not None else None
         return StaticCache(uv=uv, first=first, baseline=baseline, lamp=lamp)
 
     @torch.no_grad()
     def decode(self, cache: StaticCache, t: float) -> torch.Tensor:
         """Prediction [N, 3] in the training space at hour ``t`` for the cached pixels; per frame only the
         time-dependent inputs, their first-layer projection and the remaining layers run."""
-        t_row = torch.full((1,), float(t), device=cache.first.device)
+        return self.decode_at(cache, torch.full((1,), float(t), device=cache.first.device))
+
+    @torch.no_grad()
+    def decode_at(self, cache: StaticCache, t_row: torch.Tensor) -> torch.Tensor:
+        """:meth:`decode` with the hour as a tensor [1] (so a compiled decode does not specialise on it)."""
         raw = self._blended(lambda hours: self._raw_cached(cache, hours), t_row)
         if self.lamp_head is None:
             return self.compose(raw, cache.baseline)

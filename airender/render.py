@@ -51,20 +51,21 @@ class FrameDecoder:
                 cache = field.prepare(uv[start:stop], pix[start:stop] if self.native else None, feature_map)
                 self.caches.append(cache)
 
-        self._decode_chunk = self.field.decode
+        self._decode_chunk = self.field.decode_at
         if compile_decode:
             try:
-                self._decode_chunk = torch.compile(self.field.decode, dynamic=False)
+                self._decode_chunk = torch.compile(self.field.decode_at, dynamic=False)
                 self.decode_train_space(0.0)
             except Exception as exc:  # a backend that cannot compile here: decode eagerly instead
                 print(f"note: torch.compile failed ({type(exc).__name__}); decoding eagerly")
-                self._decode_chunk = self.field.decode
+                self._decode_chunk = self.field.decode_at
 
     @torch.no_grad()
     def decode_train_space(self, t: float) -> torch.Tensor:
         """Frame at hour ``t`` in the training space, [H, W, 3] float32."""
+        t_row = torch.full((1,), float(t), device=self.device)
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
-            parts = [self._decode_chunk(cache, t) for cache in self.caches]
+            parts = [self._decode_chunk(cache, t_row) for cache in self.caches]
         return torch.cat(parts).float().reshape(self.height, self.width, 3)
 
     @torch.no_grad()
