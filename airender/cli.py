@@ -189,42 +189,15 @@ def add_eval_parser(sub) -> None:
     p.set_defaults(func=cmd_eval)
 
 
-def eval_groups(desc, data_dir: str, lightmap_id: str, extra_dirs: list[str]) -> list:
-    """('hours', frames at the times the model trained on) and ('extra', every other ground-truth frame)."""
-    from airender.data import load_sequence
-
-    sequence = load_sequence(data_dir, lightmap_id)
-    trained = {round(t, 6) for t in (desc.train_times or desc.times)}
-    times = sequence.time_list()
-    seen = [i for i, t in enumerate(times) if round(t, 6) in trained]
-    unseen = [i for i, t in enumerate(times) if round(t, 6) not in trained]
-    groups = []
-    if seen:
-        groups.append(("hours", sequence.select(seen)))
-    extras = [sequence.select(unseen)] if unseen else []
-    extras += [load_sequence(d) for d in extra_dirs]
-    if extras:
-        import torch as _t
-        from dataclasses import replace
-
-        merged = replace(extras[0], frames=_t.cat([e.frames for e in extras]),
-                         times=_t.cat([e.times for e in extras]), names=sum((e.names for e in extras), []),
-                         source=", ".join(e.source for e in extras))
-        if any(e.frames.shape[1:] != extras[0].frames.shape[1:] for e in extras):
-            raise InputError(f"{merged.source}: extra frames differ in size")
-        groups.append(("extra", merged))
-    return groups
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import resolve_device
-    from airender.evaluate import build_metric_suite, evaluate_field, pick_sheet_keys
+    from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups, pick_sheet_keys
     from airender.sizes import compression_report
 
     device = resolve_device(args.device)
     loaded = load_checkpoint(args.ckpt, device)
-    groups = eval_groups(loaded.desc, args.data_dir, args.lightmap_id, args.extra)
+    groups = ground_truth_groups(loaded.desc, args.data_dir, args.lightmap_id, args.extra)
     suite = build_metric_suite(args.lpips_weights, "cpu")
     report = evaluate_field(loaded.field, groups, suite)
     report.size = compression_report(loaded.field)

@@ -37,11 +37,10 @@ def demo_config(out_dir: Path, seconds: float, device: str) -> ExperimentConfig:
 
 def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0.0, device: str = "auto") -> dict:
     """Train, evaluate on every hour and the held-out frames, and write pictures. Returns the per-group means."""
-    from airender.cli import eval_groups
     from airender.data import load_sequence
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import Trainer
-    from airender.evaluate import build_metric_suite, evaluate_field, pick_sheet_keys
+    from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups, pick_sheet_keys
     from airender.images import preview_uint8, save_gif
     from airender.render import FrameDecoder
 
@@ -52,7 +51,7 @@ def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0
     print(f"trained {result.steps} steps in {result.seconds:.0f} s ({result.samples_per_s / 1e3:.0f}k samples/s)")
 
     loaded = load_checkpoint(out_dir / "best.ckpt", "cpu")
-    groups = eval_groups(loaded.desc, config.data.data_dir, "", [str(sample_dir() / "extra")])
+    groups = ground_truth_groups(loaded.desc, config.data.data_dir, "", [str(sample_dir() / "extra")])
     report = evaluate_field(loaded.field, groups, build_metric_suite(lpips_weights))
     report.write(out_dir / "eval")
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report, 9), loaded.desc.is_hdr,

@@ -125,6 +125,24 @@ def check_compatible(desc, sequence: TODSequence) -> None:
                          f"{kinds[desc.is_hdr]} data")
 
 
+def ground_truth_groups(desc, data_dir: str, lightmap_id: str, extra_dirs: list[str]) -> list:
+    """('hours', frames at the times the model trained on) and ('extra', every other ground-truth frame:
+    untrained times in ``data_dir`` and every frame of ``extra_dirs``)."""
+    from airender.data import load_sequence
+    from airender.data.sequence import concat_sequences
+
+    sequence = load_sequence(data_dir, lightmap_id)
+    trained = {round(t, 6) for t in (desc.train_times or desc.times)}
+    times = sequence.time_list()
+    seen = [i for i, t in enumerate(times) if round(t, 6) in trained]
+    unseen = [i for i, t in enumerate(times) if round(t, 6) not in trained]
+    groups = [("hours", sequence.select(seen))] if seen else []
+    extras = ([sequence.select(unseen)] if unseen else []) + [load_sequence(d) for d in extra_dirs]
+    if extras:
+        groups.append(("extra", concat_sequences(extras)))
+    return groups
+
+
 def evaluate_field(model, groups: list[tuple[str, TODSequence]], suite: MetricSuite,
                    keep_images: bool = True) -> EvalReport:
     """Decode every ground-truth time of every group and score it.

@@ -101,14 +101,13 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
 
     from airender.anchors import NeighbourBlend, PCABasis
     from airender.bench import time_decode
-    from airender.cli import eval_groups
     from airender.data import load_sequence
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import Trainer
-    from airender.evaluate import build_metric_suite, evaluate_field
-    from airender.images import preview_uint8, save_png
+    from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups
+    from airender.images import hdr_preview_exposure, preview_uint8, save_png
     from airender.presets import apply_overrides, preset_config
-    from airender.sizes import raw_frames_bytes
+    from airender.sizes import model_bytes, raw_frames_bytes
 
     if setup.threads:
         torch.set_num_threads(setup.threads)
@@ -126,8 +125,6 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
         result = Trainer(config, sequence).fit()
         train_seconds = result.seconds
         model = load_checkpoint(run_dir / "last.ckpt", setup.device).field
-        from airender.sizes import model_bytes
-
         nbytes = model_bytes(model)
         if setup.decode_repeats > 0:
             decode_ms = time_decode(model, spec.name, setup.decode_width, setup.decode_height,
@@ -140,7 +137,7 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
         nbytes = model.nbytes
     else:
         raise InputError(f"unknown run kind {spec.kind!r}")
-    groups = _split_groups(eval_groups(model.desc, setup.data_dir, "", setup.extra_dirs), setup.separate_hours)
+    groups = _split_groups(ground_truth_groups(model.desc, setup.data_dir, "", setup.extra_dirs), setup.separate_hours)
     report = evaluate_field(model, groups, build_metric_suite(setup.lpips_weights))
     raw = raw_frames_bytes(sequence.height, sequence.width)
     row: dict = {"method": spec.name, "kind": spec.kind, "preset": spec.preset if spec.kind == "field" else "",
@@ -151,7 +148,7 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
     row.update({"bytes": int(nbytes), "percent_of_raw": 100.0 * nbytes / raw, "compression_ratio": raw / nbytes,
                 "train_seconds": train_seconds, "decode_ms_1080p": decode_ms,
                 "seconds_total": time.perf_counter() - started})
-    exposure = 1.0
+    exposure = hdr_preview_exposure(sequence.frames[sequence.num_frames // 2]) if sequence.is_hdr else 1.0
     for (group, hour), image in report.predictions.items():
         if any(abs(hour - h) < 1e-6 for h in SHEET_HOURS):
             save_png(run_dir / f"pred_{hour:g}.png", preview_uint8(image, model.desc.is_hdr, exposure))
@@ -239,6 +236,7 @@ def write_plots(out_dir: Path, names: list[str]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     results = {n: json.loads((out_dir / n / "result.json").read_text()) for n in names}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -266,6 +264,11 @@ def write_plots(out_dir: Path, names: list[str]) -> None:
                 ax.scatter(row["percent_of_raw"], value, s=30)
                 ax.annotate(name, (row["percent_of_raw"], value), fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g} %"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        shares = [res["row"]["percent_of_raw"] for res in results.values()]
+        ax.set_xticks([v for v in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+                       if min(shares) / 2 <= v <= max(shares) * 2])
         ax.set_xlabel("bytes the decoder reads, % of raw float32 frames")
         ax.set_ylabel(f"{metric.upper()} on held-out times")
         ax.grid(alpha=0.3, which="both")
@@ -278,21 +281,16 @@ def write_plots(out_dir: Path, names: list[str]) -> None:
 
 def write_crop_sheet(out_dir: Path, names: list[str]) -> None:
     """Rows = a few hours, columns = ground truth then each method's crop and its error heat map."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from PIL import Image
 
-    from airender.images import error_heatmap
+    from airender.images import error_heatmap, save_image_grid
 
     hours = [h for h in SHEET_HOURS if (out_dir / f"truth_{h:g}.png").is_file()]
     methods = [n for n in names if all((out_dir / n / f"pred_{h:g}.png").is_file() for h in hours)]
     if not hours or not methods:
         return
-    fig, axes = plt.subplots(len(hours), 1 + 2 * len(methods), figsize=(1.6 * (1 + 2 * len(methods)), 1.8 * len(hours)),
-                             squeeze=False)
-    for r, hour in enumerate(hours):
+    rows = []
+    for hour in hours:
         truth = np.asarray(Image.open(out_dir / f"truth_{hour:g}.png").convert("RGB"))
         height, width = truth.shape[:2]
         size = min(height, width) // 2
@@ -302,19 +300,8 @@ def write_crop_sheet(out_dir: Path, names: list[str]) -> None:
         for name in methods:
             pred = np.asarray(Image.open(out_dir / name / f"pred_{hour:g}.png").convert("RGB"))
             panels += [(name, pred[crop]), (f"{name} err", error_heatmap(pred[crop], truth[crop]))]
-        for c, (title, image) in enumerate(panels):
-            ax = axes[r][c]
-            ax.imshow(image, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(title, fontsize=6)
-            if c == 0:
-                ax.set_ylabel(f"{hour:g} h", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(out_dir / "crops.png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+        rows.append((f"{hour:g} h", panels))
+    save_image_grid(rows, out_dir / "crops.png", panel_inches=1.5, fontsize=7)
 
 
 def compare_specs(methods: list[str], light_switch: list[float]) -> list[RunSpec]:

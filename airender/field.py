@@ -112,7 +112,6 @@ class TODField(nn.Module):
             raise ValueError("the field has no pixel inputs: set --xy_harmonics or --xy_include_input")
         time_in_mlp = 0 if cfg.film else self.time_encoding.out_dim
         self.dynamic_dim = time_in_mlp + (self.xyt_grid.out_dim if self.xyt_grid is not None else 0)
-        self.time_dim = self.dynamic_dim
         self.mlp = MLP(self.static_dim + self.dynamic_dim, cfg.hidden, cfg.layers, 3, cfg.activation, cfg.sine_w0)
         self.film = FiLMGenerator(self.time_encoding.out_dim, cfg.hidden, cfg.layers, cfg.film_hidden) \
             if cfg.film else None
@@ -213,7 +212,9 @@ class TODField(nn.Module):
         if t.numel() <= 1:
             return self.film(self.time_features(t))
         hours, inverse = torch.unique(t, return_inverse=True)
-        return [(scale[inverse], shift[inverse]) for scale, shift in self.film(self.time_features(hours))]
+        # index_select: its backward is deterministic on the CPU, unlike advanced indexing's
+        return [(scale.index_select(0, inverse), shift.index_select(0, inverse))
+                for scale, shift in self.film(self.time_features(hours))]
 
     def lights_on(self, t: torch.Tensor) -> torch.Tensor:
         """Local-light state [N] (float 0/1): on for t < OFF or t > ON (hours wrapped to [0, 24))."""

@@ -78,38 +78,47 @@ def error_heatmap(pred: np.ndarray, ref: np.ndarray, vmax: float = 0.1) -> np.nd
     return np.round(colours * 255.0).astype(np.uint8)
 
 
+def save_image_grid(rows: list[tuple[str, list[tuple[str, np.ndarray]]]], path: str | Path, title: str = "",
+                    panel_inches: float = 2.6, fontsize: int = 9) -> None:
+    """A grid of images: one row per (label, [(column title, uint8 [H, W, 3]), ...]), written atomically.
+    Column titles are shown on the first row, labels on the left."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height, width = rows[0][1][0][1].shape[:2]
+    columns = max(len(panels) for _, panels in rows)
+    scale = panel_inches / max(width, 1)
+    fig, axes = plt.subplots(len(rows), columns, squeeze=False,
+                             figsize=(columns * width * scale + 0.6, len(rows) * height * scale + 0.6))
+    for r, (label, panels) in enumerate(rows):
+        for c, (name, image) in enumerate(panels):
+            ax = axes[r][c]
+            ax.imshow(image, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=fontsize)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=fontsize)
+    if title:
+        fig.suptitle(title, fontsize=fontsize + 1)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
 def contact_sheet(rows: list[tuple[str, np.ndarray, np.ndarray]], path: str | Path, vmax: float = 0.1,
                   title: str = "") -> None:
     """A sheet of rows 'ground truth | prediction | error heat map', one row per labelled time.
 
     rows: (label, ground truth uint8 [H, W, 3], prediction uint8 [H, W, 3]).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    height, width = rows[0][1].shape[:2]
-    scale = 2.6 / max(width, 1)
-    fig, axes = plt.subplots(len(rows), 3, figsize=(3 * width * scale + 0.6, len(rows) * height * scale + 0.6),
-                             squeeze=False)
-    for r, (label, truth, pred) in enumerate(rows):
-        for c, (image, name) in enumerate(((truth, "ground truth"), (pred, "prediction"),
-                                           (error_heatmap(pred, truth, vmax), f"|error| (0..{vmax:g})"))):
-            ax = axes[r][c]
-            ax.imshow(image, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(name, fontsize=9)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    grid = [(label, [("ground truth", truth), ("prediction", pred),
+                     (f"|error| (0..{vmax:g})", error_heatmap(pred, truth, vmax))]) for label, truth, pred in rows]
+    save_image_grid(grid, path, title=title)
 
 
 def save_gif(path: str | Path, frames: list[np.ndarray], seconds_per_frame: float = 0.12) -> None:

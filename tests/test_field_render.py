@@ -119,3 +119,22 @@ def test_rgb_mode_needs_no_baseline(tmp_path):
     trainer.fit()
     loaded = load_checkpoint(tmp_path / "run" / "last.ckpt")
     assert "baseline" not in loaded.raw["model"]
+
+
+def test_atomic_writes_replace_and_keep_permissions(tmp_path):
+    import os
+    import stat
+
+    from airender.fileio import atomic_path, write_text_atomic
+
+    target = tmp_path / "out.txt"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half-written")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    write_text_atomic(target, "new")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask

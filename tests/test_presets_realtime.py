@@ -110,3 +110,17 @@ def test_float16_storage_halves_bytes_and_resumes_exactly(data_dir, tmp_path):
     assert model_bytes(loaded) == 2 * params
     full = apply_overrides(config, {"field": {"store_dtype": "float32"}})
     assert model_bytes(Trainer(full, load_sequence(data_dir)).field) == 4 * params
+
+
+@pytest.mark.parametrize("name", ["hashgrid", "film", "quality"])
+def test_training_is_deterministic_on_cpu(name, data_dir, tmp_path):
+    def weights(run):
+        config = apply_overrides(preset_config(name), SMOKE)
+        config.field.light_switch = [6.0, 18.0]
+        config.train.batch_size = config.train.samples_per_epoch = 8192  # large enough for threaded reductions
+        config.data.data_dir, config.out_dir = str(data_dir), str(tmp_path / run)
+        trainer = Trainer(config, load_sequence(data_dir))
+        trainer.fit()
+        return [p.detach().clone() for p in trainer.field.parameters()]
+
+    assert all(torch.equal(a, b) for a, b in zip(weights("a"), weights("b")))

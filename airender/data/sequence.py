@@ -76,6 +76,20 @@ class TODSequence:
         return torch.nonzero(self.mask.reshape(-1), as_tuple=False).squeeze(1)
 
 
+def concat_sequences(sequences: list[TODSequence]) -> TODSequence:
+    """The frames of several sequences of one size and dynamic range as one (mask of the first)."""
+    first = sequences[0]
+    for other in sequences[1:]:
+        if other.frames.shape[1:] != first.frames.shape[1:] or other.is_hdr != first.is_hdr:
+            raise InputError(f"{other.source}: frames are {other.width}x{other.height} "
+                             f"{'HDR' if other.is_hdr else 'LDR'}, unlike {first.source} ({first.width}x"
+                             f"{first.height} {'HDR' if first.is_hdr else 'LDR'})")
+    if len(sequences) == 1:
+        return first
+    return replace(first, frames=torch.cat([s.frames for s in sequences]), times=torch.cat([s.times for s in sequences]),
+                   names=[n for s in sequences for n in s.names], source=", ".join(s.source for s in sequences))
+
+
 class ValueTransform:
     """Maps display values to the training space and back.
 

@@ -243,10 +243,13 @@ class ProgressBar(Callback):
         self.bar = None
 
     def on_train_start(self, trainer: "Trainer") -> None:
+        import sys
+
         from tqdm.auto import tqdm
 
+        interactive = sys.stderr.isatty()
         self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True,
-                        desc="train", smoothing=0.1)
+                        desc="train", smoothing=0.1, mininterval=0.5 if interactive else 10.0)
         self._t0, self._s0 = time.perf_counter(), trainer.step
 
     def on_step_end(self, trainer: "Trainer", loss_terms: dict[str, torch.Tensor]) -> None:

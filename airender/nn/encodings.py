@@ -83,4 +83,5 @@ class PeriodicSplineTimeCode(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         idx, w = self.weights(t)
-        return (self.codes[idx] * w[..., None]).sum(dim=1)
+        codes = self.codes.index_select(0, idx.reshape(-1)).reshape(*idx.shape, self.out_dim)  # deterministic backward
+        return (codes * w[..., None]).sum(dim=1)

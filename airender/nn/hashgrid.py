@@ -93,6 +93,7 @@ class HashGridEncoding(nn.Module):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         rows, weights = self.corner_indices_and_weights(coords)
-        values = self.table[rows]  # [N, L, 2^D, F]
+        # index_select's backward (index_add) is deterministic on the CPU, unlike advanced indexing's
+        values = self.table.index_select(0, rows.reshape(-1)).reshape(*rows.shape, self.features)  # [N, L, 2^D, F]
         features = (values * weights[..., None].to(values.dtype)).sum(dim=2)
         return features.reshape(coords.shape[0], self.out_dim)

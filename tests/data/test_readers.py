@@ -180,3 +180,20 @@ def test_bad_input_contest_config(capsys, tmp_path):
     config["lightmap_list"][0]["lightmaps"]["1300"] = "missing.bin_0"
     (tmp_path / "k" / "config.json").write_text(json.dumps(config))
     _expect_bad_input(capsys, tmp_path, ["--data_dir", str(tmp_path / "k")], "missing.bin_0: file named in config.json")
+
+
+def test_eval_rejects_extra_frames_of_another_size(tmp_path, capsys):
+    from airender.config import ExperimentConfig
+    from airender.engine.trainer import Trainer
+
+    make_png_folder(tmp_path / "d", [0, 12], height=6, width=8)
+    make_png_folder(tmp_path / "x1", [3.5], height=6, width=8)
+    make_png_folder(tmp_path / "x2", [4.5], height=7, width=8)
+    config = ExperimentConfig(out_dir=str(tmp_path / "run"))
+    config.field.hidden, config.field.layers = 8, 1
+    config.train.epochs, config.train.samples_per_epoch, config.train.batch_size, config.train.progress = 1, 64, 64, False
+    Trainer(config, load_sequence(tmp_path / "d")).fit()
+    code = main(["eval", "--ckpt", str(tmp_path / "run" / "best.ckpt"), "--data_dir", str(tmp_path / "d"),
+                 "--extra", str(tmp_path / "x1"), "--extra", str(tmp_path / "x2"), "--out_dir", str(tmp_path / "ev")])
+    err = capsys.readouterr().err
+    assert code == 2 and "x2: frames are 8x7 LDR" in err and not (tmp_path / "ev").exists()
