@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from airender.config import ExperimentConfig
+from airender.errors import InputError
 from airender.data.samplers import PixelSampler
 from airender.data.sequence import TODSequence, transform_for
 from airender.fileio import write_json_atomic
@@ -207,21 +208,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import resolve_device
 
+    from airender.presets import PRESETS, preset_config
+
+    unknown = [name for name in args.preset if name not in PRESETS]
+    if unknown:
+        raise InputError(f"--preset {unknown[0]!r}: unknown (choose from {', '.join(PRESETS)})")
     device = resolve_device(args.device)
     parts = set(args.parts.split(","))
     data_dir = args.data or str(sample_dir() / "hours")
     sequence = load_sequence(data_dir)
-    config = ExperimentConfig()
+    config = preset_config("baseline")
     config.data.data_dir = data_dir
-    config.field.xy_include_input = True
     config.train.device = str(device)
     config.train.progress = False
     results: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
                      "data": data_dir, "frames": list(sequence.frames.shape)}
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
-    print(f"device {device}{' (' + results['gpu'] + ')' if 'gpu' in results else ''}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, data {data_dir} "
-          f"{tuple(sequence.frames.shape)}")
+    gpu = f" ({results['gpu']})" if "gpu" in results else ""
+    print(f"device {device}{gpu}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+          f"data {data_dir} {tuple(sequence.frames.shape)}")
     if "data" in parts:
         legacy = bench_legacy_data_path(sequence, config.train.batch_size, 4, args.legacy_workers)
         ours = bench_device_data_path(sequence, config, device, 50)

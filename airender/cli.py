@@ -20,12 +20,11 @@ EXIT_BAD_INPUT = 2
 # --- train -----------------------------------------------------------------------------------------------
 def add_train_parser(sub) -> None:
     from airender.cli_args import add_config_arguments
+    from airender.presets import preset_names
 
     p = sub.add_parser("train", help="train a field on hourly frames",
                        description="Train a time-of-day field. Outputs go to runs/<name>/ (or --out_dir): "
                                    "best.ckpt, last.ckpt, train_log.jsonl, config.json, baseline.png.")
-    from airender.presets import preset_names
-
     p.add_argument("--preset", choices=preset_names(), default=None,
                    help="start from a named preset (flags given here override it); see README")
     add_config_arguments(p)
@@ -38,7 +37,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from airender.cli_args import config_from_args
     from airender.data import load_sequence
     from airender.engine.trainer import Trainer, out_dir_for
-
     from airender.presets import preset_config
 
     config = config_from_args(args, preset_config(args.preset) if args.preset else None)
@@ -50,7 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming {last} at step {trainer.step} of {trainer.total_steps}")
     result = trainer.fit()
     print(f"trained {result.steps} steps in {result.seconds:.1f} s ({result.samples_per_s / 1e3:.0f}k samples/s); "
-          f"best validation PSNR {result.best_metric:.2f} dB; outputs in {result.out_dir}")
+          f"best validation {config.train.monitor} {result.best_metric:.4g}; outputs in {result.out_dir}")
     return 0
 
 

@@ -323,7 +323,6 @@ def compare_specs(methods: list[str], light_switch: list[float]) -> list[RunSpec
 
 def parse_grid(items: list[str]) -> dict[str, list]:
     """['patch_size=16,32', ...] -> {'patch_size': [16, 32], ...} (values typed by their config field)."""
-    import dataclasses
     import typing
 
     from airender.config import SECTION_TYPES

@@ -258,7 +258,8 @@ class ProgressBar(Callback):
             seconds = time.perf_counter() - self._t0
             rate = (trainer.step - self._s0) * trainer.config.train.batch_size / max(seconds, 1e-9)
             loss = float(sum(loss_terms.values()))
-            self.bar.set_postfix_str(f"loss {loss:.3e}  {rate / 1e3:.0f}k samples/s  lr {trainer.current_lr():.2e}")
+            self.bar.set_postfix_str(f"loss {loss:.3e}  {rate / 1e3:.0f}k samples/s  lr {trainer.current_lr():.2e}",
+                                     refresh=False)
 
     def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
         shown = {k: v for k, v in metrics.items() if isinstance(v, float)}

@@ -3,7 +3,6 @@ import json
 
 import numpy as np
 import png
-import pytest
 import torch
 from PIL import Image
 

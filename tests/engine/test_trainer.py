@@ -1,13 +1,10 @@
 """Trainer boundary: loss assembly, patches, masks, encoder, NaN guard, resume, validation, callbacks."""
 import json
-import math
-import os
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -20,7 +17,7 @@ from airender.engine.trainer import Trainer
 from airender.errors import InputError
 from airender.losses import LossAssembler, mse_loss, perceptual_view
 from airender.nn.baseline_encoder import BaselineEncoder
-from tests.conftest import REPO, make_png_folder, write_png
+from tests.conftest import REPO, make_png_folder
 
 
 def small_config(tmp_path, data_dir, **overrides) -> ExperimentConfig:

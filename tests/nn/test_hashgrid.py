@@ -1,6 +1,5 @@
 """Hash encoding against a direct per-level, per-corner reference; periodic time."""
 import itertools
-import math
 
 import pytest
 import torch
