@@ -55,17 +55,23 @@ class Validator:
         field.eval()
         results: dict = {}
         all_rows: list[dict] = []
+        caches: dict = {}  # the groups share the training resolution: one time-invariant cache per lattice
         for group in self.groups:
             _, height, width, _ = group.frames.shape
-            device = group.frames.device
-            pix, h, w = lattice(height, width, self.downsample, device)
-            cache = field.prepare(pixel_centres(pix, height, width), pix)
+            step = self.downsample
+            pix, h, w = lattice(height, width, step, group.frames.device)
+            if group.mask is not None and not bool(group.mask.reshape(-1)[pix].any()):
+                step = 1  # the strided lattice misses every valid texel of a sparse mask
+                pix, h, w = lattice(height, width, step, group.frames.device)
+            if step not in caches:
+                caches[step] = field.prepare(pixel_centres(pix, height, width), pix)
+            cache = caches[step]
             mask = None if group.mask is None else group.mask.reshape(-1)[pix].reshape(h, w)
             rows = {}
             for k in range(group.frames.shape[0]):
                 pred = field.transform.to_display(field.decode(cache, float(group.times[k])).float()).reshape(h, w, 3)
                 truth = group.frames[k].reshape(-1, 3)[pix].reshape(h, w, 3)
-                rows[float(group.times[k])] = self._score(pred, truth, mask)
+                rows[float(group.times[k])] = self.suite.frame(pred, truth, mask, self.is_hdr)
             group_rows = list(rows.values())
             all_rows += group_rows
             for key, value in mean_rows(group_rows).items():
@@ -76,9 +82,6 @@ class Validator:
         if was_training:
             field.train()
         return results
-
-    def _score(self, pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor | None) -> dict:
-        return self.suite.frame(pred, truth, mask, self.is_hdr)
 
 
 def is_better(value: float, best: float | None, mode: str) -> bool:

@@ -1,10 +1,12 @@
 """Trainer boundary: loss assembly, patches, masks, encoder, NaN guard, resume, validation, callbacks."""
 import json
+import math
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +19,7 @@ from airender.engine.trainer import Trainer
 from airender.errors import InputError
 from airender.losses import LossAssembler, mse_loss, perceptual_view
 from airender.nn.baseline_encoder import BaselineEncoder
-from tests.conftest import REPO, make_png_folder
+from tests.conftest import REPO, make_png_folder, write_png
 
 
 def small_config(tmp_path, data_dir, **overrides) -> ExperimentConfig:
@@ -267,3 +269,14 @@ def test_resume_refuses_other_flags(data_dir, tmp_path):
     other = Trainer(small_config(tmp_path, data_dir, field__hidden=8), load_sequence(data_dir))
     with pytest.raises(InputError, match="different configuration"):
         other.resume_from(tmp_path / "run" / "last.ckpt")
+
+
+def test_validation_with_a_sparse_mask(tmp_path):
+    make_png_folder(tmp_path / "d", [0, 12], height=16, width=16)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[1, 1] = mask[1, 2] = 255  # no texel of the 4-strided lattice (2, 6, 10, 14) is valid
+    write_png(tmp_path / "d" / "mask.png", mask)
+    trainer = Trainer(small_config(tmp_path, tmp_path / "d"), load_sequence(tmp_path / "d"))
+    assert trainer.sequence.mask.sum() == 2
+    result = trainer.fit()
+    assert math.isfinite(result.best_metric)
