@@ -40,13 +40,14 @@ PRESETS: dict[str, dict[str, dict]] = {
                            "layers": 2, "film": True, "film_hidden": 16, "residual_mode": False,
                            "store_dtype": "float16"},
                  "train": {"lr": 5e-3, "grid_lr": 2e-2}},
-    # The most accurate small model we know: a wider-featured hash grid, learned per-hour time codes
-    # (periodic cubic B-spline) driving FiLM, decoding between hours by blending the neighbouring hours,
-    # float16 storage, and 8x the Baseline's training samples.
+    # The most accurate small model we know: a wider-featured hash grid, Fourier time driving FiLM,
+    # decoding between hours by blending the neighbouring hours, float16 storage, and 8x the Baseline's
+    # training samples. (Learned per-hour spline codes instead of Fourier time measured 0.7 dB lower on the
+    # hours and 3-4 dB lower on the lamps-on frames next to a light switch.)
     "quality": {"field": {"encoding": "hashgrid", "grid_dims": 2, "grid_levels": 12, "grid_log2_size": 12,
                           "grid_features": 4, "grid_base_res": 16, "activation": "relu", "hidden": 64, "layers": 2,
-                          "film": True, "film_hidden": 16, "time_encoding": "spline", "time_knots": 24,
-                          "time_code_dim": 16, "time_blend": True, "residual_mode": False, "store_dtype": "float16"},
+                          "film": True, "film_hidden": 16, "time_encoding": "fourier", "time_harmonics": 4,
+                          "time_blend": True, "residual_mode": False, "store_dtype": "float16"},
                 "train": {"lr": 5e-3, "grid_lr": 2e-2, "epochs": 80, "samples_per_epoch": 400_000}},
 }
 
