@@ -87,11 +87,13 @@ class LossConfig:
     loss_ssim_w: float = option(0.2, "weight of 1 - SSIM on patches (patch mode only, --patch_size > 0)")
     loss_lpips_w: float = option(0.0, "weight of LPIPS-Alex on patches (patch mode; computed every --lpips_freq steps)")
     lpips_freq: int = option(0, "compute the LPIPS loss every N steps (0: off)")
-    lamp_prior_w: float = option(0.1, "with --light_switch: weight of the mean linear radiance above "
-                                      "--lamp_prior_floor of the field's lights-independent part at lights-on "
-                                      "texels, so that the static light of lit hours goes to the lamp image")
-    lamp_prior_floor: float = option(0.1, "with --light_switch: linear radiance the lights-independent part "
-                                          "may keep at lights-on texels for free (a faint night ambient)")
+    lamp_prior_w: float = option(0.1, "with --light_switch: weight of the mean absolute difference between the "
+                                      "lamp image and the darkest lights-on frame less a faint ambient "
+                                      "(--lamp_prior_floor), which settles how lit frames split into "
+                                      "lights-independent light and lamp light")
+    lamp_prior_floor: float = option(0.03, "with --light_switch: the night ambient the lights-independent part "
+                                           "keeps, as a fraction of the mean linear radiance of the lights-off "
+                                           "training frames (so it follows the data's exposure)")
     perceptual_start: float = option(0.3, "patch mode: SSIM/LPIPS weights are 0 until this fraction of the "
                                           "planned steps, then ramp up linearly over --perceptual_ramp")
     perceptual_ramp: float = option(0.2, "patch mode: fraction of the planned steps over which SSIM/LPIPS "

@@ -222,6 +222,21 @@ class TODField(nn.Module):
         wrapped = t.to(torch.float32) % HOURS_PER_DAY
         return ((wrapped < off) | (wrapped > on)).to(torch.float32)
 
+    def lamp_prior_target(self, frames: torch.Tensor, times: torch.Tensor, valid: torch.Tensor,
+                          floor: float) -> torch.Tensor | None:
+        """The lamp image [H * W, 3] (linear light) that the lamp prior pulls towards, from the training
+        ``frames`` [T, H, W, 3] (training space) at hours ``times`` [T]: per texel, the darkest lights-on
+        frame minus the ambient it keeps, ``floor`` x the mean linear radiance of the lights-off frames
+        over the valid texels ``valid`` [N_valid] (flat indices), clamped at 0. Daylight in a lights-on
+        frame stays out of it (the darkest such frame is the night). None when no frame has the lights
+        on or none has them off."""
+        on = self.lights_on(times) > 0
+        if not bool(on.any()) or bool(on.all()):
+            return None
+        linear = self.to_linear(frames).reshape(frames.shape[0], -1, 3)
+        ambient = floor * float(linear[~on].index_select(1, valid).mean())
+        return (linear[on].amin(dim=0) - ambient).clamp_min(0.0)
+
     def lamp_image(self, static: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
         """Linear-light lamp contribution [N, 3] >= 0 at pixels uv [N, 2] with static features [N, static_dim]."""
         if self.lamp_grid is not None:
@@ -292,28 +307,30 @@ class TODField(nn.Module):
     def forward(self, uv: torch.Tensor, t: torch.Tensor, pix: torch.Tensor | None = None,
                 parts: dict | None = None) -> torch.Tensor:
         """Prediction [N, 3] in the training space for pixels uv [N, 2] at hours t [N]. With a light switch,
-        ``parts`` (a dict) receives the lights-independent part "base" and the "gate"."""
+        ``parts`` (a dict) receives the lamp image "lamp" [N, 3] (linear light)."""
         static = self.static_features(uv, pix)
         baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode else None
         raw = self._blended(lambda hours: self._raw(static, uv, hours), t)
         if self.lamp_head is None:
             return self.compose(raw, baseline)
         gate = self.lights_on(t)
+        lamp = self.lamp_image(static, uv)
         if parts is not None:
-            parts.update(base=self.compose_base(raw, baseline), gate=gate)
-        return self.compose(raw, baseline, gate, self.lamp_image(static, uv))
+            parts.update(lamp=lamp)
+        return self.compose(raw, baseline, gate, lamp)
 
     def get_loss_dict(self, batch, losses, step: int) -> dict[str, torch.Tensor]:
-        """Named, weighted loss terms of one training batch (``losses``: a LossAssembler). With a light
-        switch, "lamp_prior" = lamp_prior_w x mean linear radiance above lamp_prior_floor of the
-        lights-independent part at lights-on texels: the static light of lit hours then goes to the lamp
-        image (a faint ambient below the floor stays where it is)."""
+        """Named, weighted loss terms of one batch (``losses``: a LossAssembler). With a light switch,
+        "lamp_prior" = lamp_prior_w x mean |lamp image - ``losses.lamp_target``| over the batch's valid
+        texels: frames with the lights on only constrain lights-independent part + lamp image, and the
+        prior settles the split (see :meth:`lamp_prior_target`)."""
         parts: dict = {}
         terms = losses(self(batch.uv, batch.t, batch.pix, parts), batch, step)
-        if parts and losses.cfg.lamp_prior_w > 0:
-            gate = parts["gate"][:, None]
-            linear = (self.to_linear(parts["base"]) - losses.cfg.lamp_prior_floor).clamp_min(0.0)
-            terms["lamp_prior"] = losses.cfg.lamp_prior_w * (linear * gate).sum() / (gate.sum() * 3).clamp_min(1)
+        if parts and losses.cfg.lamp_prior_w > 0 and losses.lamp_target is not None:
+            gap = (parts["lamp"] - losses.lamp_target.index_select(0, batch.pix)).abs().mean(dim=1)
+            if batch.valid is not None:
+                gap = gap[batch.valid]
+            terms["lamp_prior"] = losses.cfg.lamp_prior_w * gap.mean()
         return terms
 
     # --- cached decode ------------------------------------------------------------------------------

@@ -73,6 +73,16 @@ def test_light_switch_semantics(data_dir, tmp_path):
     trainer = Trainer(config, load_sequence(data_dir))
     gate = trainer.field.lights_on(torch.tensor([5.9, 6.0, 12.0, 18.0, 18.1, 0.0, 23.5, 29.9, -0.5]))
     assert gate.tolist() == [1, 0, 0, 0, 1, 1, 1, 1, 1]
+    # the lamp prior's target: the darkest lights-on frame less an ambient that follows the exposure
+    # (a fraction of the mean linear radiance of the lights-off frames), in linear light
+    seq = load_sequence(data_dir)
+    srgb = seq.frames.double().reshape(seq.num_frames, -1, 3)
+    linear = torch.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    off = torch.tensor([6 <= t <= 18 for t in seq.time_list()])
+    ambient = config.loss.lamp_prior_floor * float(linear[off].mean())
+    expected = (linear[~off].amin(dim=0) - ambient).clamp_min(0)
+    assert ambient > 0 and bool((expected > 0).any())
+    assert torch.allclose(trainer.loss.lamp_target.double(), expected, atol=1e-5)
     trainer.fit()
     field = trainer.field.eval()
     cache = field.prepare(*reversed(frame_pixels(40, 48)))

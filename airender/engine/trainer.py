@@ -110,7 +110,7 @@ class Trainer:
         self.total_steps = min(planned, tcfg.max_steps) if tcfg.max_steps > 0 else planned
         try:
             self.loss = LossAssembler(config.loss, self.transform, tcfg.patch_size, self.lpips_model,
-                                      self.total_steps)
+                                      self.total_steps, lamp_target=self._lamp_target())
         except ValueError as exc:
             raise InputError(str(exc)) from None
         self.lr_scale = 1.0
@@ -149,6 +149,14 @@ class Trainer:
         from airender.metrics import MetricSuite
 
         return MetricSuite(lpips_model=self.lpips_model, metrics=tuple(self.config.train.val_metrics))
+
+    def _lamp_target(self) -> torch.Tensor | None:
+        """With a light switch, the lamp image the lamp prior pulls towards (see Field.lamp_prior_target)."""
+        if not self.config.field.light_switch:
+            return None
+        ids = torch.tensor(self.train_ids, dtype=torch.long, device=self.device)
+        return self.field.lamp_prior_target(self.frames.index_select(0, ids), self.sequence.times[ids],
+                                            self.sequence.valid_pixel_index(), self.config.loss.lamp_prior_floor)
 
     def _make_samplers(self) -> None:
         """Texel sampler (always) and patch sampler (patch mode)."""
