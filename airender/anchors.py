@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import torch
 
+from airender.data.hours import neighbouring_hours
 from airender.data.sequence import TODSequence, transform_for
 from airender.field import DataDescription
 
-HOURS_PER_DAY = 24.0
-
-
 def neighbours(times: torch.Tensor, t: float) -> tuple[int, int, float]:
     """Indices of the stored hours before and after ``t`` (periodic) and the weight of the later one."""
-    wrapped = float(t) % HOURS_PER_DAY
-    after = int(torch.searchsorted(times, torch.tensor([wrapped], dtype=times.dtype), right=True)[0])
-    i0, i1 = (after - 1) % times.numel(), after % times.numel()
-    span = (float(times[i1]) - float(times[i0])) % HOURS_PER_DAY or HOURS_PER_DAY
-    return i0, i1, ((wrapped - float(times[i0])) % HOURS_PER_DAY) / span
+    before, after, weight = neighbouring_hours(times, torch.tensor([float(t)], dtype=times.dtype))
+    return int(before[0]), int(after[0]), float(weight[0])
 
 
 def _quantize_uint8(values: torch.Tensor) -> torch.Tensor:

@@ -9,13 +9,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from airender.config import FieldConfig
+from airender.data.hours import HOURS_PER_DAY, neighbouring_hours
 from airender.data.sequence import ValueTransform
 from airender.nn.baseline_encoder import BaselineEncoder
 from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, PeriodicSplineTimeCode
 from airender.nn.hashgrid import HashGridEncoding
 from airender.nn.mlp import MLP, FiLMGenerator
 
-HOURS_PER_DAY = 24.0
 LAMP_HIDDEN = 32
 LAMP_GRID_LEVELS = 8
 LAMP_GRID_LOG2_SIZE = 12
@@ -66,16 +66,6 @@ class StaticCache:
     first: torch.Tensor
     baseline: torch.Tensor | None
     lamp: torch.Tensor | None = None
-
-
-def srgb_to_linear(v: torch.Tensor) -> torch.Tensor:
-    """sRGB transfer curve, inverted; the linear segment extends below 0 so gradients stay finite."""
-    return torch.where(v <= 0.04045, v / 12.92, ((v.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    """sRGB transfer curve (IEC 61966-2-1), linear segment below 0.0031308 (extended below 0)."""
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055)
 
 
 class TODField(nn.Module):
@@ -233,7 +223,7 @@ class TODField(nn.Module):
         on = self.lights_on(times) > 0
         if not bool(on.any()) or bool(on.all()):
             return None
-        linear = self.to_linear(frames).reshape(frames.shape[0], -1, 3)
+        linear = self.transform.to_linear(frames).reshape(frames.shape[0], -1, 3)
         ambient = floor * float(linear[~on].index_select(1, valid).mean())
         return (linear[on].amin(dim=0) - ambient).clamp_min(0.0)
 
@@ -243,27 +233,13 @@ class TODField(nn.Module):
             static = torch.cat([static, self.lamp_grid(uv)], dim=1)
         return F.softplus(self.lamp_head(static))
 
-    def to_linear(self, train: torch.Tensor) -> torch.Tensor:
-        name = self.transform.name
-        return srgb_to_linear(train) if name == "identity" else torch.expm1(train) if name == "log1p" else train
-
-    def from_linear(self, linear: torch.Tensor) -> torch.Tensor:
-        name = self.transform.name
-        if name == "identity":
-            return linear_to_srgb(linear)
-        return torch.log1p(linear.clamp_min(-0.999)) if name == "log1p" else linear
-
-    def compose_base(self, raw: torch.Tensor, baseline: torch.Tensor | None) -> torch.Tensor:
-        """MLP output [N, 3] -> the lights-independent prediction (adds the baseline in residual mode)."""
-        return raw + baseline if self.cfg.residual_mode else raw
-
     def compose(self, raw: torch.Tensor, baseline: torch.Tensor | None, gate: torch.Tensor | None = None,
                 lamp: torch.Tensor | None = None) -> torch.Tensor:
         """MLP output [N, 3] -> prediction in the training space: adds the baseline in residual mode, and
         ``gate`` [N or 1] x ``lamp`` [N, 3] in linear light with a light switch."""
-        out = self.compose_base(raw, baseline)
+        out = raw + baseline if self.cfg.residual_mode else raw
         if self.lamp_head is not None:
-            out = self.from_linear(self.to_linear(out) + gate[:, None] * lamp)
+            out = self.transform.from_linear(self.transform.to_linear(out) + gate[:, None] * lamp)
         return out
 
     # --- time ---------------------------------------------------------------------------------------
@@ -271,13 +247,8 @@ class TODField(nn.Module):
         """For hours t [N]: the training hours before and after each (cyclically) and the blend weight
         w in [0, 1) of the later one; w = 0 exactly at a training hour."""
         knots = torch.tensor(sorted(self.desc.train_times or self.desc.times), dtype=torch.float32, device=t.device)
-        wrapped = t.to(torch.float32) % HOURS_PER_DAY
-        after = torch.searchsorted(knots, wrapped, right=True)
-        k0 = knots[(after - 1) % knots.numel()]
-        k1 = knots[after % knots.numel()]
-        span = (k1 - k0) % HOURS_PER_DAY
-        span = torch.where(span == 0, torch.full_like(span, HOURS_PER_DAY), span)
-        return k0, k1, ((wrapped - k0) % HOURS_PER_DAY) / span
+        before, after, weight = neighbouring_hours(knots, t)
+        return knots[before], knots[after], weight
 
     def _blended(self, raw_at, t: torch.Tensor) -> torch.Tensor:
         """``raw_at(t)`` itself, or with ``time_blend`` the blend of ``raw_at`` at the neighbouring

@@ -45,8 +45,7 @@ def perceptual_view(train_values: torch.Tensor, transform: ValueTransform) -> to
     """Training-space values -> the [0, 1] view SSIM and LPIPS see (see the module docstring)."""
     if transform.name == "identity":
         return train_values
-    linear = torch.expm1(train_values) if transform.name == "log1p" else train_values
-    linear = linear.clamp_min(0.0)
+    linear = transform.to_linear(train_values).clamp_min(0.0)
     return (linear / (1.0 + linear)).clamp_min(1e-8) ** (1.0 / 2.2)
 
 

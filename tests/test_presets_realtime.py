@@ -92,7 +92,8 @@ def test_light_switch_semantics(data_dir, tmp_path):
         field.cfg.light_switch = [5.8, 18.0]
         off = field.decode(cache, 5.9)
         field.cfg.light_switch = [6.0, 18.0]
-    assert torch.allclose(field.to_linear(on), field.to_linear(off) + cache.lamp, atol=1e-4)
+    linear = field.transform.to_linear
+    assert torch.allclose(linear(on), linear(off) + cache.lamp, atol=1e-4)
 
 
 def test_time_blend_interpolates_between_training_hours(data_dir, tmp_path):

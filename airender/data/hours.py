@@ -43,3 +43,15 @@ def hour_from_contest_key(key: str) -> float:
 def wrap_hours(t: torch.Tensor | float) -> torch.Tensor | float:
     """Map hours onto [0, 24): time is periodic, 24 == 0 and -1 == 23."""
     return t % HOURS_PER_DAY
+
+
+def neighbouring_hours(knots: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For hours t [N] and ascending hours ``knots`` [K] in [0, 24): the indices [N] (long) of the knot
+    before and after each t, cyclically, and the weight [N] in [0, 1) of the later one (0 exactly at a
+    knot), computed in the knots' dtype."""
+    wrapped = t.to(knots.dtype) % HOURS_PER_DAY
+    after = torch.searchsorted(knots, wrapped, right=True)
+    before, after = (after - 1) % knots.numel(), after % knots.numel()
+    span = (knots[after] - knots[before]) % HOURS_PER_DAY
+    span = torch.where(span == 0, torch.full_like(span, HOURS_PER_DAY), span)
+    return before, after, ((wrapped - knots[before]) % HOURS_PER_DAY) / span

@@ -90,6 +90,16 @@ def concat_sequences(sequences: list[TODSequence]) -> TODSequence:
                    names=[n for s in sequences for n in s.names], source=", ".join(s.source for s in sequences))
 
 
+def srgb_to_linear(v: torch.Tensor) -> torch.Tensor:
+    """sRGB transfer curve, inverted; the linear segment extends below 0 so gradients stay finite."""
+    return torch.where(v <= 0.04045, v / 12.92, ((v.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    """sRGB transfer curve (IEC 61966-2-1), linear segment below 0.0031308 (extended below 0)."""
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055)
+
+
 class ValueTransform:
     """Maps display values to the training space and back.
 
@@ -116,6 +126,18 @@ class ValueTransform:
         if self.name == "linear":
             return train.clamp_min(0.0)
         return train.clamp(0.0, 1.0)
+
+    def to_linear(self, train: torch.Tensor) -> torch.Tensor:
+        """Training-space values -> linear light (sRGB decoded for LDR; unclamped, so it stays invertible)."""
+        if self.name == "identity":
+            return srgb_to_linear(train)
+        return torch.expm1(train) if self.name == "log1p" else train
+
+    def from_linear(self, linear: torch.Tensor) -> torch.Tensor:
+        """Linear light -> training-space values (the inverse of :meth:`to_linear`)."""
+        if self.name == "identity":
+            return linear_to_srgb(linear)
+        return torch.log1p(linear.clamp_min(-0.999)) if self.name == "log1p" else linear
 
 
 def transform_for(is_hdr: bool, hdr_transform: str) -> ValueTransform:
