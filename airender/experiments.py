@@ -162,8 +162,9 @@ def _run_one_star(args: tuple[RunSpec, Setup]) -> dict:
     return run_one(*args)
 
 
-def run_all(specs: list[RunSpec], setup: Setup, workers: int = 1) -> list[dict]:
-    """Run every spec whose result.json is missing (``workers`` processes), then aggregate all of them."""
+def run_all(specs: list[RunSpec], setup: Setup, workers: int = 1) -> str:
+    """Run every spec whose result.json is missing (``workers`` processes), then aggregate all of them;
+    returns the results table (markdown)."""
     todo = [s for s in specs if not (Path(setup.out_dir) / s.name / "result.json").is_file()]
     done = len(specs) - len(todo)
     if done:
@@ -179,9 +180,9 @@ def run_all(specs: list[RunSpec], setup: Setup, workers: int = 1) -> list[dict]:
             row = run_one(spec, setup)
             print(f"finished {row['method']} in {row['seconds_total']:.0f} s", flush=True)
     rows = load_results(Path(setup.out_dir), [s.name for s in specs])
-    write_tables(rows, Path(setup.out_dir))
+    table = write_tables(rows, Path(setup.out_dir))
     write_plots(Path(setup.out_dir), [s.name for s in specs])
-    return rows
+    return table
 
 
 def load_results(out_dir: Path, names: list[str]) -> list[dict]:
@@ -395,8 +396,7 @@ def add_compare_parser(sub) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     setup = _setup(args, "runs/compare")
     specs = compare_specs([m for m in args.methods.split(",") if m], args.light_switch or [])
-    rows = run_all(specs, setup)
-    print(write_tables(rows, Path(setup.out_dir)))
+    print(run_all(specs, setup))
     print(f"wrote results.csv, results.md, metrics_vs_hour.png, quality_vs_bytes.png, crops.png to {setup.out_dir}")
     return 0
 
@@ -422,6 +422,5 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     specs = sweep_specs(grid, args.preset)
     write_json_atomic(Path(setup.out_dir) / "sweep.json", {"grid": grid, "preset": args.preset,
                                                            "setup": asdict(setup)})
-    rows = run_all(specs, setup, workers=max(1, args.workers))
-    print(write_tables(rows, Path(setup.out_dir)))
+    print(run_all(specs, setup, workers=max(1, args.workers)))
     return 0

@@ -157,10 +157,7 @@ class TODField(nn.Module):
         """Baseline values [N, 3] (training space): exact at pixel indices ``pix``, else bilinear at ``uv``."""
         if pix is not None:
             return self.baseline.reshape(-1, 3).index_select(0, pix)
-        image = self.baseline.permute(2, 0, 1)[None]
-        grid = (uv * 2.0 - 1.0)[None, None].to(image.dtype)
-        sampled = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return sampled[0, :, 0].transpose(0, 1)
+        return BaselineEncoder.sample(self.baseline.permute(2, 0, 1)[None], uv)
 
     def encoder_features(self) -> torch.Tensor:
         """The BaselineEncoder's feature map F0 [1, C, h, w] of the baseline frame (one CNN pass)."""

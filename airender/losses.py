@@ -73,6 +73,11 @@ def lpips_loss(model: LPIPSAlex, pred: torch.Tensor, target: torch.Tensor,
     return model(pred * 2.0 - 1.0, target * 2.0 - 1.0).mean()
 
 
+def lpips_loss_on(cfg: LossConfig, patch_size: int) -> bool:
+    """Whether training uses the LPIPS loss: it needs a weight, a frequency and patches."""
+    return patch_size > 0 and cfg.loss_lpips_w > 0 and cfg.lpips_freq > 0
+
+
 class LossAssembler:
     """Builds the dict of weighted loss terms for one batch.
 
@@ -86,7 +91,7 @@ class LossAssembler:
                  lamp_target: torch.Tensor | None = None):
         if cfg.loss_lpips_w > 0 and cfg.lpips_freq <= 0:
             raise ValueError("--loss_lpips_w > 0 needs --lpips_freq N (LPIPS every N steps; 0 = off)")
-        if cfg.loss_lpips_w > 0 and cfg.lpips_freq > 0 and patch_size > 0 and lpips_model is None:
+        if lpips_loss_on(cfg, patch_size) and lpips_model is None:
             raise ValueError("--loss_lpips_w > 0 needs LPIPS weights (--lpips_weights FILE or "
                              "$AIRENDER_LPIPS_WEIGHTS)")
         self.cfg, self.transform, self.patch_size, self.lpips_model = cfg, transform, patch_size, lpips_model
@@ -110,7 +115,7 @@ class LossAssembler:
 
     @property
     def uses_lpips(self) -> bool:
-        return self.patch_size > 0 and self.cfg.loss_lpips_w > 0 and self.cfg.lpips_freq > 0
+        return lpips_loss_on(self.cfg, self.patch_size)
 
     def __call__(self, pred: torch.Tensor, batch: PixelBatch, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg

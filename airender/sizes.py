@@ -8,7 +8,7 @@ def model_bytes(field: torch.nn.Module) -> int:
     """Bytes the decoder reads: every parameter at its stored precision (``store_dtype``), persistent
     buffers as they are, except a baseline frame from an 8-bit source, counted at 1 byte per value (it
     is exact in 8 bits)."""
-    stored = torch.tensor([], dtype=getattr(torch, field.cfg.store_dtype)).element_size()
+    stored = getattr(torch, field.cfg.store_dtype).itemsize
     total = sum(p.numel() * stored for p in field.parameters())
     persistent = field.state_dict()
     for name, buffer in field.named_buffers():

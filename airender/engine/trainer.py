@@ -18,7 +18,7 @@ from airender.engine.checkpoint import checkpoint_dict, read_checkpoint, save_ch
 from airender.engine.validation import ValidationFrames, Validator
 from airender.errors import InputError
 from airender.field import DataDescription, build_field
-from airender.losses import LossAssembler
+from airender.losses import LossAssembler, lpips_loss_on
 from airender.metrics import METRIC_NAMES
 
 MAX_NAN_IN_A_ROW = 10
@@ -85,6 +85,7 @@ class Trainer:
         holdout = sorted({seq.index_of_time(h) for h in config.data.holdout_hours})
         self.train_ids = [i for i in range(seq.num_frames) if i not in holdout]
         self.holdout_ids = holdout
+        self.train_index = torch.tensor(self.train_ids, dtype=torch.long, device=self.device)
         if not self.train_ids:
             raise InputError(f"{seq.source}: every frame is held out; nothing left to train on")
         self.desc = DataDescription(
@@ -135,7 +136,7 @@ class Trainer:
         from airender.evaluate import build_metric_suite
 
         cfg = self.config
-        wants_loss = cfg.loss.loss_lpips_w > 0 and cfg.loss.lpips_freq > 0 and cfg.train.patch_size > 0
+        wants_loss = lpips_loss_on(cfg.loss, cfg.train.patch_size)
         if not wants_loss and "lpips" not in cfg.train.val_metrics:
             return None
         suite = build_metric_suite(cfg.loss.lpips_weights or None, self.device)
@@ -154,14 +155,14 @@ class Trainer:
         """With a light switch, the lamp image the lamp prior pulls towards (see Field.lamp_prior_target)."""
         if not self.config.field.light_switch:
             return None
-        ids = torch.tensor(self.train_ids, dtype=torch.long, device=self.device)
+        ids = self.train_index
         return self.field.lamp_prior_target(self.frames.index_select(0, ids), self.sequence.times[ids],
-                                            self.sequence.valid_pixel_index(), self.config.loss.lamp_prior_floor)
+                                            self.sampler.valid_pix, self.config.loss.lamp_prior_floor)
 
     def _make_samplers(self) -> None:
         """Texel sampler (always) and patch sampler (patch mode)."""
         seq, tcfg = self.sequence, self.config.train
-        frame_ids = torch.tensor(self.train_ids, dtype=torch.long, device=self.device)
+        frame_ids = self.train_index
         valid = seq.valid_pixel_index()
         if valid.numel() == 0:
             raise ValueError(f"{seq.source}: the mask has no valid texel")

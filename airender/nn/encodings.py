@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-HOURS_PER_DAY = 24.0
+from airender.data.hours import HOURS_PER_DAY
 
 
 class FourierXYEncoding(nn.Module):
