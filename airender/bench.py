@@ -184,22 +184,24 @@ def untrained_preset_field(name: str, sequence: TODSequence, device: torch.devic
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="", help="frames for the data-path and training benchmarks "
-                                              "(default: the bundled sample scene)")
+    p.add_argument("--data_dir", "--data", dest="data_dir", default="",
+                   help="frames for the data-path and training benchmarks (default: the bundled sample scene)")
     p.add_argument("--ckpt", action="append", default=[], help="checkpoint to time (repeatable)")
     p.add_argument("--preset", action="append", default=[],
                    help="untrained preset to time at the data's size (repeatable; decode time does not depend on "
                         "the weights); default without --ckpt: baseline")
     p.add_argument("--compile", action="store_true", help="torch.compile the per-frame decode")
-    p.add_argument("--width", type=int, default=1920)
-    p.add_argument("--height", type=int, default=1080)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--repeats", type=int, default=5, help="timed decodes per model")
-    p.add_argument("--parts", default="data,train,decode", help="which benchmarks: data, train, decode")
-    p.add_argument("--legacy_workers", type=int, default=1, help="DataLoader workers of the original path")
-    p.add_argument("--train_steps", type=int, default=40)
+    p.add_argument("--width", type=int, default=1920, help="decode width (default: 1920)")
+    p.add_argument("--height", type=int, default=1080, help="decode height (default: 1080)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--repeats", type=int, default=5, help="timed decodes per model (default: 5)")
+    p.add_argument("--parts", default="data,train,decode", help="which benchmarks, comma-separated: data, train, "
+                                                                "decode (default: all three)")
+    p.add_argument("--legacy_workers", type=int, default=1, help="DataLoader workers of the original path "
+                                                                 "(default: 1)")
+    p.add_argument("--train_steps", type=int, default=40, help="timed training steps (default: 40)")
     p.add_argument("--half", action="store_true", help="decode in float16 (GPU)")
-    p.add_argument("--out", default="", help="also write the results as JSON")
+    p.add_argument("--out", default="", help="also write the results to this JSON file (default: none)")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -210,24 +212,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from airender.presets import PRESETS, preset_config
 
+    from airender.checks import check_output_file, check_output_size
+
     unknown = [name for name in args.preset if name not in PRESETS]
     if unknown:
         raise InputError(f"--preset {unknown[0]!r}: unknown (choose from {', '.join(PRESETS)})")
-    device = resolve_device(args.device)
+    check_output_size(args.height, args.width)
+    if args.repeats < 1 or args.train_steps < 1 or args.legacy_workers < 0:
+        raise InputError("--repeats and --train_steps must be positive, --legacy_workers zero or positive")
     parts = set(args.parts.split(","))
-    data_dir = args.data or str(sample_dir() / "hours")
+    if parts - {"data", "train", "decode"}:
+        raise InputError(f"--parts: unknown {sorted(parts - {'data', 'train', 'decode'})} (data, train, decode)")
+    if args.out:
+        check_output_file(args.out)
+    device = resolve_device(args.device)
+    data_dir = args.data_dir or str(sample_dir() / "hours")
+    data_label = args.data_dir or "the bundled sample scene"  # paths as the user gave them
     sequence = load_sequence(data_dir)
     config = preset_config("baseline")
     config.data.data_dir = data_dir
     config.train.device = str(device)
     config.train.progress = False
     results: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                     "data": data_dir, "frames": list(sequence.frames.shape)}
+                     "data": data_label, "frames": list(sequence.frames.shape)}
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
     gpu = f" ({results['gpu']})" if "gpu" in results else ""
     print(f"device {device}{gpu}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-          f"data {data_dir} {tuple(sequence.frames.shape)}")
+          f"data {data_label} {tuple(sequence.frames.shape)}")
     if "data" in parts:
         legacy = bench_legacy_data_path(sequence, config.train.batch_size, 4, args.legacy_workers)
         ours = bench_device_data_path(sequence, config, device, 50)

@@ -1,10 +1,11 @@
-"""The ``airender`` command line: train, render, render-all, eval, demo, bench, compare, sweep.
+"""The ``airender`` command line: train, render, render-all, eval, demo, bake, convert, bench, compare, sweep.
 
 Bad input prints one line ``error: <file>: <problem>`` and exits with status 2, writing nothing.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -12,43 +13,81 @@ import numpy as np
 import torch
 
 from airender import __version__
+from airender.cli_args import add_subcommand
 from airender.errors import InputError
 
 EXIT_BAD_INPUT = 2
 
 
 # --- train -----------------------------------------------------------------------------------------------
-def add_train_parser(sub) -> None:
-    from airender.cli_args import add_config_arguments
-    from airender.presets import preset_names
+TRAIN_USAGE = "airender train --data_dir DIR [--preset NAME] [--name RUN | --out_dir DIR] [--overwrite] " \
+              "[--resume [RUN]] [options]"
 
-    p = sub.add_parser("train", help="train a field on hourly frames",
-                       description="Train a time-of-day field. Outputs go to runs/<name>/ (or --out_dir): "
-                                   "best.ckpt, last.ckpt, train_log.jsonl, config.json, baseline.png.")
+
+def add_train_parser(sub, preset: str | None = None) -> None:
+    from airender.cli_args import add_config_arguments
+    from airender.presets import preset_config, preset_names
+
+    p = add_subcommand(sub, "train", "train a field on hourly frames", TRAIN_USAGE,
+                   "Train a time-of-day field. Outputs go to runs/<name>/ (or --out_dir): best.ckpt, last.ckpt, "
+                   "train_log.jsonl, config.json, baseline.png. With --preset NAME, --help shows that preset's "
+                   "values as the defaults.")
     p.add_argument("--preset", choices=preset_names(), default=None,
-                   help="start from a named preset (flags given here override it); see README")
-    add_config_arguments(p)
-    p.add_argument("--resume", action="store_true",
-                   help="continue the interrupted run in the output folder from its last.ckpt")
+                   help="start from a named preset (flags given here override it; see README)")
+    add_config_arguments(p, preset_config(preset) if preset in preset_names() else None)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in the output folder (otherwise such a folder is refused)")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN",
+                   help="continue a run from its last.ckpt: RUN is its folder (or checkpoint); without RUN, the "
+                        "folder the other flags name. The run's stored options are used; only the budget "
+                        "(--epochs, --max_steps, --time_budget_s) and reporting flags may change")
     p.set_defaults(func=cmd_train)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from airender.cli_args import config_from_args
-    from airender.data import load_sequence
-    from airender.engine.trainer import Trainer, out_dir_for
-    from airender.presets import preset_config
+def _train_config(args: argparse.Namespace):
+    """(config, checkpoint to resume from or None) from the flags, or from the run being resumed."""
+    from airender.cli_args import config_from_args, explicit_overrides
+    from airender.engine.checkpoint import read_checkpoint
+    from airender.engine.run_folder import out_dir_for, resume_checkpoint, resume_config
+    from airender.config import ExperimentConfig
+    from airender.presets import PRESETS, preset_config
 
-    config = config_from_args(args, preset_config(args.preset) if args.preset else None)
-    sequence = load_sequence(config.data.data_dir, config.data.lightmap_id)
-    trainer = Trainer(config, sequence)
-    if args.resume:
-        last = out_dir_for(config) / "last.ckpt"
-        trainer.resume_from(last)
-        print(f"resuming {last} at step {trainer.step} of {trainer.total_steps}")
+    if not args.resume:
+        return config_from_args(args, preset_config(args.preset) if args.preset else None), None
+    target = args.resume if isinstance(args.resume, str) else \
+        out_dir_for(config_from_args(args, preset_config(args.preset) if args.preset else None))
+    checkpoint = resume_checkpoint(target)
+    stored = ExperimentConfig.from_dict(read_checkpoint(checkpoint)["config"])
+    config = resume_config(stored, explicit_overrides(args), PRESETS[args.preset] if args.preset else None,
+                           checkpoint.parent, checkpoint)
+    return config, checkpoint
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from airender.config import config_problems
+    from airender.checks import check_output_dir
+    from airender.data import load_sequence
+    from airender.engine.run_folder import check_run_folder, out_dir_for
+    from airender.engine.trainer import Trainer
+
+    config, checkpoint = _train_config(args)
+    problems = config_problems(config)
+    if problems:
+        raise InputError("; ".join(problems))
+    out_dir = out_dir_for(config)
+    check_output_dir(out_dir)
+    if checkpoint is None:
+        check_run_folder(out_dir, args.overwrite)
+    sequence = load_sequence(config.data.data_dir, config.data.lightmap_id, config.data.component)
+    trainer = Trainer(config, sequence, overwrite=args.overwrite)
+    if checkpoint is not None:
+        trainer.resume_from(checkpoint)
+        print(f"resuming {checkpoint} at step {trainer.step} of {trainer.total_steps}")
     result = trainer.fit()
-    print(f"trained {result.steps} steps in {result.seconds:.1f} s ({result.samples_per_s / 1e3:.0f}k samples/s); "
-          f"best validation {config.train.monitor} {result.best_metric:.4g}; outputs in {result.out_dir}")
+    best = f"{result.best_metric:.4g}" if result.best_metric is not None else "-"
+    print(f"trained {result.steps} of {result.planned_steps} steps in {result.seconds:.1f} s "
+          f"({result.samples_per_s / 1e3:.0f}k samples/s); best validation {config.train.monitor} {best}; "
+          f"outputs in {result.out_dir}")
     return 0
 
 
@@ -83,37 +122,54 @@ def replace_baseline(field, path: str) -> None:
 
 def _add_render_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt)")
-    p.add_argument("--width", type=int, default=0, help="output width (default: training width)")
-    p.add_argument("--height", type=int, default=0, help="output height (default: training height)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--width", type=int, default=0, help="output width (default: the training width)")
+    p.add_argument("--height", type=int, default=0, help="output height (default: the training height)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N "
+                                                    "(default: auto)")
     p.add_argument("--baseline_path", default="",
                    help="baseline image to add the predicted delta to (default: the full-precision baseline "
                         "kept in the checkpoint)")
 
 
 def add_render_parser(sub) -> None:
-    p = sub.add_parser("render", help="render one time of day")
+    p = add_subcommand(sub, "render", "render one time of day",
+                   "airender render --ckpt C --time HOUR --out FILE.png|.exr [--width W --height H] [options]")
     _add_render_common(p)
-    p.add_argument("--time", type=float, required=True, help="hour of day (fractional hours allowed)")
+    p.add_argument("--time", type=float, required=True, help="hour of day in [0, 24] (fractional hours allowed; "
+                                                             "24 is midnight)")
     p.add_argument("--out", required=True, help="output image (.png; .exr for HDR floats)")
     p.set_defaults(func=cmd_render)
 
 
-def _output_size(args, desc) -> tuple[int, int]:
-    if (args.width > 0) != (args.height > 0):
-        raise InputError("give both --width and --height, or neither")
+def _requested_size(args) -> tuple[int, int] | None:
+    """(height, width) from --height/--width, checked; None when neither is given (the training size)."""
+    from airender.checks import check_output_size
+
     if args.width < 0 or args.height < 0:
-        raise InputError("--width and --height must be positive")
-    return (args.height or desc.height), (args.width or desc.width)
+        raise InputError(f"--width/--height: the output size must be positive, got {args.width}x{args.height}")
+    if (args.width > 0) != (args.height > 0):
+        raise InputError("--width/--height: give both, or neither (the training size)")
+    return check_output_size(args.height, args.width) if args.width else None
+
+
+def _output_size(args, desc) -> tuple[int, int]:
+    from airender.checks import check_output_size
+
+    return _requested_size(args) or check_output_size(desc.height, desc.width)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     from airender.images import hdr_preview_exposure, save_frame
     from airender.render import FrameDecoder
 
+    from airender.checks import check_hour, check_output_file
+
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".exr"):
         raise InputError(f"{out}: output must end in .png or .exr")
+    check_hour(args.time, "--time")
+    check_output_file(out)
+    _requested_size(args)
     loaded = _load_for_render(args)
     height, width = _output_size(args, loaded.desc)
     image = FrameDecoder(loaded.field, height, width).decode(args.time)
@@ -125,33 +181,51 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def add_render_all_parser(sub) -> None:
-    p = sub.add_parser("render-all", help="render a range of hours and an animated GIF of the day")
+    p = add_subcommand(sub, "render-all", "render a range of hours and an animated GIF of the day",
+                   "airender render-all --ckpt C --out_dir DIR [--start_hour H0 --end_hour H1 --step S] [options]")
     _add_render_common(p)
-    p.add_argument("--start_hour", type=float, default=0.0)
-    p.add_argument("--end_hour", type=float, default=23.0, help="last hour (inclusive)")
-    p.add_argument("--step", type=float, default=1.0, help="hours between frames (e.g. 0.25)")
-    p.add_argument("--output_dir", required=True)
+    p.add_argument("--start_hour", type=float, default=0.0, help="first hour, in [0, 24] (default: 0)")
+    p.add_argument("--end_hour", type=float, default=23.0, help="last hour, inclusive, in [0, 24] (default: 23)")
+    p.add_argument("--step", type=float, default=1.0, help="hours between frames, e.g. 0.25 (default: 1)")
+    p.add_argument("--out_dir", "--output_dir", dest="out_dir", required=True,
+                   help="folder for the frames tod_HH.HH.png (sortable names) and the GIF")
     p.add_argument("--format", choices=("png", "exr"), default="", help="frame format (default: png for LDR, exr for HDR)")
-    p.add_argument("--gif", type=str, default="day.gif", help="name of the animated GIF in --output_dir ('' = none)")
+    p.add_argument("--gif", type=str, default="day.gif", help="name of the animated GIF in --out_dir, '' for none "
+                                                             "(default: day.gif)")
     p.set_defaults(func=cmd_render_all)
 
 
+MAX_FRAMES = 100_000
+
+
 def hour_range(start: float, end: float, step: float) -> list[float]:
-    if step <= 0:
-        raise InputError("--step must be positive")
+    """The hours start, start + step, ..., up to end (inclusive), each checked to lie in [0, 24]."""
+    from airender.checks import check_hour
+
+    check_hour(start, "--start_hour")
+    check_hour(end, "--end_hour")
+    if not math.isfinite(step) or step <= 0:
+        raise InputError(f"--step: must be a positive number of hours, got {step}")
     if end < start:
-        raise InputError("--end_hour must not be before --start_hour")
+        raise InputError(f"--end_hour: {end:g} is before --start_hour {start:g}")
     count = int(np.floor((end - start) / step + 1e-9)) + 1
+    if count > MAX_FRAMES:
+        raise InputError(f"--step: {count:,} frames is too many (at most {MAX_FRAMES:,})")
     return [round(start + i * step, 6) for i in range(count)]
+
 
 
 def cmd_render_all(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from airender.checks import check_output_dir
+    from airender.fileio import make_dir
     from airender.images import hdr_preview_exposure, preview_uint8, save_frame, save_gif
-    from airender.render import FrameDecoder
+    from airender.render import FrameDecoder, frame_name
 
     times = hour_range(args.start_hour, args.end_hour, args.step)
+    out_dir = check_output_dir(args.out_dir)
+    _requested_size(args)
     loaded = _load_for_render(args)
     desc = loaded.desc
     height, width = _output_size(args, desc)
@@ -159,12 +233,11 @@ def cmd_render_all(args: argparse.Namespace) -> int:
     decoder = FrameDecoder(loaded.field, height, width)
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
         if desc.is_hdr and loaded.field.baseline is not None else 1.0
-    out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir)
     previews = []
-    for t in tqdm(times, desc="render", unit="frame"):
+    for t in tqdm(times, desc="render", unit="frame", disable=None, mininterval=0.5 if sys.stderr.isatty() else 15.0):
         image = decoder.decode(t).cpu()
-        save_frame(out_dir / f"tod_{t:g}.{fmt}", image, desc.is_hdr, exposure)
+        save_frame(out_dir / frame_name(t, fmt), image, desc.is_hdr, exposure)
         previews.append(preview_uint8(image, desc.is_hdr, exposure))
     if args.gif:
         save_gif(out_dir / args.gif, previews)
@@ -174,32 +247,52 @@ def cmd_render_all(args: argparse.Namespace) -> int:
 
 # --- eval ------------------------------------------------------------------------------------------------
 def add_eval_parser(sub) -> None:
-    p = sub.add_parser("eval", help="metrics of a checkpoint against ground-truth frames")
-    p.add_argument("--ckpt", required=True)
-    p.add_argument("--data_dir", required=True, help="ground truth (either layout); times the model was not "
-                                                     "trained on are reported as 'extra'")
-    p.add_argument("--lightmap_id", default="", help="contest layout: which lightmap")
-    p.add_argument("--extra", action="append", default=[], help="more ground-truth folders (e.g. fractional hours)")
+    from airender.protocols import PROTOCOLS
+
+    p = add_subcommand(sub, "eval", "metrics of a checkpoint against ground-truth frames",
+                   "airender eval --ckpt C --data_dir DIR [--extra DIR2 ...] [--lpips_weights FILE] [options]")
+    p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt)")
+    p.add_argument("--data_dir", "--data", dest="data_dir", required=True,
+                   help="ground truth (either layout); times the model was not trained on are held-out frames")
+    p.add_argument("--lightmap_id", default="", help="contest layout: which lightmap (default: the first)")
+    p.add_argument("--extra", action="append", default=[],
+                   help="more ground-truth folders, e.g. fractional hours (repeatable)")
+    p.add_argument("--switch_hours", type=float, nargs=2, default=None, metavar=("OFF", "ON"),
+                   help="held-out frames within 0.25 h of these hours form the group 'switch'; frames between them "
+                        "are 'between_day', the others 'between_night' (default: the model's --light_switch, "
+                        "else 6 18)")
     p.add_argument("--lpips_weights", default=None, help="LPIPS-Alex v0.1 weights file "
                                                          "(default: $AIRENDER_LPIPS_WEIGHTS, then the torch hub cache)")
     p.add_argument("--out_dir", default="", help="where metrics.{json,csv,md} and plots go (default: <ckpt dir>/eval)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                   help="scoring: image (whole LDR frames), hprc (256-texel tiles, the first lightmap layout's) or "
+                        "hprc-vt (128-texel tiles, the virtual-texture release's); see airender/protocols.py "
+                        "(default: image for LDR data, hprc for HDR)")
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from airender.checks import check_hour, check_output_dir
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import resolve_device
-    from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups, pick_sheet_keys
+    from airender.evaluate import build_metric_suite, ground_truth_groups, pick_sheet_keys, switch_hours_of
+    from airender.protocols import evaluate_protocol, resolve_protocol
     from airender.sizes import compression_report
 
+    for hour in args.switch_hours or []:
+        check_hour(hour, "--switch_hours")
+    out_dir = Path(args.out_dir) if args.out_dir else Path(args.ckpt).parent / "eval"
+    check_output_dir(out_dir)
+    suite = build_metric_suite(args.lpips_weights, "cpu")
     device = resolve_device(args.device)
     loaded = load_checkpoint(args.ckpt, device)
-    groups = ground_truth_groups(loaded.desc, args.data_dir, args.lightmap_id, args.extra)
-    suite = build_metric_suite(args.lpips_weights, "cpu")
-    report = evaluate_field(loaded.field, groups, suite)
+    switch = args.switch_hours or switch_hours_of(loaded.config)
+    groups = ground_truth_groups(loaded.desc, args.data_dir, args.lightmap_id, args.extra, switch,
+                                 loaded.config.data.component)
+    protocol = resolve_protocol(args.protocol, loaded.desc.is_hdr)
+    report = evaluate_protocol(loaded.field, groups, suite, protocol)
     report.size = compression_report(loaded.field)
-    out_dir = Path(args.out_dir) if args.out_dir else Path(args.ckpt).parent / "eval"
     report.write(out_dir)
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report), loaded.desc.is_hdr,
                          title=f"{Path(args.ckpt).name}")
@@ -207,51 +300,91 @@ def cmd_eval(args: argparse.Namespace) -> int:
     size = report.size
     print(f"model: {size['model_bytes']:,} bytes the decoder reads = {size['percent_of_raw']:.2f} % of the raw float32 "
           f"frames ({size['raw_bytes']:,} bytes for 24 frames), compression ratio {size['compression_ratio']:.1f}:1")
+    decode_s = sum(r["decode_s"] for r in report.rows)
+    print(f"protocol {protocol}; decoding the {len(report.rows)} frames took {decode_s:.3f} s in all")
     print(f"wrote metrics and pictures to {out_dir}")
     return 0
 
 
 # --- demo and bench ----------------------------------------------------------------------------------------
 def add_demo_parser(sub) -> None:
-    p = sub.add_parser("demo", help="train on the bundled sample scene and write renders, a contact sheet "
-                                    "and a metrics table")
-    p.add_argument("--out_dir", default="runs/demo")
-    p.add_argument("--lpips_weights", default=None)
-    p.add_argument("--seconds", type=float, default=0.0, help="training time budget (default: the demo preset's)")
-    p.add_argument("--device", default="auto")
+    p = add_subcommand(sub, "demo", "train on the bundled sample scene and write renders, a contact sheet and a "
+                                "metrics table", "airender demo [--out_dir DIR] [--overwrite] [options]")
+    p.add_argument("--out_dir", default="", help="output folder (default: runs/demo, or the first free "
+                                                 "runs/demo-N when that holds a run)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out_dir")
+    p.add_argument("--lpips_weights", default=None, help="LPIPS-Alex v0.1 weights file for the metrics "
+                                                         "(default: $AIRENDER_LPIPS_WEIGHTS, then the torch hub cache)")
+    p.add_argument("--seconds", type=float, default=0.0,
+                   help="stop training after this many seconds (default: 0 = train the demo's planned steps)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from airender.demo import run_demo
+    from airender.checks import check_output_dir
+    from airender.config import value_problem
+    from airender.demo import DEFAULT_DEMO_DIR, run_demo
+    from airender.engine.run_folder import check_run_folder, free_name
 
-    run_demo(Path(args.out_dir), lpips_weights=args.lpips_weights, seconds=args.seconds, device=args.device)
+    problem = value_problem(args.seconds, "nonneg")
+    if problem:
+        raise InputError(f"--seconds: {problem}")
+    if args.out_dir:
+        out_dir = check_output_dir(args.out_dir)
+        check_run_folder(out_dir, args.overwrite)
+    else:
+        out_dir = check_output_dir(DEFAULT_DEMO_DIR if args.overwrite else free_name(Path(DEFAULT_DEMO_DIR)))
+        if out_dir != Path(DEFAULT_DEMO_DIR):
+            print(f"note: {DEFAULT_DEMO_DIR} holds an earlier demo; writing to {out_dir} "
+                  f"(--overwrite replaces the earlier one)")
+    run_demo(out_dir, lpips_weights=args.lpips_weights, seconds=args.seconds, device=args.device,
+             overwrite=args.overwrite)
     return 0
 
 
 def add_bench_parser(sub) -> None:
     from airender.bench import add_bench_arguments, cmd_bench
 
-    p = sub.add_parser("bench", help="throughput of the data path, training and whole-frame decode")
+    p = add_subcommand(sub, "bench", "throughput of the data path, training and whole-frame decode",
+                   "airender bench [--data_dir DIR] [--ckpt C ...] [--preset P ...] [options]")
     add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# --- parser ----------------------------------------------------------------------------------------------
+def _preset_in(argv: list[str]) -> str | None:
+    """The value of ``--preset`` in a train command line (so that ``--help`` can show the preset's values)."""
+    for k, token in enumerate(argv):
+        if token == "--preset" and k + 1 < len(argv):
+            return argv[k + 1]
+        if token.startswith("--preset="):
+            return token.split("=", 1)[1]
+    return None
+
+
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airender", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"airender {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from airender.bake.cli import add_bake_parser
+    from airender.convert import add_convert_parser
     from airender.experiments import add_compare_parser, add_sweep_parser
 
-    for add in (add_train_parser, add_render_parser, add_render_all_parser, add_eval_parser, add_demo_parser,
-                add_bench_parser, add_compare_parser, add_sweep_parser):
+    add_train_parser(sub, preset)
+    for add in (add_render_parser, add_render_all_parser, add_eval_parser, add_demo_parser, add_bake_parser,
+                add_convert_parser, add_bench_parser, add_compare_parser, add_sweep_parser):
         add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_preset_in(argv) if argv[:1] == ["train"] else None)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subcommands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except InputError as exc:

@@ -44,22 +44,37 @@ class _ExtendFlat(argparse.Action):
         setattr(namespace, self.dest, flat)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...] = tuple(SECTION_TYPES)) -> None:
-    """Add one flag per field of the chosen config sections, plus --out_dir and --name."""
+def add_config_arguments(parser: argparse.ArgumentParser, base: ExperimentConfig | None = None,
+                         sections: tuple[str, ...] = tuple(SECTION_TYPES)) -> None:
+    """Add one flag per field of the chosen config sections, plus --out_dir and --name.
+
+    The help shows each default once: the value in ``base`` (a preset's config) where given, else the
+    dataclass default.
+    """
+    base = base or ExperimentConfig()
     for section in sections:
         cls = SECTION_TYPES[section]
         group = parser.add_argument_group(f"{section} options", cls.__doc__)
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            _add_field(group, f, hints[f.name])
-    for name in ("out_dir", "name"):
+            _add_field(group, f, hints[f.name], getattr(getattr(base, section), f.name))
+    for name, aliases in (("out_dir", ("--output_dir",)), ("name", ())):
         f = next(x for x in dataclasses.fields(ExperimentConfig) if x.name == name)
-        parser.add_argument(f"--{name}", default=f.default, help=f.metadata["help"])
+        parser.add_argument(f"--{name}", *aliases, dest=name, default=f.default,
+                            help=with_default(f.metadata["help"], getattr(base, name)))
 
 
-def _add_field(group, f: dataclasses.Field, hint: Any) -> None:
+def with_default(help_text: str, default: Any) -> str:
+    """``help_text`` with its default appended once (not when the text already names its default)."""
+    if "(default:" in help_text:
+        return help_text
+    shown = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) if isinstance(default, list) \
+        else (f"{default:g}" if isinstance(default, float) else default)
+    return f"{help_text} (default: {shown if shown not in ('', []) else 'none'})"
+
+
+def _add_field(group, f: dataclasses.Field, hint: Any, default: Any) -> None:
     help_text = f.metadata.get("help", "")
-    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
     kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f.name}
     if hint is bool:
         kwargs.update(nargs="?", const=True, type=parse_bool, metavar="BOOL")
@@ -70,7 +85,7 @@ def _add_field(group, f: dataclasses.Field, hint: Any) -> None:
         kwargs.update(type=hint)
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
-    group.add_argument(f"--{f.name}", help=f"{help_text} (default: {default!r})", **kwargs)
+    group.add_argument(f"--{f.name}", help=with_default(help_text, default), **kwargs)
 
 
 def explicit_overrides(namespace: argparse.Namespace, sections: tuple[str, ...] = tuple(SECTION_TYPES)) -> dict:
@@ -92,3 +107,9 @@ def config_from_args(namespace: argparse.Namespace, base: ExperimentConfig | Non
     config.out_dir = namespace.out_dir
     config.name = namespace.name
     return config
+
+
+def add_subcommand(sub, name: str, help_text: str, usage: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose errors print its own one-line usage (not the top level's, nor every flag)."""
+    return sub.add_parser(name, help=help_text, usage=usage,
+                          description=description or help_text[:1].upper() + help_text[1:] + ".")

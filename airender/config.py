@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from airender.data.hours import HOURS_PER_DAY
+
 
 def option(default: Any, help: str, **metadata: Any) -> Any:
     """A dataclass field with command-line help (lists get a copied default)."""
@@ -26,6 +28,9 @@ class DataConfig:
     data_dir: str = option("", "folder of hourly frames (tod_7.png, hour_07.exr, ...) or a contest "
                                "lightmap dataset (a folder with config.json)")
     lightmap_id: str = option("", "contest layout: which lightmap, as 'ID' or 'LEVEL:ID' (default: the first)")
+    component: str = option("original", "virtual-texture layout: which lighting to read: original (all light), "
+                                        "directional (sun), local (placed lamps) or sky",
+                            choices=("original", "directional", "local", "sky"))
     baseline_time: float = option(12.0, "hour of the baseline frame used by residual mode (must be in the data)")
     hdr_transform: str = option("log1p", "training space of HDR data: log1p (train on log(1 + x), render expm1) "
                                          "or linear", choices=("log1p", "linear"))
@@ -184,3 +189,57 @@ def section_from_dict(cls: type, d: dict) -> Any:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} keys {unknown}")
     return cls(**d)
+
+
+# --- value checks -------------------------------------------------------------------------------------
+# Every number must be finite; these fields must also lie in a range. "hour": a time of day in [0, 24]
+# (24 is midnight); "fraction": [0, 1]; "positive": > 0; "nonneg": >= 0. Lists are checked item by item.
+FIELD_CHECKS: dict[str, str] = {
+    # data
+    "baseline_time": "hour", "holdout_hours": "hour",
+    # field
+    "xy_harmonics": "nonneg", "time_harmonics": "nonneg", "hidden": "positive", "layers": "positive",
+    "sine_w0": "positive", "be_channels": "positive", "be_downsample": "positive", "grid_levels": "positive",
+    "grid_features": "positive", "grid_log2_size": "positive", "grid_base_res": "positive",
+    "grid_max_res": "nonneg", "grid_time_res": "positive", "time_knots": "positive", "time_code_dim": "positive",
+    "film_hidden": "positive", "light_switch": "hour",
+    # loss
+    "loss_l2_w": "nonneg", "loss_ssim_w": "nonneg", "loss_lpips_w": "nonneg", "lpips_freq": "nonneg",
+    "lamp_prior_w": "nonneg", "lamp_prior_floor": "nonneg", "perceptual_start": "fraction",
+    "perceptual_ramp": "fraction",
+    # train
+    "epochs": "positive", "samples_per_epoch": "positive", "batch_size": "positive", "lr": "nonneg",
+    "seed": "nonneg", "num_workers": "nonneg", "max_steps": "nonneg", "time_budget_s": "nonneg",
+    "weight_decay": "nonneg", "lr_min_ratio": "fraction", "warmup_steps": "nonneg", "grad_clip": "nonneg",
+    "grid_lr": "nonneg", "patch_size": "nonneg", "patches_per_batch": "positive", "val_downsample": "positive",
+    "val_hours": "hour", "val_every": "positive", "val_every_steps": "nonneg", "early_stop_patience": "nonneg",
+    "plateau_patience": "positive",
+}
+_CHECK_TEXT = {"hour": "a time of day in [0, 24]", "fraction": "in [0, 1]", "positive": "positive",
+               "nonneg": "zero or positive"}
+
+
+def value_problem(value: float, check: str | None) -> str | None:
+    """Why ``value`` is not acceptable under ``check`` (see FIELD_CHECKS), or None when it is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if value != value or value in (float("inf"), float("-inf")):
+        return f"must be a finite number, got {value}"
+    ok = {"hour": lambda v: 0.0 <= v <= HOURS_PER_DAY, "fraction": lambda v: 0.0 <= v <= 1.0,
+          "positive": lambda v: v > 0, "nonneg": lambda v: v >= 0, None: lambda v: True}[check](value)
+    return None if ok else f"must be {_CHECK_TEXT[check]}, got {value:g}"
+
+
+def config_problems(config: "ExperimentConfig") -> list[str]:
+    """Every out-of-range or non-finite option as ``--name: problem`` (empty when the config is sound)."""
+    problems = []
+    for section in SECTION_TYPES:
+        values = getattr(config, section)
+        for f in dataclasses.fields(values):
+            value = getattr(values, f.name)
+            for item in (value if isinstance(value, list) else [value]):
+                problem = value_problem(item, FIELD_CHECKS.get(f.name))
+                if problem:
+                    problems.append(f"--{f.name}: {problem}")
+                    break
+    return problems

@@ -14,6 +14,8 @@ from airender.images import save_frame
 from airender.fileio import write_text_atomic
 
 DEMO_RENDER_HOURS = (0.0, 5.9, 6.0, 9.0, 12.0, 15.5, 18.0, 18.1, 21.0)
+DEFAULT_DEMO_DIR = "runs/demo"
+DEMO_EPOCHS = 40  # 40 x 49 = 1960 steps: about 85-100 s of training on an idle two-core machine
 
 
 def sample_dir() -> Path:
@@ -23,43 +25,46 @@ def sample_dir() -> Path:
 
 def demo_config(out_dir: Path, seconds: float, device: str) -> ExperimentConfig:
     """The demo's training setup on the sample scene: the ``quality`` preset with the sample's light switch
-    (lamps on for t < 6 and t > 18) and half its epochs (about 100 seconds of training on two CPU cores;
-    a time budget stops it in any case)."""
+    (lamps on for t < 6 and t > 18) and half its epochs. The budget is in steps, so every machine trains the
+    same model and reports the same metrics, however busy it is; ``seconds`` > 0 adds a time limit."""
     from airender.presets import apply_overrides, preset_config
 
     config = apply_overrides(preset_config("quality"), {
         "field": {"light_switch": [6.0, 18.0]},
-        "train": {"epochs": 40, "time_budget_s": seconds or 150.0, "device": device, "val_every": 8}})
+        "train": {"epochs": DEMO_EPOCHS, "time_budget_s": seconds, "device": device, "val_every": 8}})
     config.name, config.out_dir = "demo", str(out_dir)
     config.data.data_dir = str(sample_dir() / "hours")
     return config
 
 
-def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0.0, device: str = "auto") -> dict:
+def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0.0, device: str = "auto",
+             overwrite: bool = False) -> dict:
     """Train, evaluate on every hour and the held-out frames, and write pictures. Returns the per-group means."""
     from airender.data import load_sequence
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import Trainer
     from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups, pick_sheet_keys
     from airender.images import preview_uint8, save_gif
-    from airender.render import FrameDecoder
+    from airender.render import FrameDecoder, frame_name
 
     config = demo_config(out_dir, seconds, device)
+    suite = build_metric_suite(lpips_weights)  # a wrong weights path fails now, not after training
     sequence = load_sequence(config.data.data_dir)
     started = time.perf_counter()
-    result = Trainer(config, sequence).fit()
-    print(f"trained {result.steps} steps in {result.seconds:.0f} s ({result.samples_per_s / 1e3:.0f}k samples/s)")
+    result = Trainer(config, sequence, overwrite=overwrite).fit()
+    print(f"trained {result.steps} of {result.planned_steps} steps in {result.seconds:.0f} s "
+          f"({result.samples_per_s / 1e3:.0f}k samples/s)")
 
     loaded = load_checkpoint(out_dir / "best.ckpt", "cpu")
     groups = ground_truth_groups(loaded.desc, config.data.data_dir, "", [str(sample_dir() / "extra")])
-    report = evaluate_field(loaded.field, groups, build_metric_suite(lpips_weights))
+    report = evaluate_field(loaded.field, groups, suite)
     report.write(out_dir / "eval")
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report, 9), loaded.desc.is_hdr,
                          title="airender demo: ground truth | prediction | error")
     decoder = FrameDecoder(loaded.field)
     renders = out_dir / "renders"
     for hour in DEMO_RENDER_HOURS:
-        save_frame(renders / f"tod_{hour:g}.png", decoder.decode(hour), False)
+        save_frame(renders / frame_name(hour, "png"), decoder.decode(hour), False)
     day = [preview_uint8(decoder.decode(h / 4.0), False) for h in range(96)]
     save_gif(out_dir / "day.gif", day)
     table = report.to_markdown(per_frame=False)

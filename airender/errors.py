@@ -7,3 +7,7 @@ class InputError(Exception):
 
 class CheckpointError(InputError):
     """A checkpoint that cannot be read or rebuilt."""
+
+
+class OutputError(InputError):
+    """A destination that cannot be written: a parent that is a file, no write permission, a full disk."""

@@ -21,7 +21,10 @@ from airender.render import FrameDecoder
 
 def build_metric_suite(lpips_weights: str | None = None, device: torch.device | str = "cpu",
                        metrics: tuple[str, ...] = METRIC_NAMES) -> MetricSuite:
-    """A MetricSuite with LPIPS when weights are found (see airender.nn.lpips), else with the reason why not."""
+    """A MetricSuite with LPIPS when weights are found (see airender.nn.lpips), else with the reason why not.
+    A weights file named explicitly (``lpips_weights``) that does not exist is an error."""
+    if lpips_weights and not Path(lpips_weights).expanduser().is_file():
+        raise InputError(f"{lpips_weights}: --lpips_weights names a file that does not exist")
     source = find_lpips_weights(lpips_weights)
     if "lpips" in metrics and source.available:
         try:
@@ -55,7 +58,7 @@ class EvalReport:
                 lines.append(f"| {r['group']} | {r['time']:g} | " + " | ".join(_fmt(n, r.get(n)) for n in names) + " |")
         for group, mean in self.means.items():
             lines.append(f"| **{group} mean** | | " + " | ".join(_fmt(n, mean.get(n)) for n in names) + " |")
-        text = "\n".join(lines) + "\n"
+        text = "\n".join(lines) + "\n" + "\n" + group_legend([g for g in self.means]) + "\n"
         if self.lpips_note:
             text += f"\nLPIPS unavailable: {self.lpips_note}\n"
         return text
@@ -125,21 +128,68 @@ def check_compatible(desc, sequence: TODSequence) -> None:
                          f"{kinds[desc.is_hdr]} data")
 
 
-def ground_truth_groups(desc, data_dir: str, lightmap_id: str, extra_dirs: list[str]) -> list:
-    """('hours', frames at the times the model trained on) and ('extra', every other ground-truth frame:
-    untrained times in ``data_dir`` and every frame of ``extra_dirs``)."""
+# The held-out vocabulary shared by eval, compare, the demo, the README and docs/RESULTS.md:
+#   hours          frames at the times the model trained on
+#   between_day    held-out frames between the hours while the local lights are off (daylight)
+#   between_night  held-out frames between the hours while the local lights are on (night)
+#   switch         held-out frames within SWITCH_WINDOW_H of a light switch (5.9 h and 18.1 h)
+#   between        (a mean only) every between-hour frame, day and night, switch frames excluded
+HELD_OUT_GROUPS = ("between_day", "between_night", "switch")
+GROUP_ORDER = ("hours", "between_day", "between_night", "switch", "between")
+DEFAULT_SWITCH_HOURS = (6.0, 18.0)  # the contest's rule: local lights off from 6.0 to 18.0
+SWITCH_WINDOW_H = 0.25
+
+
+GROUP_MEANINGS = {
+    "hours": "the trained hours",
+    "between_day": "held-out frames between the hours, lights off (daylight)",
+    "between_night": "held-out frames between the hours, lights on (night)",
+    "switch": f"held-out frames within {SWITCH_WINDOW_H:g} h of a light switch",
+    "between": "every between-hour frame, day and night (switch frames excluded)",
+}
+
+
+def group_legend(groups: list[str]) -> str:
+    """One line saying what each group of a table holds."""
+    return "Groups: " + "; ".join(f"{g} = {GROUP_MEANINGS[g]}" for g in groups if g in GROUP_MEANINGS) + "."
+
+
+def switch_hours_of(config) -> tuple[float, float]:
+    """The light-switch hours (OFF, ON) of a model's config, else the contest's 6 and 18."""
+    switch = getattr(getattr(config, "field", None), "light_switch", None)
+    return (float(switch[0]), float(switch[1])) if switch else DEFAULT_SWITCH_HOURS
+
+
+def held_out_group(hour: float, switch_hours: tuple[float, float] = DEFAULT_SWITCH_HOURS) -> str:
+    """'switch', 'between_day' or 'between_night' for a held-out frame at ``hour``."""
+    off, on = switch_hours
+    if min(abs(hour - off), abs(hour - on)) <= SWITCH_WINDOW_H:
+        return "switch"
+    return "between_day" if off <= hour <= on else "between_night"
+
+
+def ground_truth_groups(desc, data_dir: str, lightmap_id: str, extra_dirs: list[str],
+                        switch_hours: tuple[float, float] = DEFAULT_SWITCH_HOURS, component: str = "original") -> list:
+    """[(group, sequence)] in GROUP_ORDER: 'hours' (frames at the times the model trained on), then the
+    held-out frames (untrained times in ``data_dir`` and every frame of ``extra_dirs``) split into
+    'between_day', 'between_night' and 'switch' (see :func:`held_out_group`)."""
     from airender.data import load_sequence
     from airender.data.sequence import concat_sequences
 
-    sequence = load_sequence(data_dir, lightmap_id)
+    sequence = load_sequence(data_dir, lightmap_id, component)
     trained = {round(t, 6) for t in (desc.train_times or desc.times)}
     times = sequence.time_list()
     seen = [i for i, t in enumerate(times) if round(t, 6) in trained]
     unseen = [i for i, t in enumerate(times) if round(t, 6) not in trained]
     groups = [("hours", sequence.select(seen))] if seen else []
     extras = ([sequence.select(unseen)] if unseen else []) + [load_sequence(d) for d in extra_dirs]
-    if extras:
-        groups.append(("extra", concat_sequences(extras)))
+    if not extras:
+        return groups
+    held = concat_sequences(extras)
+    for name in HELD_OUT_GROUPS:
+        ids = [i for i, t in enumerate(held.time_list()) if held_out_group(t, switch_hours) == name]
+        if ids:
+            groups.append((name, held.select(ids)))
     return groups
 
 
@@ -168,6 +218,9 @@ def evaluate_field(model, groups: list[tuple[str, TODSequence]], suite: MetricSu
                 report.predictions[(name, hour)] = pred
                 report.truths[(name, hour)] = truth
         report.means[name] = mean_rows([r for r in rows if r["group"] == name])
+    between = [r for r in rows if r["group"] in ("between_day", "between_night")]
+    if between:
+        report.means["between"] = mean_rows(between)
     return report
 
 

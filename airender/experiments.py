@@ -23,11 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from airender.cli_args import add_subcommand
 from airender.errors import InputError
 from airender.fileio import atomic_path, write_json_atomic, write_text_atomic
 
 METRICS = ("psnr", "ssim", "lpips", "flip")
-GROUPS = ("hours", "extra", "switch")
+GROUPS = ("hours", "between_day", "between_night", "switch", "between")  # see airender.evaluate
+MARKDOWN_COLUMNS = ["method", "psnr_hours", "ssim_hours", "lpips_hours", "psnr_between_day", "ssim_between_day",
+                    "lpips_between_day", "psnr_between_night", "psnr_switch", "bytes", "percent_of_raw",
+                    "train_seconds", "decode_ms_1080p"]
 BUDGETS = {"quick": {"epochs": 20, "samples_per_epoch": 200_000},   # the roadmap's section-8 budget
            "full": {"epochs": 20, "samples_per_epoch": 1_000_000},
            "smoke": {"epochs": 2, "samples_per_epoch": 2048, "batch_size": 1024}}  # checks the pipeline only
@@ -58,7 +62,7 @@ class Setup:
     budget: str = "quick"
     seed: int = 0
     lpips_weights: str | None = None
-    separate_hours: list[float] = field(default_factory=lambda: [5.9, 18.1])
+    switch_hours: list[float] = field(default_factory=lambda: [6.0, 18.0])
     decode_width: int = 1920
     decode_height: int = 1080
     decode_repeats: int = 3
@@ -76,23 +80,6 @@ def section_of(name: str) -> str:
         if name in {f.name for f in dataclasses.fields(cls)}:
             return section
     raise InputError(f"--grid: no option named {name!r}")
-
-
-def _split_groups(sequence_groups, separate: list[float]):
-    """Move frames at the ``separate`` hours (e.g. next to a light switch) from 'extra' into 'switch'."""
-    out = []
-    for name, seq in sequence_groups:
-        if name != "extra" or not separate:
-            out.append((name, seq))
-            continue
-        times = seq.time_list()
-        special = [i for i, t in enumerate(times) if any(abs(t - s) < 1e-6 for s in separate)]
-        normal = [i for i in range(len(times)) if i not in special]
-        if normal:
-            out.append(("extra", seq.select(normal)))
-        if special:
-            out.append(("switch", seq.select(special)))
-    return out
 
 
 def run_one(spec: RunSpec, setup: Setup) -> dict:
@@ -122,7 +109,7 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
         config = apply_overrides(config, {"train": {**BUDGETS[setup.budget], "seed": setup.seed, "progress": False,
                                                     "device": setup.device}})
         config.data.data_dir, config.out_dir, config.name = setup.data_dir, str(run_dir), spec.name
-        result = Trainer(config, sequence).fit()
+        result = Trainer(config, sequence, overwrite=True).fit()  # a rerun replaces an unfinished run
         train_seconds = result.seconds
         model = load_checkpoint(run_dir / "last.ckpt", setup.device).field
         nbytes = model_bytes(model)
@@ -137,7 +124,7 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
         nbytes = model.nbytes
     else:
         raise InputError(f"unknown run kind {spec.kind!r}")
-    groups = _split_groups(ground_truth_groups(model.desc, setup.data_dir, "", setup.extra_dirs), setup.separate_hours)
+    groups = ground_truth_groups(model.desc, setup.data_dir, "", setup.extra_dirs, tuple(setup.switch_hours))
     report = evaluate_field(model, groups, build_metric_suite(setup.lpips_weights))
     raw = raw_frames_bytes(sequence.height, sequence.width)
     row: dict = {"method": spec.name, "kind": spec.kind, "preset": spec.preset if spec.kind == "field" else "",
@@ -215,7 +202,10 @@ TABLE_COLUMNS = ["method"] + [f"{m}_{g}" for g in GROUPS for m in METRICS] + \
 
 def write_tables(rows: list[dict], out_dir: Path) -> str:
     """results.csv (every column) and results.md (the table); returns the markdown."""
+    from airender.evaluate import group_legend
+
     columns = [c for c in TABLE_COLUMNS if any(r.get(c) is not None for r in rows)]
+    shown = [c for c in MARKDOWN_COLUMNS if c in columns]
     buffer = io.StringIO()
     fieldnames = list(dict.fromkeys(columns + [k for r in rows for k in r]))
     writer = csv.DictWriter(buffer, fieldnames=fieldnames)
@@ -223,10 +213,10 @@ def write_tables(rows: list[dict], out_dir: Path) -> str:
     for row in rows:
         writer.writerow(row)
     write_text_atomic(out_dir / "results.csv", buffer.getvalue())
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(c, row.get(c)) for c in columns) + " |")
-    text = "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join(_fmt(c, row.get(c)) for c in shown) + " |")
+    text = "\n".join(lines) + "\n\n" + group_legend(list(GROUPS)) + " Every column: results.csv.\n"
     write_text_atomic(out_dir / "results.md", text)
     return text
 
@@ -260,7 +250,7 @@ def write_plots(out_dir: Path, names: list[str]) -> None:
     for ax, metric in zip(axes, ("psnr", "ssim")):
         for name, res in results.items():
             row = res["row"]
-            value = row.get(f"{metric}_extra") or row.get(f"{metric}_hours")
+            value = row.get(f"{metric}_between") or row.get(f"{metric}_hours")
             if value is not None:
                 ax.scatter(row["percent_of_raw"], value, s=30)
                 ax.annotate(name, (row["percent_of_raw"], value), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -271,7 +261,7 @@ def write_plots(out_dir: Path, names: list[str]) -> None:
         ax.set_xticks([v for v in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
                        if min(shares) / 2 <= v <= max(shares) * 2])
         ax.set_xlabel("bytes the decoder reads, % of raw float32 frames")
-        ax.set_ylabel(f"{metric.upper()} on held-out times")
+        ax.set_ylabel(f"{metric.upper()} on between-hour frames")
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     with atomic_path(out_dir / "quality_vs_bytes.png") as tmp:
@@ -360,36 +350,49 @@ def sweep_specs(grid: dict[str, list], preset: str) -> list[RunSpec]:
 
 
 def _common_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="training frames (either layout)")
-    p.add_argument("--extra", action="append", default=[], help="extra ground truth (e.g. fractional hours)")
-    p.add_argument("--out", default="", help="output folder")
+    p.add_argument("--data_dir", "--data", dest="data_dir", required=True, help="training frames (either layout)")
+    p.add_argument("--extra", action="append", default=[],
+                   help="more ground truth, e.g. fractional hours (repeatable)")
+    p.add_argument("--out_dir", "--out", dest="out_dir", default="",
+                   help="output folder (default: runs/compare or runs/sweep)")
     p.add_argument("--budget", choices=tuple(BUDGETS), default="quick",
-                   help="quick: the roadmap's 20 x 200k samples; full: 20 x 1M; smoke: a few steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lpips_weights", default=None)
-    p.add_argument("--separate", type=float, nargs="*", default=[5.9, 18.1],
-                   help="extra hours reported as their own group 'switch' (next to a light switch)")
-    p.add_argument("--decode_repeats", type=int, default=3, help="timed 1080p decodes per method (0: skip)")
-    p.add_argument("--device", default="cpu")
+                   help="quick: the roadmap's 20 x 200k samples; full: 20 x 1M; smoke: a few steps (default: quick)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of every run (default: 0)")
+    p.add_argument("--lpips_weights", default=None, help="LPIPS-Alex v0.1 weights file "
+                                                         "(default: $AIRENDER_LPIPS_WEIGHTS, then the torch hub cache)")
+    p.add_argument("--switch_hours", type=float, nargs=2, default=[6.0, 18.0], metavar=("OFF", "ON"),
+                   help="held-out frames within 0.25 h of these hours form the group 'switch'; between them "
+                        "'between_day', else 'between_night' (default: 6 18)")
+    p.add_argument("--decode_repeats", type=int, default=3, help="timed 1080p decodes per method, 0 to skip "
+                                                                 "(default: 3)")
+    p.add_argument("--device", default="cpu", help="training and decoding device: cpu, cuda, cuda:N (default: cpu)")
 
 
 def _setup(args: argparse.Namespace, default_out: str) -> Setup:
-    for folder in [args.data, *args.extra]:
+    from airender.checks import check_hour, check_output_dir
+
+    for folder in [args.data_dir, *args.extra]:
         if not Path(folder).is_dir():
             raise InputError(f"{folder}: no such folder")
-    return Setup(data_dir=args.data, extra_dirs=list(args.extra), out_dir=args.out or default_out, budget=args.budget,
-                 seed=args.seed, lpips_weights=args.lpips_weights, separate_hours=list(args.separate),
+    for hour in args.switch_hours:
+        check_hour(hour, "--switch_hours")
+    if args.seed < 0 or args.decode_repeats < 0:
+        raise InputError("--seed and --decode_repeats must be zero or positive")
+    out_dir = check_output_dir(args.out_dir or default_out)
+    return Setup(data_dir=args.data_dir, extra_dirs=list(args.extra), out_dir=str(out_dir), budget=args.budget,
+                 seed=args.seed, lpips_weights=args.lpips_weights, switch_hours=list(args.switch_hours),
                  decode_repeats=args.decode_repeats, device=args.device)
 
 
 def add_compare_parser(sub) -> None:
-    p = sub.add_parser("compare", help="train the roadmap configs and presets with one budget beside classical "
-                                       "anchors; write a results table and pictures")
+    p = add_subcommand(sub, "compare", "train the roadmap configs and presets with one budget beside classical "
+                                       "anchors; write a results table and pictures",
+                       "airender compare --data_dir DIR [--extra DIR2] [--methods m1,m2] [--budget quick|full] [options]")
     _common_arguments(p)
     p.add_argument("--methods", default=",".join(COMPARE_METHODS),
-                   help="comma-separated presets and anchors (blend, pcaK)")
+                   help=f"comma-separated presets and anchors (blend, pcaK) (default: {','.join(COMPARE_METHODS)})")
     p.add_argument("--light_switch", type=float, nargs=2, default=None, metavar=("OFF", "ON"),
-                   help="pass --light_switch to every trained method")
+                   help="pass --light_switch OFF ON to every trained method (default: none)")
     p.set_defaults(func=cmd_compare)
 
 
@@ -402,13 +405,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def add_sweep_parser(sub) -> None:
-    p = sub.add_parser("sweep", help="train the cartesian product of option values (resumable, parallel)")
+    p = add_subcommand(sub, "sweep", "train the cartesian product of option values (resumable, parallel)",
+                       "airender sweep --data_dir DIR [--grid key=v1,v2 ...] [--preset P] [--workers N] [options]")
     _common_arguments(p)
     p.add_argument("--grid", action="append", default=[],
                    help="key=v1,v2 (repeatable); default: the roadmap grid patch_size=16,32 loss_ssim_w=0.1,0.2,0.5 "
                         "be_channels=16,32 be_downsample=1,2")
     p.add_argument("--preset", default="hybrid", help="the configuration the grid varies (default: hybrid)")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default: 1)")
     p.set_defaults(func=cmd_sweep, decode_repeats=0)
 
 

@@ -86,3 +86,8 @@ def query_pixels(field: torch.nn.Module, y: torch.Tensor, x: torch.Tensor, t: to
     pix = y * desc.width + x
     out = field(pixel_centres(pix, desc.height, desc.width), t.to(device).float(), pix)
     return field.transform.to_display(out)
+
+
+def frame_name(hour: float, fmt: str) -> str:
+    """``tod_05.50.png``: zero-padded so that names sort by time; the hour parses back from the name."""
+    return f"tod_{hour:05.2f}.{fmt}"

@@ -20,12 +20,17 @@ def test_eval_on_real_data_with_extra_frames(courtyard, lpips_weights, tmp_path,
                  "--extra", str(courtyard / "png_extra"), "--lpips_weights", str(lpips_weights), "--device", "cpu"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "**hours mean**" in out and "**extra mean**" in out and "LPIPS" in out
+    assert "**hours mean**" in out and "**between_day mean**" in out and "LPIPS" in out
+    assert "Groups: hours = the trained hours" in out
     metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
     assert len([r for r in metrics["rows"] if r["group"] == "hours"]) == 24
-    extra_times = sorted(r["time"] for r in metrics["rows"] if r["group"] == "extra")
-    assert extra_times == [2.5, 5.9, 7.5, 10.25, 13.5, 16.75, 18.1, 19.5, 22.5]
-    for group in ("hours", "extra"):
+    held = {g: sorted(r["time"] for r in metrics["rows"] if r["group"] == g)
+            for g in ("between_day", "between_night", "switch")}
+    assert held == {"between_day": [7.5, 10.25, 13.5, 16.75], "between_night": [2.5, 19.5, 22.5],
+                    "switch": [5.9, 18.1]}
+    day, night = metrics["means"]["between_day"]["psnr"], metrics["means"]["between_night"]["psnr"]
+    assert abs(metrics["means"]["between"]["psnr"] - (4 * day + 3 * night) / 7) < 1e-6
+    for group in ("hours", "between_day", "between_night", "switch"):
         mean = metrics["means"][group]
         assert 10 < mean["psnr"] < 60 and 0 < mean["ssim"] < 1 and 0 < mean["lpips"] < 1 and 0 < mean["flip"] < 1
     for name in ("metrics.csv", "metrics.md", "metrics_vs_hour.png", "contact_sheet.png"):
@@ -46,12 +51,12 @@ def test_hdr_contest_train_render_eval(tmp_path, capsys):
     assert main(["render-all", "--ckpt", str(run / "best.ckpt"), "--output_dir", str(tmp_path / "all"),
                  "--start_hour", "5", "--end_hour", "6", "--step", "0.25"]) == 0
     assert sorted(p.name for p in (tmp_path / "all").glob("*.exr")) == \
-        sorted(f"tod_{t:g}.exr" for t in (5, 5.25, 5.5, 5.75, 6))
+        [f"tod_{t}.exr" for t in ("05.00", "05.25", "05.50", "05.75", "06.00")]
     capsys.readouterr()
     assert main(["eval", "--ckpt", str(run / "best.ckpt"), "--data_dir", str(tmp_path / "c"),
                  "--out_dir", str(tmp_path / "ev")]) == 0
     out = capsys.readouterr().out
-    assert "| extra | 5.9 |" in out and "| hours | 12 |" in out
+    assert "| switch | 5.9 |" in out and "| hours | 12 |" in out
 
 
 def test_demo_short_budget(tmp_path, lpips_weights):
@@ -59,9 +64,10 @@ def test_demo_short_budget(tmp_path, lpips_weights):
                      str(lpips_weights), "--device", "cpu")
     assert result.returncode == 0, result.stderr
     demo = tmp_path / "demo"
-    assert "hours mean" in result.stdout and "extra mean" in result.stdout
+    assert "hours mean" in result.stdout and "between_day mean" in result.stdout and "switch mean" in result.stdout
+    assert "training ended at step" in result.stdout and "time budget (--time_budget_s 4) ran out" in result.stdout
     for name in ("best.ckpt", "contact_sheet.png", "metrics.md", "day.gif", "eval/metrics.csv",
-                 "eval/metrics_vs_hour.png", "renders/tod_5.9.png", "renders/tod_12.png"):
+                 "eval/metrics_vs_hour.png", "renders/tod_05.90.png", "renders/tod_12.00.png"):
         assert (demo / name).is_file(), name
     sheet = np.asarray(Image.open(demo / "contact_sheet.png"))
     assert sheet.shape[0] > 400 and sheet.std() > 10

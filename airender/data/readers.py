@@ -166,6 +166,9 @@ def read_image_folder(folder: str | Path) -> TODSequence:
 
 
 def _select_lightmap(config_path: Path, lightmaps: list[dict], lightmap_id: str) -> dict:
+    if not isinstance(lightmaps, list) or not all(isinstance(e, dict) for e in lightmaps):
+        raise InputError(f"{config_path}: lightmap_list must be a list of lightmap entries "
+                         f"(got {type(lightmaps).__name__})")
     if not lightmaps:
         raise InputError(f"{config_path}: lightmap_list is empty")
     if not lightmap_id:
@@ -250,10 +253,21 @@ def is_contest_layout(path: str | Path) -> bool:
     return (Path(path) / "config.json").is_file()
 
 
-def load_sequence(data_dir: str | Path, lightmap_id: str = "") -> TODSequence:
-    """Read either layout: a folder with config.json is the contest layout, anything else an image folder."""
+def load_sequence(data_dir: str | Path, lightmap_id: str = "", component: str = "original") -> TODSequence:
+    """Read any layout: the virtual-texture layout (an ``Original/`` folder, or a config.json whose lightmaps
+    give ``parts``), the first contest layout (any other folder with config.json), or an image folder.
+
+    ``component`` (virtual-texture layout only) selects the lighting: original, directional, local or sky.
+    """
+    from airender.data.virtual_texture import is_virtual_texture, read_virtual_texture
+
     if not str(data_dir):
         raise InputError("no data folder given (--data_dir)")
+    if is_virtual_texture(data_dir):
+        return read_virtual_texture(data_dir, lightmap_id, component)
+    if component != "original":
+        raise InputError(f"{data_dir}: --component {component} needs the virtual-texture layout (Original/, "
+                         f"DirectionalOnly/, ...); this folder holds all light in one image per hour")
     if is_contest_layout(data_dir):
         return read_contest_layout(data_dir, lightmap_id)
     if lightmap_id:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from airender.data.hours import HOURS_PER_DAY
 from airender.errors import InputError
 
 
@@ -52,12 +53,17 @@ class TODSequence:
     def time_list(self) -> list[float]:
         return [float(t) for t in self.times.tolist()]
 
+    def nearest_index(self, hour: float) -> tuple[int, float]:
+        """Index of the frame nearest to ``hour`` on the 24 h circle, and its distance in hours."""
+        diff = (self.times.double() - float(hour)) % HOURS_PER_DAY
+        diff = torch.minimum(diff, HOURS_PER_DAY - diff)
+        best = int(torch.argmin(diff))
+        return best, float(diff[best])
+
     def index_of_time(self, hour: float, tolerance: float = 1e-3) -> int:
         """Index of the frame at ``hour`` (periodic: 24 == 0). Raises InputError if none."""
-        diff = (self.times.double() - float(hour)) % 24.0
-        diff = torch.minimum(diff, 24.0 - diff)
-        best = int(torch.argmin(diff))
-        if float(diff[best]) > tolerance:
+        best, distance = self.nearest_index(hour)
+        if distance > tolerance:
             have = ", ".join(f"{t:g}" for t in self.time_list())
             raise InputError(f"{self.source}: no frame at hour {hour:g} (the data have hours {have})")
         return best

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from airender.engine.validation import is_better
+from airender.fileio import append_line_durable
 
 if TYPE_CHECKING:
     from airender.engine.trainer import Trainer
@@ -107,7 +108,7 @@ class EarlyStopping(_Patience, Callback):
     def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
         if self.update(metrics):
             trainer.should_stop = True
-            print(f"early stop at step {trainer.step}: no {self.monitor} improvement in {self.patience} validations")
+            trainer.stop_reason = f"early stop: no {self.monitor} improvement in {self.patience} validations"
 
 
 class PlateauLR(_Patience, Callback):
@@ -192,8 +193,7 @@ class JSONLLogger(Callback):
         record.update(losses)
         record.update({f"val/{k}": v for k, v in self._last_validation.items()})
         record["nan_events"] = trainer.nan_events
-        with open(self.path, "a") as f:
-            f.write(json.dumps(_finite(record)) + "\n")
+        append_line_durable(self.path, json.dumps(_finite(record)))
         self._sums, self._count, self._last_validation = {}, 0, {}
         self._epoch_start, self._epoch_start_step = time.perf_counter(), trainer.step
 
@@ -235,11 +235,24 @@ class TensorBoardLogger(Callback):
             self.writer.close()
 
 
-class ProgressBar(Callback):
-    """A tqdm bar over the planned steps with loss, samples/s and ETA."""
+def validation_line(trainer: "Trainer", metrics: dict) -> str:
+    """``epoch E step S: hours/psnr 31.20  extra/psnr 29.10``: every group's metrics once; the mean over all
+    frames (``all/psnr``) only when there is more than one group."""
+    groups = {k for k in metrics if "/" in k}
+    shown = {k: v for k, v in metrics.items() if isinstance(v, float) and "/" in k}
+    if len({k.split("/")[0] for k in groups}) > 1:
+        shown.update({f"all/{k}": v for k, v in metrics.items() if isinstance(v, float) and "/" not in k})
+    return f"epoch {trainer.epoch} step {trainer.step}: " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
 
-    def __init__(self, update_every: int = 5):
+
+class ProgressBar(Callback):
+    """A tqdm bar over the planned steps with loss, samples/s and ETA on a terminal; elsewhere (a log file,
+    a pipe) one plain line every ``log_every_s`` seconds and at the end."""
+
+    def __init__(self, update_every: int = 5, log_every_s: float = 15.0, interactive: bool | None = None):
         self.update_every = update_every
+        self.log_every_s = log_every_s
+        self.interactive = interactive
         self.bar = None
 
     def on_train_start(self, trainer: "Trainer") -> None:
@@ -247,26 +260,43 @@ class ProgressBar(Callback):
 
         from tqdm.auto import tqdm
 
-        interactive = sys.stderr.isatty()
-        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True,
-                        desc="train", smoothing=0.1, mininterval=0.5 if interactive else 10.0)
+        if self.interactive is None:
+            self.interactive = sys.stderr.isatty()
         self._t0, self._s0 = time.perf_counter(), trainer.step
+        self._last_line = self._t0
+        self._status = ""
+        if self.interactive:
+            self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step", dynamic_ncols=True,
+                            desc="train", smoothing=0.1, mininterval=0.5)
+
+    def _rate(self, trainer: "Trainer") -> float:
+        seconds = time.perf_counter() - self._t0
+        return (trainer.step - self._s0) * trainer.config.train.batch_size / max(seconds, 1e-9)
 
     def on_step_end(self, trainer: "Trainer", loss_terms: dict[str, torch.Tensor]) -> None:
-        self.bar.update(1)
+        if self.bar is not None:
+            self.bar.update(1)
         if trainer.step % self.update_every == 0:
-            seconds = time.perf_counter() - self._t0
-            rate = (trainer.step - self._s0) * trainer.config.train.batch_size / max(seconds, 1e-9)
             loss = float(sum(loss_terms.values()))
-            self.bar.set_postfix_str(f"loss {loss:.3e}  {rate / 1e3:.0f}k samples/s  lr {trainer.current_lr():.2e}",
-                                     refresh=False)
+            self._status = f"loss {loss:.3e}  {self._rate(trainer) / 1e3:.0f}k samples/s  lr {trainer.current_lr():.2e}"
+            if self.bar is not None:
+                self.bar.set_postfix_str(self._status, refresh=False)
+        now = time.perf_counter()
+        if self.bar is None and (now - self._last_line >= self.log_every_s or trainer.step >= trainer.total_steps):
+            self._last_line = now
+            done = trainer.step - self._s0
+            left = trainer.total_steps - trainer.step
+            eta = left * (now - self._t0) / max(done, 1)
+            print(f"train step {trainer.step}/{trainer.total_steps} ({100.0 * trainer.step / trainer.total_steps:.0f} %)"
+                  f"  {self._status}  elapsed {now - self._t0:.0f} s  eta {eta:.0f} s", flush=True)
 
     def on_validation_end(self, trainer: "Trainer", metrics: dict) -> None:
-        shown = {k: v for k, v in metrics.items() if isinstance(v, float)}
-        self.bar.write(f"epoch {trainer.epoch} step {trainer.step}: "
-                       + "  ".join(f"val {k} {v:.4f}" for k, v in shown.items()))
+        line = validation_line(trainer, metrics)
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
 
     def on_train_end(self, trainer: "Trainer") -> None:
         if self.bar is not None:
             self.bar.close()
-

@@ -9,6 +9,7 @@ Inference rebuilds the exact model from ``config`` and ``data`` alone.
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +71,13 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a readable airender checkpoint (not a PyTorch checkpoint file)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable airender checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    except Exception as exc:  # torch's messages span paragraphs: name the kind of failure only
+        raise CheckpointError(f"{path}: not a readable airender checkpoint (a PyTorch file that cannot be "
+                              f"loaded safely: {type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an airender checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("format_version") != FORMAT_VERSION:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import torch
 
-from airender.config import ExperimentConfig
+from airender.config import ExperimentConfig, config_problems
 from airender.data.samplers import PatchSampler, PixelBatch, PixelSampler
 from airender.data.sequence import TODSequence, transform_for
 from airender.engine.callbacks import (BestCheckpoint, Callback, EarlyStopping, JSONLLogger, LastCheckpoint,
                                        PlateauLR, ProgressBar, TensorBoardLogger, ValidationCallback, monitor_mode)
 from airender.engine.checkpoint import checkpoint_dict, read_checkpoint, save_checkpoint
+from airender.engine.run_folder import check_run_folder, clear_run_folder, differing_options, out_dir_for
 from airender.engine.validation import ValidationFrames, Validator
 from airender.errors import InputError
 from airender.field import DataDescription, build_field
@@ -38,10 +39,6 @@ def is_8bit(image: torch.Tensor) -> bool:
     return bool(torch.equal(torch.round(image * 255.0) / 255.0, image))
 
 
-def out_dir_for(config: ExperimentConfig) -> Path:
-    return Path(config.out_dir) if config.out_dir else Path("runs") / config.name
-
-
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -51,6 +48,7 @@ class TrainResult:
     best_metric: float | None
     final_validation: dict
     nan_events: int
+    planned_steps: int = 0
 
 
 class Trainer:
@@ -59,7 +57,8 @@ class Trainer:
     Everything the run needs is checked and built in the constructor, before anything is written:
     bad input (a baseline or hold-out hour not in the data, ...) raises InputError with nothing on disk.
     ``fit()`` creates ``out_dir`` and writes config.json, baseline.png, train_log.jsonl, best.ckpt and
-    last.ckpt (both atomically).
+    last.ckpt (both atomically). A folder that already holds a run is refused unless ``overwrite`` (then
+    that run's files are removed first); ``resume_from`` continues the run instead.
 
     A step whose loss or gradient is not finite is skipped; the trainer then restores the last good
     state (taken at each validation), halves the learning rate and says so. No checkpoint holding a
@@ -67,11 +66,13 @@ class Trainer:
     """
 
     def __init__(self, config: ExperimentConfig, sequence: TODSequence, out_dir: Path | None = None,
-                 extra_callbacks: list[Callback] | None = None):
+                 extra_callbacks: list[Callback] | None = None, overwrite: bool = False):
         self.config = config
+        self.overwrite = overwrite
         tcfg = config.train
-        if tcfg.batch_size < 1 or tcfg.samples_per_epoch < 1 or tcfg.epochs < 1:
-            raise InputError("--batch_size, --samples_per_epoch and --epochs must be positive")
+        problems = config_problems(config)
+        if problems:
+            raise InputError("; ".join(problems))
         unknown = sorted(set(tcfg.val_metrics) - set(METRIC_NAMES))
         if unknown:
             raise InputError(f"--val_metrics: unknown {unknown} (choose from {', '.join(METRIC_NAMES)})")
@@ -81,7 +82,7 @@ class Trainer:
         seq = self.sequence
         self.transform = transform_for(seq.is_hdr, config.data.hdr_transform)
         self.frames = self.transform.to_train(seq.frames)
-        self.baseline_index = seq.index_of_time(config.data.baseline_time)
+        self.baseline_index = self._baseline_index()
         holdout = sorted({seq.index_of_time(h) for h in config.data.holdout_hours})
         self.train_ids = [i for i in range(seq.num_frames) if i not in holdout]
         self.holdout_ids = holdout
@@ -129,9 +130,19 @@ class Trainer:
         self._start_time: float | None = None
         self._good_state: dict | None = None
         self.last_validation: dict = {}
+        self.stop_reason = ""  # why training ends before its planned steps (time budget, early stop)
+        self._resumed = False
         self.callbacks = self._make_callbacks(extra_callbacks)
 
     # --- construction helpers ------------------------------------------------------------------------
+    def _baseline_index(self) -> int:
+        """The frame at --baseline_time. Fields that use a baseline frame need it in the data; for the others
+        it only picks the preview frame (baseline.png), so the nearest frame will do."""
+        seq, fcfg = self.sequence, self.config.field
+        if fcfg.residual_mode or fcfg.use_baseline_encoder:
+            return seq.index_of_time(self.config.data.baseline_time)
+        return seq.nearest_index(self.config.data.baseline_time)[0]
+
     def _lpips_model_if_needed(self):
         from airender.evaluate import build_metric_suite
 
@@ -223,7 +234,9 @@ class Trainer:
             callbacks.append(PlateauLR(tcfg.monitor, mode, tcfg.plateau_patience))
         if tcfg.early_stop_patience > 0:
             callbacks.append(EarlyStopping(tcfg.monitor, mode, tcfg.early_stop_patience))
-        callbacks += [LastCheckpoint(self.out_dir / "last.ckpt"), JSONLLogger(self.out_dir / "train_log.jsonl")]
+        # The log line of an epoch is written before its last.ckpt: after a kill, every epoch whose
+        # checkpoint exists has its line (lines past the checkpoint are dropped on resume).
+        callbacks += [JSONLLogger(self.out_dir / "train_log.jsonl"), LastCheckpoint(self.out_dir / "last.ckpt")]
         if tcfg.tensorboard:
             callbacks.append(TensorBoardLogger(self.out_dir / "tb"))
         if tcfg.progress:
@@ -267,13 +280,23 @@ class Trainer:
                                               self.train_state() if with_train_state else None))
 
     def resume_from(self, path: str | Path) -> None:
-        """Continue an interrupted run: model, optimizer, scheduler, RNG and callback states from ``path``."""
+        """Continue an interrupted run: model, optimizer, scheduler, RNG and callback states from ``path``.
+
+        The configuration must be the run's own, except for the budget and reporting options
+        (``RESUMABLE_OPTIONS``): a larger --max_steps or --epochs continues the steps and the schedule."""
+        from airender.config import ExperimentConfig
+
         ckpt = read_checkpoint(path)
         state = ckpt.get("train_state")
         if not state:
             raise InputError(f"{path}: holds no training state (resume from last.ckpt)")
-        if ckpt["config"] != self.config.to_dict():
-            raise InputError(f"{path}: was written with a different configuration; resume with the same flags")
+        try:
+            stored = ExperimentConfig.from_dict(ckpt["config"])
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}: unreadable configuration ({exc})") from None
+        changed = differing_options(stored, self.config)
+        if changed:
+            raise InputError(f"{path}: was written with other options; cannot resume with {', '.join(changed)}")
         self.field.load_state_dict(state.get("model_full", ckpt["model"]))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -281,8 +304,29 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step, self.epoch, self._elapsed_before = state["step"], state["epoch"], state["elapsed_s"]
         self.lr_scale, self.nan_events = state["lr_scale"], state["nan_events"]
+        for group in self.optimizer.param_groups:  # the schedule over the (possibly new) planned steps
+            group["lr"] = group["initial_lr"] * self._lr_factor(self.step)
         for cb in self.callbacks:
             cb.load_state_dict(state["callbacks"].get(type(cb).__name__, {}))
+        self._resumed = True
+
+    def _trim_log(self) -> None:
+        """Drop log lines of steps past the resumed checkpoint (written just before a kill)."""
+        import json
+
+        from airender.fileio import write_text_atomic
+
+        log = self.out_dir / "train_log.jsonl"
+        if not log.is_file():
+            return
+        kept = []
+        for line in log.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= self.step:
+                    kept.append(line)
+            except ValueError:
+                continue  # a line cut by the kill
+        write_text_atomic(log, "".join(k + "\n" for k in kept))
 
     def _remember_good_state(self) -> None:
         if self.params_finite():
@@ -313,10 +357,10 @@ class Trainer:
         return metrics
 
     def _write_run_files(self) -> None:
-        from airender.fileio import write_json_atomic
+        from airender.fileio import make_dir, write_json_atomic
         from airender.images import hdr_preview_exposure, save_frame
 
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.out_dir)
         (self.out_dir / "train_log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         write_json_atomic(self.out_dir / "config.json", {"config": self.config.to_dict(), "data": self.desc.to_dict()})
         baseline = self.sequence.frames[self.baseline_index]
@@ -358,16 +402,51 @@ class Trainer:
         self._nan_in_a_row = 0
         return {k: v.detach() for k, v in terms.items()}
 
+    def summary(self) -> str:
+        """What this run trains on and with: printed when training starts."""
+        from airender.sizes import compression_report
+
+        seq, tcfg, desc = self.sequence, self.config.train, self.desc
+        hours = ", ".join(f"{t:g}" for t in desc.train_times)
+        held = ", ".join(f"{t:g}" for t in seq.time_list() if t not in desc.train_times)
+        valid = "every texel" if seq.mask is None else f"{int(seq.mask.sum()):,} valid texels " \
+                                                       f"({100.0 * float(seq.mask.float().mean()):.1f} %)"
+        size = compression_report(self.field)
+        params = sum(p.numel() for p in self.field.parameters())
+        lines = [
+            f"data: {seq.source}: {len(desc.train_times)} training frames of {seq.width}x{seq.height} "
+            f"{'HDR' if seq.is_hdr else 'LDR'}, {valid}; hours {hours}" + (f"; held out {held}" if held else ""),
+            f"model: {params:,} parameters, {size['model_bytes']:,} bytes stored = {size['percent_of_raw']:.2f} % of "
+            f"the raw float32 frames (ratio {size['compression_ratio']:.0f}:1)",
+            f"training: {self.total_steps} steps of {tcfg.batch_size} texels ({tcfg.epochs} epochs x "
+            f"{self.steps_per_epoch} steps" + (f", --max_steps {tcfg.max_steps}" if tcfg.max_steps else "") + ")"
+            + (f", time budget {tcfg.time_budget_s:g} s" if tcfg.time_budget_s > 0 else "")
+            + f" on {self.device}" + (f" ({torch.get_num_threads()} threads)" if self.device.type == "cpu" else ""),
+            f"outputs: {self.out_dir}",
+        ]
+        return "\n".join(lines)
+
     def fit(self) -> TrainResult:
-        if self.step == 0:
+        from airender.fileio import write_json_atomic
+
+        if not self._resumed:
+            check_run_folder(self.out_dir, self.overwrite)
+            if self.overwrite:
+                clear_run_folder(self.out_dir)
             self._write_run_files()
+        else:
+            self._trim_log()
+            write_json_atomic(self.out_dir / "config.json", {"config": self.config.to_dict(), "data": self.desc.to_dict()})
+        if self.config.train.progress:
+            print(self.summary(), flush=True)
         self._start_time = time.perf_counter()
         start_step = self.step
         self.field.train()
         self._remember_good_state()
         for cb in self.callbacks:
             cb.on_train_start(self)
-        budget = self.config.train.time_budget_s
+        budget = self.config.train.time_budget_s  # this invocation's training time
+        self.stop_reason = ""
         try:
             while self.step < self.total_steps and not self.should_stop:
                 terms = self.train_step()
@@ -376,8 +455,9 @@ class Trainer:
                 self.step += 1
                 for cb in self.callbacks:
                     cb.on_step_end(self, terms)
-                if budget > 0 and self.elapsed() >= budget:
+                if budget > 0 and time.perf_counter() - self._start_time >= budget and self.step < self.total_steps:
                     self.should_stop = True
+                    self.stop_reason = f"the time budget (--time_budget_s {budget:g}) ran out"
                 if self.step % self.steps_per_epoch == 0 or self.step >= self.total_steps or self.should_stop:
                     self.epoch += 1
                     for cb in self.callbacks:
@@ -385,9 +465,13 @@ class Trainer:
         finally:
             for cb in self.callbacks:
                 cb.on_train_end(self)
+        if self.step < self.total_steps:
+            reason = self.stop_reason or "training was stopped"
+            print(f"note: training ended at step {self.step} of {self.total_steps} planned: {reason}; "
+                  f"continue it with: airender train --resume {self.out_dir}", flush=True)
         seconds = time.perf_counter() - self._start_time
         samples = (self.step - start_step) * self.config.train.batch_size
         return TrainResult(out_dir=self.out_dir, steps=self.step, seconds=seconds,
                            samples_per_s=samples / seconds if seconds > 0 else 0.0,
                            best_metric=self.best.best, final_validation=self.last_validation,
-                           nan_events=self.nan_events)
+                           nan_events=self.nan_events, planned_steps=self.total_steps)

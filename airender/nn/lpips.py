@@ -99,7 +99,7 @@ class LPIPSAlex(nn.Module):
             try:
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:
-                raise ValueError(f"{path}: not a readable LPIPS weight file ({exc})") from None
+                raise ValueError(f"{path}: not a readable LPIPS weight file ({type(exc).__name__})") from None
             state.update(loaded)
         model = cls()
         mapped = {}

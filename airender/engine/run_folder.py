@@ -1,0 +1,94 @@
+"""Run folders: never replace a run unless asked, suggest a free name, and rebuild a run's configuration
+for ``--resume`` (only the budget may change)."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import shutil
+from pathlib import Path
+
+from airender.config import SECTION_TYPES, ExperimentConfig
+from airender.errors import InputError
+
+RUN_FILES = ("best.ckpt", "last.ckpt", "config.json", "train_log.jsonl", "baseline.png", "baseline.exr")
+RUN_FOLDERS = ("eval", "tb")
+# Options that may change when a run is continued: how long it trains, and how it reports. Everything
+# else defines the model and its data and must stay as the run was started.
+RESUMABLE_OPTIONS = frozenset({"epochs", "max_steps", "time_budget_s", "progress", "tensorboard", "device"})
+
+
+def out_dir_for(config: ExperimentConfig) -> Path:
+    return Path(config.out_dir) if config.out_dir else Path("runs") / config.name
+
+
+def existing_run_files(folder: Path) -> list[str]:
+    """The run artefacts (checkpoints, log, config, eval/) already in ``folder``."""
+    return [name for name in RUN_FILES + RUN_FOLDERS if (folder / name).exists()]
+
+
+def free_name(folder: Path) -> Path:
+    """``folder`` itself when it holds no run, else the first ``<folder>-2``, ``-3``, ... that holds none."""
+    if not existing_run_files(folder):
+        return folder
+    k = 2
+    while existing_run_files(folder.with_name(f"{folder.name}-{k}")):
+        k += 1
+    return folder.with_name(f"{folder.name}-{k}")
+
+
+def check_run_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse to start a new run in a folder that holds one, unless ``overwrite``."""
+    found = existing_run_files(folder)
+    if found and not overwrite:
+        suggestion = free_name(folder)
+        raise InputError(f"{folder}: already holds a run ({', '.join(found)}); pass --overwrite to replace it, "
+                         f"--resume {folder} to continue it, or choose another name (e.g. --out_dir {suggestion})")
+
+
+def clear_run_folder(folder: Path) -> None:
+    """Remove the run artefacts of a previous run in ``folder`` (only those; other files stay)."""
+    for name in RUN_FILES:
+        (folder / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        if (folder / name).is_dir():
+            shutil.rmtree(folder / name)
+
+
+def resume_checkpoint(target: str | Path) -> Path:
+    """``last.ckpt`` of the run ``target`` (a run folder or a checkpoint file)."""
+    target = Path(target)
+    path = target / "last.ckpt" if target.is_dir() or not target.suffix else target
+    if not path.is_file():
+        raise InputError(f"{path}: no checkpoint to resume from (train the run first, or name its folder)")
+    return path
+
+
+def differing_options(stored: ExperimentConfig, wanted: ExperimentConfig) -> list[str]:
+    """``--name (stored -> wanted)`` for every option that differs and may not change on resume."""
+    out = []
+    for section in SECTION_TYPES:
+        a, b = getattr(stored, section), getattr(wanted, section)
+        for f in dataclasses.fields(a):
+            old, new = getattr(a, f.name), getattr(b, f.name)
+            if old != new and f.name not in RESUMABLE_OPTIONS:
+                out.append(f"--{f.name} ({old!r} -> {new!r})")
+    return out
+
+
+def resume_config(stored: ExperimentConfig, overrides: dict[str, dict], preset: dict | None,
+                  run_dir: Path, checkpoint: Path) -> ExperimentConfig:
+    """The stored configuration of a run with the flags given now applied; InputError naming the flags when
+    anything but the budget (RESUMABLE_OPTIONS) would change."""
+    from airender.presets import apply_overrides
+
+    config = copy.deepcopy(stored)
+    if preset:
+        config = apply_overrides(config, preset)
+    config = apply_overrides(config, overrides)
+    changed = differing_options(stored, config)
+    if changed:
+        raise InputError(f"{checkpoint}: the run was trained with other options; cannot resume with "
+                         f"{', '.join(changed)} (only {', '.join('--' + o for o in sorted(RESUMABLE_OPTIONS))} "
+                         f"may change; start a new run for the rest)")
+    config.out_dir = str(run_dir)
+    return config
