@@ -202,9 +202,16 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train_steps", type=int, default=40, help="timed training steps (default: 40)")
     p.add_argument("--half", action="store_true", help="decode in float16 (GPU)")
     p.add_argument("--out", default="", help="also write the results to this JSON file (default: none)")
+    from airender.tiles.bench import add_atlas_arguments
+
+    add_atlas_arguments(p)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "atlas", ""):
+        from airender.tiles.bench import cmd_atlas_bench
+
+        return cmd_atlas_bench(args)
     from airender.data import load_sequence
     from airender.demo import sample_dir
     from airender.engine.checkpoint import load_checkpoint

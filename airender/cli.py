@@ -1,4 +1,5 @@
-"""The ``airender`` command line: train, render, render-all, eval, demo, bake, convert, bench, compare, sweep.
+"""The ``airender`` command line: train, render, render-all, eval, demo, bake, convert, export, bench,
+compare, sweep.
 
 Bad input prints one line ``error: <file>: <problem>`` and exits with status 2, writing nothing.
 """
@@ -29,9 +30,9 @@ def add_train_parser(sub, preset: str | None = None) -> None:
     from airender.presets import preset_config, preset_names
 
     p = add_subcommand(sub, "train", "train a field on hourly frames", TRAIN_USAGE,
-                   "Train a time-of-day field. Outputs go to runs/<name>/ (or --out_dir): best.ckpt, last.ckpt, "
-                   "train_log.jsonl, config.json, baseline.png. With --preset NAME, --help shows that preset's "
-                   "values as the defaults.")
+                       "Train a time-of-day field. Outputs go to runs/<name>/ (or --out_dir): best.ckpt, last.ckpt, "
+                       "train_log.jsonl, config.json, baseline.png. With --preset NAME, --help shows that preset's "
+                       "values as the defaults.")
     p.add_argument("--preset", choices=preset_names(), default=None,
                    help="start from a named preset (flags given here override it; see README)")
     add_config_arguments(p, preset_config(preset) if preset in preset_names() else None)
@@ -41,6 +42,13 @@ def add_train_parser(sub, preset: str | None = None) -> None:
                    help="continue a run from its last.ckpt: RUN is its folder (or checkpoint); without RUN, the "
                         "folder the other flags name. The run's stored options are used; only the budget "
                         "(--epochs, --max_steps, --time_budget_s) and reporting flags may change")
+    p.add_argument("--workers", type=int, default=1,
+                   help="with --tile_size: fit tiles in N local processes, each tile with --tile_threads torch "
+                        "threads (default: 1, in this process)")
+    p.add_argument("--ray", default="", metavar="auto|local|ADDRESS",
+                   help="with --tile_size: fit each tile as a Ray task: auto (a running cluster, else a local one), "
+                        "local, or a cluster address; the run folder must be on storage every node sees "
+                        "(default: no Ray)")
     p.set_defaults(func=cmd_train)
 
 
@@ -70,10 +78,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     from airender.engine.run_folder import check_run_folder, out_dir_for
     from airender.engine.trainer import Trainer
 
+    tiled = _train_tiled(args)
+    if tiled is not None:
+        return tiled
     config, checkpoint = _train_config(args)
     problems = config_problems(config)
     if problems:
         raise InputError("; ".join(problems))
+    if config.data.tile_size > 0:
+        return _fit_tiled(config, args)
+    if args.workers != 1 or args.ray:
+        raise InputError(f"{'--workers' if args.workers != 1 else '--ray'}: fits tiles in parallel; it needs "
+                         f"--tile_size N")
+    if config.data.lightmap_id == "all":
+        raise InputError("--lightmap_id all: fits every atlas tile by tile; it needs --tile_size N")
     out_dir = out_dir_for(config)
     check_output_dir(out_dir)
     if checkpoint is None:
@@ -82,6 +100,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(config, sequence, overwrite=args.overwrite)
     if checkpoint is not None:
         trainer.resume_from(checkpoint)
+        if trainer.step >= trainer.total_steps:
+            print(f"{checkpoint}: the run already trained its {trainer.total_steps} planned steps; nothing to do "
+                  f"(a larger --max_steps or --epochs continues it)")
+            return 0
         print(f"resuming {checkpoint} at step {trainer.step} of {trainer.total_steps}")
     result = trainer.fit()
     best = f"{result.best_metric:.4g}" if result.best_metric is not None else "-"
@@ -91,12 +113,47 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_tiled(args: argparse.Namespace) -> int | None:
+    """``--resume`` of a tiled run: continue it with its stored options (None when the run is not tiled)."""
+    from airender.cli_args import config_from_args, explicit_overrides
+    from airender.engine.run_folder import out_dir_for, resume_config
+    from airender.presets import PRESETS, preset_config
+    from airender.tiles.runner import TILING_FILE, read_tiling, tiled_resume_folder
+
+    if not args.resume:
+        return None
+    target = args.resume if isinstance(args.resume, str) else \
+        out_dir_for(config_from_args(args, preset_config(args.preset) if args.preset else None))
+    folder = tiled_resume_folder(target)
+    if folder is None:
+        return None
+    stored, _ = read_tiling(folder)
+    config = resume_config(stored, explicit_overrides(args), PRESETS[args.preset] if args.preset else None,
+                           folder, folder / TILING_FILE)
+    return _fit_tiled(config, args)
+
+
+def _fit_tiled(config, args: argparse.Namespace) -> int:
+    """Fit the data tile by tile (``--tile_size``; airender.tiles.runner) and print the sizes."""
+    from airender.tiles.runner import fit_tiled, size_lines
+
+    result = fit_tiled(config, workers=args.workers, ray=args.ray, overwrite=args.overwrite)
+    print(f"fitted {result.fitted} tiles in {result.seconds:.1f} s on {result.engine}"
+          + (f" ({result.skipped} fitted before)" if result.skipped else "") + f"; outputs in {result.run_dir}")
+    for line in size_lines(result.sizes):
+        print(line)
+    return 0
+
+
 # --- render ----------------------------------------------------------------------------------------------
 def _load_for_render(args: argparse.Namespace):
-    from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import resolve_device
+    from airender.tiles.model import load_model
 
-    loaded = load_checkpoint(args.ckpt, resolve_device(args.device))
+    loaded = load_model(args.ckpt, resolve_device(args.device), getattr(args, "lightmap_id", ""))
+    if getattr(args, "baseline_path", None) and getattr(loaded, "tiled", False):
+        raise InputError(f"--baseline_path: {args.ckpt} is a tiled model (one baseline per tile); it renders "
+                         f"from its own")
     if getattr(args, "baseline_path", None):
         replace_baseline(loaded.field, args.baseline_path)
     return loaded
@@ -129,15 +186,21 @@ def _add_render_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline_path", default="",
                    help="baseline image to add the predicted delta to (default: the full-precision baseline "
                         "kept in the checkpoint)")
+    p.add_argument("--lightmap_id", default="", help="tiled checkpoint: which atlas (default: the first)")
 
 
 def add_render_parser(sub) -> None:
+    from airender.data.sequence import SOURCES
+
     p = add_subcommand(sub, "render", "render one time of day",
-                   "airender render --ckpt C --time HOUR --out FILE.png|.exr [--width W --height H] [options]")
+                       "airender render --ckpt C --time HOUR --out FILE.png|.exr [--width W --height H] [options]")
     _add_render_common(p)
     p.add_argument("--time", type=float, required=True, help="hour of day in [0, 24] (fractional hours allowed; "
                                                              "24 is midnight)")
     p.add_argument("--out", required=True, help="output image (.png; .exr for HDR floats)")
+    p.add_argument("--component", choices=("original", *SOURCES), default="original",
+                   help="which light to render: original (all light) or, for a model trained with --components, "
+                        "one source: directional (sun), local (placed lamps) or sky (default: original)")
     p.set_defaults(func=cmd_render)
 
 
@@ -152,17 +215,23 @@ def _requested_size(args) -> tuple[int, int] | None:
     return check_output_size(args.height, args.width) if args.width else None
 
 
-def _output_size(args, desc) -> tuple[int, int]:
-    from airender.checks import check_output_size
+def _output_size(args, desc, tiled: bool = False) -> tuple[int, int]:
+    """The requested size, else the training size; a tiled atlas decodes tile by tile (memory: the output
+    image), so at its own size it may exceed the whole-frame limit, up to MAX_OUTPUT_SIDE a side."""
+    from airender.checks import MAX_OUTPUT_SIDE, check_output_size
 
-    return _requested_size(args) or check_output_size(desc.height, desc.width)
+    requested = _requested_size(args)
+    if requested or not tiled:
+        return requested or check_output_size(desc.height, desc.width)
+    if max(desc.height, desc.width) > MAX_OUTPUT_SIDE:
+        raise InputError(f"--ckpt: the atlas is {desc.width}x{desc.height}, beyond {MAX_OUTPUT_SIDE} a side")
+    return desc.height, desc.width
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from airender.images import hdr_preview_exposure, save_frame
-    from airender.render import FrameDecoder
-
     from airender.checks import check_hour, check_output_file
+    from airender.images import hdr_preview_exposure, save_frame
+    from airender.render import make_decoder
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".exr"):
@@ -171,18 +240,23 @@ def cmd_render(args: argparse.Namespace) -> int:
     check_output_file(out)
     _requested_size(args)
     loaded = _load_for_render(args)
-    height, width = _output_size(args, loaded.desc)
-    image = FrameDecoder(loaded.field, height, width).decode(args.time)
+    height, width = _output_size(args, loaded.desc, getattr(loaded, "tiled", False))
+    component = getattr(args, "component", "original")
+    if component != "original" and component not in loaded.field.sources:
+        raise InputError(f"--component {component}: {args.ckpt} was trained without --components; it renders all "
+                         f"light only (--component original)")
+    image = make_decoder(loaded.field, height, width).decode_source(args.time, component)
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
         if loaded.desc.is_hdr and loaded.field.baseline is not None else 1.0
     save_frame(out, image.cpu(), loaded.desc.is_hdr, exposure)
-    print(f"wrote {out} ({width}x{height}, t = {args.time:g} h)")
+    light = "" if component == "original" else f", {component} light"
+    print(f"wrote {out} ({width}x{height}, t = {args.time:g} h{light})")
     return 0
 
 
 def add_render_all_parser(sub) -> None:
     p = add_subcommand(sub, "render-all", "render a range of hours and an animated GIF of the day",
-                   "airender render-all --ckpt C --out_dir DIR [--start_hour H0 --end_hour H1 --step S] [options]")
+                       "airender render-all --ckpt C --out_dir DIR [--start_hour H0 --end_hour H1 --step S] [options]")
     _add_render_common(p)
     p.add_argument("--start_hour", type=float, default=0.0, help="first hour, in [0, 24] (default: 0)")
     p.add_argument("--end_hour", type=float, default=23.0, help="last hour, inclusive, in [0, 24] (default: 23)")
@@ -214,23 +288,22 @@ def hour_range(start: float, end: float, step: float) -> list[float]:
     return [round(start + i * step, 6) for i in range(count)]
 
 
-
 def cmd_render_all(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from airender.checks import check_output_dir
     from airender.fileio import make_dir
     from airender.images import hdr_preview_exposure, preview_uint8, save_frame, save_gif
-    from airender.render import FrameDecoder, frame_name
+    from airender.render import frame_name, make_decoder
 
     times = hour_range(args.start_hour, args.end_hour, args.step)
     out_dir = check_output_dir(args.out_dir)
     _requested_size(args)
     loaded = _load_for_render(args)
     desc = loaded.desc
-    height, width = _output_size(args, desc)
+    height, width = _output_size(args, desc, getattr(loaded, "tiled", False))
     fmt = args.format or ("exr" if desc.is_hdr else "png")
-    decoder = FrameDecoder(loaded.field, height, width)
+    decoder = make_decoder(loaded.field, height, width)
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
         if desc.is_hdr and loaded.field.baseline is not None else 1.0
     make_dir(out_dir)
@@ -250,7 +323,7 @@ def add_eval_parser(sub) -> None:
     from airender.protocols import PROTOCOLS
 
     p = add_subcommand(sub, "eval", "metrics of a checkpoint against ground-truth frames",
-                   "airender eval --ckpt C --data_dir DIR [--extra DIR2 ...] [--lpips_weights FILE] [options]")
+                       "airender eval --ckpt C --data_dir DIR [--extra DIR2 ...] [--lpips_weights FILE] [options]")
     p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt)")
     p.add_argument("--data_dir", "--data", dest="data_dir", required=True,
                    help="ground truth (either layout); times the model was not trained on are held-out frames")
@@ -274,9 +347,9 @@ def add_eval_parser(sub) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from airender.checks import check_hour, check_output_dir
-    from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import resolve_device
     from airender.evaluate import build_metric_suite, ground_truth_groups, pick_sheet_keys, switch_hours_of
+    from airender.tiles.model import load_model
     from airender.protocols import evaluate_protocol, resolve_protocol
     from airender.sizes import compression_report
 
@@ -286,10 +359,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_output_dir(out_dir)
     suite = build_metric_suite(args.lpips_weights, "cpu")
     device = resolve_device(args.device)
-    loaded = load_checkpoint(args.ckpt, device)
+    loaded = load_model(args.ckpt, device, args.lightmap_id)
     switch = args.switch_hours or switch_hours_of(loaded.config)
-    groups = ground_truth_groups(loaded.desc, args.data_dir, args.lightmap_id, args.extra, switch,
-                                 loaded.config.data.component)
+    groups = ground_truth_groups(loaded.desc, args.data_dir, getattr(loaded, "atlas_id", args.lightmap_id),
+                                 args.extra, switch, loaded.config.data.component)
     protocol = resolve_protocol(args.protocol, loaded.desc.is_hdr)
     report = evaluate_protocol(loaded.field, groups, suite, protocol)
     report.size = compression_report(loaded.field)
@@ -302,6 +375,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
           f"frames ({size['raw_bytes']:,} bytes for 24 frames), compression ratio {size['compression_ratio']:.1f}:1")
     decode_s = sum(r["decode_s"] for r in report.rows)
     print(f"protocol {protocol}; decoding the {len(report.rows)} frames took {decode_s:.3f} s in all")
+    if getattr(loaded, "tiled", False):
+        from airender.tiles.seams import eval_seams
+
+        print(eval_seams(loaded.field, report, groups, out_dir))
     print(f"wrote metrics and pictures to {out_dir}")
     return 0
 
@@ -309,10 +386,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 # --- demo and bench ----------------------------------------------------------------------------------------
 def add_demo_parser(sub) -> None:
     p = add_subcommand(sub, "demo", "train on the bundled sample scene and write renders, a contact sheet and a "
-                                "metrics table", "airender demo [--out_dir DIR] [--overwrite] [options]")
+                       "metrics table", "airender demo [--out_dir DIR] [--overwrite] [options]")
     p.add_argument("--out_dir", default="", help="output folder (default: runs/demo, or the first free "
                                                  "runs/demo-N when that holds a run)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out_dir")
+    p.add_argument("--lightmaps", action="store_true",
+                   help="train on the bundled sample lightmap atlas (HDR, virtual-texture layout, scored with "
+                        "hprc-vt) instead of the sample frames; default folder runs/demo-lightmaps")
     p.add_argument("--lpips_weights", default=None, help="LPIPS-Alex v0.1 weights file for the metrics "
                                                          "(default: $AIRENDER_LPIPS_WEIGHTS, then the torch hub cache)")
     p.add_argument("--seconds", type=float, default=0.0,
@@ -324,9 +404,12 @@ def add_demo_parser(sub) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from airender.checks import check_output_dir
     from airender.config import value_problem
-    from airender.demo import DEFAULT_DEMO_DIR, run_demo
     from airender.engine.run_folder import check_run_folder, free_name
 
+    if args.lightmaps:
+        from airender.demo_lightmaps import DEFAULT_LIGHTMAP_DEMO_DIR as default_dir, run_lightmap_demo as run
+    else:
+        from airender.demo import DEFAULT_DEMO_DIR as default_dir, run_demo as run
     problem = value_problem(args.seconds, "nonneg")
     if problem:
         raise InputError(f"--seconds: {problem}")
@@ -334,12 +417,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out_dir = check_output_dir(args.out_dir)
         check_run_folder(out_dir, args.overwrite)
     else:
-        out_dir = check_output_dir(DEFAULT_DEMO_DIR if args.overwrite else free_name(Path(DEFAULT_DEMO_DIR)))
-        if out_dir != Path(DEFAULT_DEMO_DIR):
-            print(f"note: {DEFAULT_DEMO_DIR} holds an earlier demo; writing to {out_dir} "
+        out_dir = check_output_dir(default_dir if args.overwrite else free_name(Path(default_dir)))
+        if out_dir != Path(default_dir):
+            print(f"note: {default_dir} holds an earlier demo; writing to {out_dir} "
                   f"(--overwrite replaces the earlier one)")
-    run_demo(out_dir, lpips_weights=args.lpips_weights, seconds=args.seconds, device=args.device,
-             overwrite=args.overwrite)
+    run(out_dir, lpips_weights=args.lpips_weights, seconds=args.seconds, device=args.device, overwrite=args.overwrite)
     return 0
 
 
@@ -347,7 +429,7 @@ def add_bench_parser(sub) -> None:
     from airender.bench import add_bench_arguments, cmd_bench
 
     p = add_subcommand(sub, "bench", "throughput of the data path, training and whole-frame decode",
-                   "airender bench [--data_dir DIR] [--ckpt C ...] [--preset P ...] [options]")
+                       "airender bench [--data_dir DIR] [--ckpt C ...] [--preset P ...] [options]")
     add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)
 
@@ -370,10 +452,11 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     from airender.bake.cli import add_bake_parser
     from airender.convert import add_convert_parser
     from airender.experiments import add_compare_parser, add_sweep_parser
+    from airender.export.cli import add_export_parser
 
     add_train_parser(sub, preset)
     for add in (add_render_parser, add_render_all_parser, add_eval_parser, add_demo_parser, add_bake_parser,
-                add_convert_parser, add_bench_parser, add_compare_parser, add_sweep_parser):
+                add_convert_parser, add_export_parser, add_bench_parser, add_compare_parser, add_sweep_parser):
         add(sub)
     return parser
 

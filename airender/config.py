@@ -27,7 +27,8 @@ class DataConfig:
 
     data_dir: str = option("", "folder of hourly frames (tod_7.png, hour_07.exr, ...) or a contest "
                                "lightmap dataset (a folder with config.json)")
-    lightmap_id: str = option("", "contest layout: which lightmap, as 'ID' or 'LEVEL:ID' (default: the first)")
+    lightmap_id: str = option("", "contest layout: which lightmap, as 'ID' or 'LEVEL:ID' (default: the first); "
+                                  "'all' with --tile_size fits every atlas of a virtual-texture dataset")
     component: str = option("original", "virtual-texture layout: which lighting to read: original (all light), "
                                         "directional (sun), local (placed lamps) or sky",
                             choices=("original", "directional", "local", "sky"))
@@ -36,6 +37,14 @@ class DataConfig:
                                          "or linear", choices=("log1p", "linear"))
     holdout_hours: list[float] = option([], "hours removed from training (validation then measures "
                                             "interpolation between hours)")
+    tile_size: int = option(0, "fit the atlas as N x N tiles, each by its own field (any preset), read through "
+                               "memory maps window by window; tiles without a valid texel are skipped "
+                               "(0: one field for the whole frame)")
+    tile_overlap: int = option(0, "with --tile_size: each tile trains on its window padded by this many texels "
+                                  "on every side and decodes only its own N x N texels (softens seams)")
+    tile_threads: int = option(1, "with --tile_size: torch CPU threads of each tile job; the result depends on it "
+                                  "(matrix-product reductions run in a thread-dependent order), so with a fixed "
+                                  "value the fields are the same for any --workers or --ray; 0: cores / --workers")
 
 
 @dataclass
@@ -82,6 +91,12 @@ class FieldConfig:
     light_switch: list[float] = option([], "local lights switch OFF at the first hour and ON at the second "
                                            "(e.g. 6 18: on for t < 6 or t > 18); the field adds a learned lamp "
                                            "image in linear light while they are on")
+    components: bool = option(False, "virtual-texture data with the lighting split by source (DirectionalOnly/, "
+                                     "LocalOnly/, SkyLightOnly/): predict the sun, the lamps and the sky, each "
+                                     "non-negative in linear light, and all light as their sum; each source is "
+                                     "exactly 0 at the trained hours where the data have it 0 and between two "
+                                     "such hours (the sun at night, the lamps by day); every source and the sum "
+                                     "are supervised (--loss_source_w)")
 
 
 @dataclass
@@ -89,6 +104,8 @@ class LossConfig:
     """Named, weighted loss terms."""
 
     loss_l2_w: float = option(1.0, "weight of the mean squared error in the training space")
+    loss_source_w: float = option(1.0, "with --components: weight of the mean squared error of each light "
+                                       "source in the training space (the sum, all light, has --loss_l2_w)")
     loss_ssim_w: float = option(0.2, "weight of 1 - SSIM on patches (patch mode only, --patch_size > 0)")
     loss_lpips_w: float = option(0.0, "weight of LPIPS-Alex on patches (patch mode; computed every --lpips_freq steps)")
     lpips_freq: int = option(0, "compute the LPIPS loss every N steps (0: off)")
@@ -196,7 +213,8 @@ def section_from_dict(cls: type, d: dict) -> Any:
 # (24 is midnight); "fraction": [0, 1]; "positive": > 0; "nonneg": >= 0. Lists are checked item by item.
 FIELD_CHECKS: dict[str, str] = {
     # data
-    "baseline_time": "hour", "holdout_hours": "hour",
+    "baseline_time": "hour", "holdout_hours": "hour", "tile_size": "nonneg", "tile_overlap": "nonneg",
+    "tile_threads": "nonneg",
     # field
     "xy_harmonics": "nonneg", "time_harmonics": "nonneg", "hidden": "positive", "layers": "positive",
     "sine_w0": "positive", "be_channels": "positive", "be_downsample": "positive", "grid_levels": "positive",
@@ -204,7 +222,8 @@ FIELD_CHECKS: dict[str, str] = {
     "grid_max_res": "nonneg", "grid_time_res": "positive", "time_knots": "positive", "time_code_dim": "positive",
     "film_hidden": "positive", "light_switch": "hour",
     # loss
-    "loss_l2_w": "nonneg", "loss_ssim_w": "nonneg", "loss_lpips_w": "nonneg", "lpips_freq": "nonneg",
+    "loss_l2_w": "nonneg", "loss_source_w": "nonneg", "loss_ssim_w": "nonneg", "loss_lpips_w": "nonneg",
+    "lpips_freq": "nonneg",
     "lamp_prior_w": "nonneg", "lamp_prior_floor": "nonneg", "perceptual_start": "fraction",
     "perceptual_ramp": "fraction",
     # train

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,12 +86,15 @@ class EvalReport:
 
         names = self.metric_names()
         fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.0), squeeze=False)
+        # all-light groups, and the light sources of the trained hours only (legible with a few lines)
+        groups = sorted(g for g in {r["group"] for r in self.rows} if "/" not in g or g.startswith("hours/"))
         for ax, name in zip(axes[0], names):
-            for group, marker in zip(sorted({r["group"] for r in self.rows}), "os^dv"):
+            for group, marker in zip(groups, itertools.cycle("os^dvP*X")):
                 pts = sorted((r["time"], r[name]) for r in self.rows if r["group"] == group and name in r
                              and math.isfinite(r[name]))
                 if pts:
-                    ax.plot(*zip(*pts), marker=marker, linestyle="-" if group == "hours" else "none", label=group)
+                    ax.plot(*zip(*pts), marker=marker, linestyle="-" if group.startswith("hours") else "none",
+                            label=group)
             ax.set_xlabel("hour of day")
             ax.set_title(name.upper() + (" (lower is better)" if name in ("lpips", "flip") else ""), fontsize=9)
             ax.set_xlim(0, 24)
@@ -134,6 +138,9 @@ def check_compatible(desc, sequence: TODSequence) -> None:
 #   between_night  held-out frames between the hours while the local lights are on (night)
 #   switch         held-out frames within SWITCH_WINDOW_H of a light switch (5.9 h and 18.1 h)
 #   between        (a mean only) every between-hour frame, day and night, switch frames excluded
+#   <group>/<source>  a model trained with --components, on ground truth with the lighting split by
+#                  source: the frames of <group> scored on one light source (directional, local, sky);
+#                  e.g. metrics.json means["hours/directional"]["psnr"] (see evaluate_field)
 HELD_OUT_GROUPS = ("between_day", "between_night", "switch")
 GROUP_ORDER = ("hours", "between_day", "between_night", "switch", "between")
 DEFAULT_SWITCH_HOURS = (6.0, 18.0)  # the contest's rule: local lights off from 6.0 to 18.0
@@ -149,9 +156,19 @@ GROUP_MEANINGS = {
 }
 
 
+SOURCE_MEANINGS = {"directional": "the sun (DirectionalOnly)", "local": "the placed lamps (LocalOnly)",
+                   "sky": "the sky dome (SkyLightOnly)"}
+
+
 def group_legend(groups: list[str]) -> str:
     """One line saying what each group of a table holds."""
-    return "Groups: " + "; ".join(f"{g} = {GROUP_MEANINGS[g]}" for g in groups if g in GROUP_MEANINGS) + "."
+    text = "Groups: " + "; ".join(f"{g} = {GROUP_MEANINGS[g]}" for g in groups if g in GROUP_MEANINGS) + "."
+    sources = list(dict.fromkeys(g.partition("/")[2] for g in groups if "/" in g))
+    if sources:
+        text += " <group>/<source> = the frames of <group> scored on one light source: " + \
+            "; ".join(f"{name} = {SOURCE_MEANINGS.get(name, name)}" for name in sources) + \
+            " (frames where the reference source is 0 at every valid texel are not scored)."
+    return text
 
 
 def switch_hours_of(config) -> tuple[float, float]:
@@ -172,17 +189,26 @@ def ground_truth_groups(desc, data_dir: str, lightmap_id: str, extra_dirs: list[
                         switch_hours: tuple[float, float] = DEFAULT_SWITCH_HOURS, component: str = "original") -> list:
     """[(group, sequence)] in GROUP_ORDER: 'hours' (frames at the times the model trained on), then the
     held-out frames (untrained times in ``data_dir`` and every frame of ``extra_dirs``) split into
-    'between_day', 'between_night' and 'switch' (see :func:`held_out_group`)."""
+    'between_day', 'between_night' and 'switch' (see :func:`held_out_group`).
+
+    For a model that predicts light sources (``desc.sources``), folders holding the lighting split by
+    source are read with it (``TODSequence.components``), so :func:`evaluate_field` scores each source."""
     from airender.data import load_sequence
+    from airender.data.readers import has_sources
     from airender.data.sequence import concat_sequences
 
-    sequence = load_sequence(data_dir, lightmap_id, component)
+    def with_sources(folder: str) -> bool:
+        return bool(getattr(desc, "sources", None)) and has_sources(folder)
+
+    sequence = load_sequence(data_dir, lightmap_id, component,
+                             components=component == "original" and with_sources(data_dir))
     trained = {round(t, 6) for t in (desc.train_times or desc.times)}
     times = sequence.time_list()
     seen = [i for i, t in enumerate(times) if round(t, 6) in trained]
     unseen = [i for i, t in enumerate(times) if round(t, 6) not in trained]
     groups = [("hours", sequence.select(seen))] if seen else []
-    extras = ([sequence.select(unseen)] if unseen else []) + [load_sequence(d) for d in extra_dirs]
+    extras = ([sequence.select(unseen)] if unseen else []) + \
+        [load_sequence(d, components=with_sources(d)) for d in extra_dirs]
     if not extras:
         return groups
     held = concat_sequences(extras)
@@ -200,6 +226,16 @@ def evaluate_field(model, groups: list[tuple[str, TODSequence]], suite: MetricSu
     model: a trained field (decoded through a cached FrameDecoder) or any object with ``desc`` and
     ``decode(t)`` -> display [H, W, 3] (e.g. an anchor). groups: (name, sequence) pairs, e.g. ("hours",
     training frames), ("extra", fractional-hour frames).
+
+    Light sources: when the model predicts them (``desc.sources``, a field trained with ``components``;
+    the decoder offers ``decode_source(t, source)``) and a group's sequence holds the lighting split by
+    source (``components``), each source is scored as its own group ``<group>/<source>`` (e.g.
+    ``hours/directional``; their means in ``report.means["hours/directional"]``, and
+    ``between/<source>`` over both between-hour groups). Those rows follow every all-light row, in
+    decoding order. A frame whose reference source is 0 at every valid texel (the sun at night, the lamps
+    by day) has no score under any protocol: its row holds ``dark_reference: True`` and
+    ``max_abs_decoded`` (the largest decoded value at a valid texel; 0 when the model's gate holds), and
+    its group's means count such frames in ``dark_frames`` with the largest value in ``dark_max_abs``.
     """
     decoder = FrameDecoder(model) if isinstance(model, torch.nn.Module) else model
     rows: list[dict] = []
@@ -218,10 +254,49 @@ def evaluate_field(model, groups: list[tuple[str, TODSequence]], suite: MetricSu
                 report.predictions[(name, hour)] = pred
                 report.truths[(name, hour)] = truth
         report.means[name] = mean_rows([r for r in rows if r["group"] == name])
-    between = [r for r in rows if r["group"] in ("between_day", "between_night")]
-    if between:
-        report.means["between"] = mean_rows(between)
+    sources = list(getattr(decoder.desc, "sources", None) or [])
+    if sources and hasattr(decoder, "decode_source"):
+        for name, sequence in groups:
+            if sequence.components is not None:
+                _score_sources(decoder, suite, name, sequence, sources, report)
+    for suffix in [""] + [f"/{source}" for source in sources]:
+        between = [r for r in rows if r["group"] in ("between_day" + suffix, "between_night" + suffix)]
+        if between:
+            report.means["between" + suffix] = _group_means(between)
     return report
+
+
+def _score_sources(decoder, suite, name: str, sequence: TODSequence, sources: list[str],
+                   report: EvalReport) -> None:
+    """Rows (frame by frame, the sources of a frame in turn) and means of the groups ``<name>/<source>``:
+    each light source of every frame of ``sequence`` against ``sequence.components`` (see
+    :func:`evaluate_field`)."""
+    mask = None if sequence.mask is None else sequence.mask.cpu()
+    valid = mask if mask is not None else torch.ones(sequence.height, sequence.width, dtype=torch.bool)
+    first = len(report.rows)
+    for k, hour in enumerate(sequence.time_list()):
+        for index, source in enumerate(sources):
+            pred = decoder.decode_source(hour, source).cpu()
+            truth = sequence.components[k, :, :, index].cpu()
+            row = {"group": f"{name}/{source}", "time": hour,
+                   "name": sequence.names[k] if sequence.names else f"{hour:g}"}
+            if bool((truth[valid] != 0).any()):
+                row.update(suite.frame(pred, truth, mask, sequence.is_hdr))
+            else:
+                row.update(dark_reference=True, max_abs_decoded=float(pred[valid].abs().max()))
+            report.rows.append(row)
+    for source in sources:
+        group = f"{name}/{source}"
+        report.means[group] = _group_means([r for r in report.rows[first:] if r["group"] == group])
+
+
+def _group_means(rows: list[dict]) -> dict:
+    """:func:`mean_rows`, plus ``dark_frames`` and ``dark_max_abs`` when some rows are dark references."""
+    means = mean_rows(rows)
+    dark = [r["max_abs_decoded"] for r in rows if r.get("dark_reference")]
+    if dark:
+        means.update(dark_frames=len(dark), dark_max_abs=max(dark))
+    return means
 
 
 def pick_sheet_keys(report: EvalReport, max_rows: int = 8) -> list[tuple[str, float]]:
@@ -233,5 +308,9 @@ def pick_sheet_keys(report: EvalReport, max_rows: int = 8) -> list[tuple[str, fl
     n_hours = max_rows - n_extra
     picked = [hours[i] for i in np.linspace(0, len(hours) - 1, min(n_hours, len(hours))).round().astype(int)] \
         if hours else []
-    picked += extras[:n_extra]
+    by_group: dict[str, list] = {}
+    for key in extras:
+        by_group.setdefault(key[0], []).append(key)
+    round_robin = [k for layer in itertools.zip_longest(*by_group.values()) for k in layer if k is not None]
+    picked += round_robin[:n_extra]  # one frame of each held-out group before a second of any
     return list(dict.fromkeys(picked))

@@ -15,6 +15,7 @@ from airender.nn.baseline_encoder import BaselineEncoder
 from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, PeriodicSplineTimeCode
 from airender.nn.hashgrid import HashGridEncoding
 from airender.nn.mlp import MLP, FiLMGenerator
+from airender.nn.sources import SourceGate, compose_sources
 
 LAMP_HIDDEN = 32
 LAMP_GRID_LEVELS = 8
@@ -29,7 +30,10 @@ class DataDescription:
     transform: training-space transform name (see ValueTransform); times: hours of the frames;
     baseline_time: hour of the residual baseline; has_mask: whether a validity mask was given;
     train_times: hours actually trained on (hold-outs removed); baseline_8bit: the baseline frame holds
-    only multiples of 1/255 (an 8-bit source), so storing it as 8 bits is exact.
+    only multiples of 1/255 (an 8-bit source), so storing it as 8 bits is exact; sources: the light
+    sources a model trained with ``components`` predicts, in order (empty otherwise); source_off_hours:
+    per source, the trained hours at which it is identically zero (0 at every valid texel), from which
+    its on/off gate is built.
     """
 
     height: int
@@ -43,6 +47,8 @@ class DataDescription:
     names: list[str] = field(default_factory=list)
     train_times: list[float] = field(default_factory=list)
     baseline_8bit: bool = False
+    sources: list[str] = field(default_factory=list)
+    source_off_hours: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -59,13 +65,15 @@ class StaticCache:
     uv [N, 2] pixel centres in (0, 1); first [N, hidden] the first MLP layer's pre-activation from the
     time-invariant inputs (bias included); baseline [N, 3] the baseline frame at those pixels in the
     training space (None when unused); lamp [N, 3] the linear-light lamp image (None without a light
-    switch).
+    switch); source_baseline [N, S, 3] the baseline frame of each light source in the training space
+    (residual mode with ``components``, else None).
     """
 
     uv: torch.Tensor
     first: torch.Tensor
     baseline: torch.Tensor | None
     lamp: torch.Tensor | None = None
+    source_baseline: torch.Tensor | None = None
 
 
 class TODField(nn.Module):
@@ -81,12 +89,26 @@ class TODField(nn.Module):
     delta that is added to the baseline frame (kept at full precision in the training space as the
     buffer ``baseline`` [H, W, 3]). With ``light_switch`` a learned lamp image (non-negative, linear light,
     from the static features) is added in linear light while the local lights are on.
+
+    With ``components`` the MLP predicts S = len(desc.sources) light sources (3 S outputs, each source in
+    the training space; in residual mode a delta against that source's baseline frame, the buffer
+    ``source_baseline`` [H, W, S, 3], which replaces ``baseline``), each multiplied by its on/off gate
+    (``source_gate``, built from ``desc.source_off_hours``) and clamped at 0; the prediction is their sum
+    in linear light (see :mod:`airender.nn.sources`). :meth:`decode_components` decodes the sources.
     """
 
-    def __init__(self, cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None):
+    def __init__(self, cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None,
+                 source_baseline: torch.Tensor | None = None):
         super().__init__()
         self.cfg, self.desc = cfg, desc
         self.transform = ValueTransform(desc.transform)
+        self.sources: tuple[str, ...] = tuple(desc.sources) if cfg.components else ()
+        if cfg.components and not self.sources:
+            raise ValueError("--components: the data description names no light sources (train on data read "
+                             "with their source components)")
+        if cfg.components and cfg.light_switch:
+            raise ValueError("--light_switch: not with --components (each light source gets its own on/off gate "
+                             "from the data)")
         if self.uses_baseline:
             if baseline is None:
                 baseline = torch.zeros(desc.height, desc.width, 3)
@@ -95,6 +117,15 @@ class TODField(nn.Module):
             self.register_buffer("baseline", baseline.detach().to(torch.float32).clone())
         else:
             self.baseline = None
+        if self.uses_source_baseline:
+            shape = (desc.height, desc.width, len(self.sources), 3)
+            if source_baseline is None:
+                source_baseline = torch.zeros(shape)
+            if tuple(source_baseline.shape) != shape:
+                raise ValueError(f"source baseline shape {tuple(source_baseline.shape)} != {shape}")
+            self.register_buffer("source_baseline", source_baseline.detach().to(torch.float32).clone())
+        else:
+            self.source_baseline = None
         self._build_encodings(cfg, desc)
         self.static_dim = (self.xy_encoding.out_dim if self.use_xy else 0) + \
             (self.encoder.out_dim if self.encoder is not None else 0)
@@ -102,7 +133,8 @@ class TODField(nn.Module):
             raise ValueError("the field has no pixel inputs: set --xy_harmonics or --xy_include_input")
         time_in_mlp = 0 if cfg.film else self.time_encoding.out_dim
         self.dynamic_dim = time_in_mlp + (self.xyt_grid.out_dim if self.xyt_grid is not None else 0)
-        self.mlp = MLP(self.static_dim + self.dynamic_dim, cfg.hidden, cfg.layers, 3, cfg.activation, cfg.sine_w0)
+        self.mlp = MLP(self.static_dim + self.dynamic_dim, cfg.hidden, cfg.layers, 3 * max(1, len(self.sources)),
+                       cfg.activation, cfg.sine_w0)
         self.film = FiLMGenerator(self.time_encoding.out_dim, cfg.hidden, cfg.layers, cfg.film_hidden) \
             if cfg.film else None
         self.lamp_head = self.lamp_grid = None
@@ -116,6 +148,10 @@ class TODField(nn.Module):
             self.lamp_head = nn.Sequential(nn.Linear(lamp_in, LAMP_HIDDEN), nn.ReLU(), nn.Linear(LAMP_HIDDEN, 3))
             nn.init.zeros_(self.lamp_head[-1].weight)
             nn.init.constant_(self.lamp_head[-1].bias, -4.0)
+        self.source_gate = None
+        if self.sources:
+            self.source_gate = SourceGate(desc.train_times or desc.times,
+                                          [desc.source_off_hours.get(name, []) for name in self.sources])
 
     def _build_encodings(self, cfg: FieldConfig, desc: DataDescription) -> None:
         self.encoder = BaselineEncoder(cfg.be_channels, cfg.be_downsample) if cfg.use_baseline_encoder else None
@@ -139,7 +175,14 @@ class TODField(nn.Module):
 
     @property
     def uses_baseline(self) -> bool:
-        return self.cfg.residual_mode or self.cfg.use_baseline_encoder
+        """Whether the field keeps the baseline frame (all light): for residual mode (without ``components``,
+        which keeps one per source instead) or the BaselineEncoder."""
+        return (self.cfg.residual_mode and not self.cfg.components) or self.cfg.use_baseline_encoder
+
+    @property
+    def uses_source_baseline(self) -> bool:
+        """Whether the field keeps a baseline frame per light source (residual mode with ``components``)."""
+        return self.cfg.residual_mode and self.cfg.components
 
     def param_groups(self, lr: float, grid_lr: float, weight_decay: float) -> list[dict]:
         """Optimizer groups: feature tables and time codes (``grid_lr``, eps 1e-15, no weight decay, as
@@ -158,6 +201,14 @@ class TODField(nn.Module):
         if pix is not None:
             return self.baseline.reshape(-1, 3).index_select(0, pix)
         return BaselineEncoder.sample(self.baseline.permute(2, 0, 1)[None], uv)
+
+    def source_baseline_at(self, uv: torch.Tensor, pix: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-source baseline values [N, S, 3] (training space): exact at ``pix``, else bilinear at ``uv``."""
+        height, width, count, _ = self.source_baseline.shape
+        if pix is not None:
+            return self.source_baseline.reshape(-1, count, 3).index_select(0, pix)
+        image = self.source_baseline.reshape(height, width, count * 3).permute(2, 0, 1)[None]
+        return BaselineEncoder.sample(image, uv).reshape(-1, count, 3)
 
     def encoder_features(self) -> torch.Tensor:
         """The BaselineEncoder's feature map F0 [1, C, h, w] of the baseline frame (one CNN pass)."""
@@ -239,6 +290,16 @@ class TODField(nn.Module):
             out = self.transform.from_linear(self.transform.to_linear(out) + gate[:, None] * lamp)
         return out
 
+    def compose_sources(self, raw: torch.Tensor, source_baseline: torch.Tensor | None,
+                        t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MLP output [N, 3 S] at hours t [N] (or [1]) -> (prediction [N, 3], gated sources [N, S, 3]) in the
+        training space: adds ``source_baseline`` [N, S, 3] in residual mode, gates each source by time and
+        sums them in linear light (:func:`airender.nn.sources.compose_sources`)."""
+        pred = raw.reshape(raw.shape[0], len(self.sources), 3)
+        if source_baseline is not None:
+            pred = pred + source_baseline
+        return compose_sources(pred, self.source_gate(t), self.transform)
+
     # --- time ---------------------------------------------------------------------------------------
     def blend_knots(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For hours t [N]: the training hours before and after each (cyclically) and the blend weight
@@ -275,8 +336,16 @@ class TODField(nn.Module):
     def forward(self, uv: torch.Tensor, t: torch.Tensor, pix: torch.Tensor | None = None,
                 parts: dict | None = None) -> torch.Tensor:
         """Prediction [N, 3] in the training space for pixels uv [N, 2] at hours t [N]. With a light switch,
-        ``parts`` (a dict) receives the lamp image "lamp" [N, 3] (linear light)."""
+        ``parts`` (a dict) receives the lamp image "lamp" [N, 3] (linear light); with ``components`` it receives
+        "sources" [N, S, 3], each source in the training space as gated by time, before the clamp at 0."""
         static = self.static_features(uv, pix)
+        if self.sources:
+            raw = self._blended(lambda hours: self._raw(static, uv, hours), t)
+            source_baseline = self.source_baseline_at(uv, pix) if self.uses_source_baseline else None
+            out, sources = self.compose_sources(raw, source_baseline, t)
+            if parts is not None:
+                parts.update(sources=sources)
+            return out
         baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode else None
         raw = self._blended(lambda hours: self._raw(static, uv, hours), t)
         if self.lamp_head is None:
@@ -291,10 +360,13 @@ class TODField(nn.Module):
         """Named, weighted loss terms of one batch (``losses``: a LossAssembler). With a light switch,
         "lamp_prior" = lamp_prior_w x mean |lamp image - ``losses.lamp_target``| over the batch's valid
         texels: frames with the lights on only constrain lights-independent part + lamp image, and the
-        prior settles the split (see :meth:`lamp_prior_target`)."""
+        prior settles the split (see :meth:`lamp_prior_target`). With ``components``, "mse_<source>" per light
+        source (see LossAssembler.source_terms)."""
         parts: dict = {}
         terms = losses(self(batch.uv, batch.t, batch.pix, parts), batch, step)
-        if parts and losses.cfg.lamp_prior_w > 0 and losses.lamp_target is not None:
+        if "sources" in parts:
+            terms.update(losses.source_terms(parts["sources"], batch, self.sources))
+        if "lamp" in parts and losses.cfg.lamp_prior_w > 0 and losses.lamp_target is not None:
             gap = (parts["lamp"] - losses.lamp_target.index_select(0, batch.pix)).abs().mean(dim=1)
             if batch.valid is not None:
                 gap = gap[batch.valid]
@@ -309,9 +381,10 @@ class TODField(nn.Module):
         encoder's F0, when the caller computed it once for many chunks)."""
         static = self.static_features(uv, pix, feature_map)
         first = self.mlp.first_layer_partial(static, 0, with_bias=True)
-        baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode else None
+        baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode and not self.sources else None
         lamp = self.lamp_image(static, uv) if self.lamp_head is not None else None
-        return StaticCache(uv=uv, first=first, baseline=baseline, lamp=lamp)
+        source_baseline = self.source_baseline_at(uv, pix) if self.uses_source_baseline else None
+        return StaticCache(uv=uv, first=first, baseline=baseline, lamp=lamp, source_baseline=source_baseline)
 
     @torch.no_grad()
     def decode(self, cache: StaticCache, t: float) -> torch.Tensor:
@@ -323,11 +396,26 @@ class TODField(nn.Module):
     def decode_at(self, cache: StaticCache, t_row: torch.Tensor) -> torch.Tensor:
         """:meth:`decode` with the hour as a tensor [1] (so a compiled decode does not specialise on it)."""
         raw = self._blended(lambda hours: self._raw_cached(cache, hours), t_row)
+        if self.sources:
+            return self.compose_sources(raw, cache.source_baseline, t_row)[0]
         if self.lamp_head is None:
             return self.compose(raw, cache.baseline)
         return self.compose(raw, cache.baseline, self.lights_on(t_row), cache.lamp)
 
+    @torch.no_grad()
+    def decode_components(self, cache: StaticCache, t: float) -> torch.Tensor:
+        """Each light source [N, S, 3] in the training space at hour ``t`` for the cached pixels (sources in
+        the order of ``self.sources``; non-negative; exactly 0 where its gate is off); the prediction of
+        :meth:`decode` is their sum in linear light. Raises ValueError for a field without ``components``."""
+        if not self.sources:
+            raise ValueError("this field was trained without --components: it predicts no light sources")
+        t_row = torch.full((1,), float(t), device=cache.first.device)
+        raw = self._blended(lambda hours: self._raw_cached(cache, hours), t_row)
+        return self.compose_sources(raw, cache.source_baseline, t_row)[1].clamp_min(0.0)
 
-def build_field(cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None) -> TODField:
-    """The field described by ``cfg`` for data ``desc``; ``baseline`` [H, W, 3] in the training space."""
-    return TODField(cfg, desc, baseline)
+
+def build_field(cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None,
+                source_baseline: torch.Tensor | None = None) -> TODField:
+    """The field described by ``cfg`` for data ``desc``; ``baseline`` [H, W, 3] in the training space;
+    ``source_baseline`` [H, W, S, 3] the light sources at the baseline hour (residual mode with components)."""
+    return TODField(cfg, desc, baseline, source_baseline)

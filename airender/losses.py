@@ -1,6 +1,7 @@
 """Named, weighted loss terms assembled from a LossConfig.
 
     loss = loss_l2_w * MSE + loss_ssim_w * (1 - SSIM) + loss_lpips_w * LPIPS
+           (+ loss_source_w * MSE of each light source, with the lighting split by source)
 
 MSE is taken in the training space over the batch's independent random texels. SSIM and LPIPS need
 image structure, so they apply in patch mode only (``--patch_size P``): the batch's patch texels are
@@ -138,3 +139,23 @@ class LossAssembler:
         if not terms:
             raise ValueError("every loss weight is 0: nothing to train")
         return terms
+
+    def source_terms(self, pred: torch.Tensor, batch: PixelBatch, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """With the lighting split by source: {"mse_<name>": loss_source_w x MSE of that source} over the
+        batch's random texels (patch texels and invalid texels left out, as for "mse").
+
+        pred: [N, S, 3] each source in the training space (as gated by time, before the clamp at 0 that
+        decoding applies: the clamp would stop the gradient of a source predicted below 0 where it should
+        be lit); ``batch.components`` [N, S, 3] the targets; names: the S source names. Empty when the
+        weight is 0.
+        """
+        if not self.cfg.loss_source_w:
+            return {}
+        if batch.components is None or batch.components.shape != pred.shape or pred.shape[1] != len(names):
+            got = None if batch.components is None else tuple(batch.components.shape)
+            raise ValueError(f"source predictions {tuple(pred.shape)} and targets {got} do not match {len(names)} "
+                             f"sources")
+        texels = pred.shape[0] - batch.patch_texels
+        valid = None if batch.valid is None else batch.valid[:texels]
+        return {f"mse_{name}": self.cfg.loss_source_w * mse_loss(pred[:texels, s], batch.components[:texels, s], valid)
+                for s, name in enumerate(names)}

@@ -15,6 +15,8 @@
 
 Every protocol also times each whole-frame decode (:class:`TimedDecoder`); the report's rows carry
 ``decode_s`` and each group's means ``decode_s_sum`` (the release's decode-time figure for the hours).
+Models that predict light sources are also scored per source (groups ``<group>/<source>``, see
+:func:`airender.evaluate.evaluate_field`), by the same protocol.
 A frame's score is the mean over its tiles; a group's, the mean over its frames.
 """
 from __future__ import annotations
@@ -136,8 +138,9 @@ class ProtocolScorer:
 
 
 class TimedDecoder:
-    """Wraps a frame decoder (``desc``, ``decode(t)``) and records the wall time of every decode call
-    in ``seconds`` (synchronising a CUDA device before and after, so the time covers the whole decode)."""
+    """Wraps a frame decoder (``desc``, ``decode(t)``, and ``decode_source(t, source)`` where it has one) and
+    records the wall time of every decode call in ``seconds``, in call order (synchronising a CUDA device
+    before and after, so the time covers the whole decode)."""
 
     def __init__(self, decoder):
         self.decoder = decoder
@@ -147,10 +150,17 @@ class TimedDecoder:
         self.seconds: list[float] = []
 
     def decode(self, t: float) -> torch.Tensor:
+        return self._timed(self.decoder.decode, t)
+
+    def decode_source(self, t: float, source: str) -> torch.Tensor:
+        """One light source of the wrapped decoder (see FrameDecoder.decode_source), timed like a frame."""
+        return self._timed(self.decoder.decode_source, t, source)
+
+    def _timed(self, decode, *args) -> torch.Tensor:
         if self._cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        frame = self.decoder.decode(t)
+        frame = decode(*args)
         if self._cuda:
             torch.cuda.synchronize()
         self.seconds.append(time.perf_counter() - start)

@@ -43,6 +43,7 @@ class FrameDecoder:
         self.chunk_pixels = chunk_pixels or (1 << 22 if self.device.type == "cuda" else 1 << 18)
         chunk_pixels = self.chunk_pixels
         self.caches: list[StaticCache] = []
+        self._last_sources: tuple[float, torch.Tensor] | None = None  # (hour, decode_sources at that hour)
         pix, uv = frame_pixels(self.height, self.width, self.device)
         with torch.no_grad():
             feature_map = field.encoder_features() if field.encoder is not None else None
@@ -72,6 +73,40 @@ class FrameDecoder:
     def decode(self, t: float) -> torch.Tensor:
         """Frame at hour ``t`` in display space [H, W, 3] (sRGB in [0, 1] for LDR, linear radiance for HDR)."""
         return self.field.transform.to_display(self.decode_train_space(t))
+
+    @torch.no_grad()
+    def decode_source(self, t: float, source: str = "original") -> torch.Tensor:
+        """One light source at hour ``t`` in display space [H, W, 3]: ``original`` (all light, as
+        :meth:`decode`) or one of the field's ``sources`` (directional, local, sky; fields trained with
+        ``components``). Raises ValueError for a source the field does not predict."""
+        if source == "original":
+            return self.decode(t)
+        sources = getattr(self.field, "sources", ())
+        if source not in sources:
+            have = ", ".join(("original",) + tuple(sources))
+            raise ValueError(f"no light source {source!r} in this model (it decodes {have})")
+        if self._last_sources is None or self._last_sources[0] != float(t):
+            self._last_sources = (float(t), self.decode_sources(t))
+        return self._last_sources[1][:, :, sources.index(source)].clone()
+
+    @torch.no_grad()
+    def decode_sources(self, t: float) -> torch.Tensor:
+        """Every light source at hour ``t`` in display space, [H, W, S, 3] in the order of the field's
+        ``sources`` (one pass of the field; :meth:`decode_source` keeps the last hour's result, so asking
+        for each source of one hour in turn decodes once)."""
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            parts = [self.field.decode_components(cache, t) for cache in self.caches]
+        frames = torch.cat(parts).float().reshape(self.height, self.width, -1, 3)
+        return self.field.transform.to_display(frames)
+
+
+def make_decoder(model, height: int | None = None, width: int | None = None, **options):
+    """A whole-frame decoder of ``model`` at ``height`` x ``width`` (default: its training size): a
+    :class:`FrameDecoder` for a field; a model made of several fields (a tiled atlas) makes its own
+    through ``frame_decoder(height, width)``. ``options`` go to FrameDecoder."""
+    if hasattr(model, "frame_decoder"):
+        return model.frame_decoder(height, width)
+    return FrameDecoder(model, height, width, **options)
 
 
 @torch.no_grad()

@@ -7,7 +7,9 @@ import torch
 def model_bytes(field: torch.nn.Module) -> int:
     """Bytes the decoder reads: every parameter at its stored precision (``store_dtype``), persistent
     buffers as they are, except a baseline frame from an 8-bit source, counted at 1 byte per value (it
-    is exact in 8 bits)."""
+    is exact in 8 bits). A model made of several fields (a tiled atlas) counts itself: ``stored_bytes()``."""
+    if hasattr(field, "stored_bytes"):
+        return int(field.stored_bytes())
     stored = getattr(torch, field.cfg.store_dtype).itemsize
     total = sum(p.numel() * stored for p in field.parameters())
     persistent = field.state_dict()

@@ -2,8 +2,9 @@
 
 Pipeline: ``scene.build_level`` -> ``unwrap.unwrap_level`` (K atlases) -> per atlas ``raster.rasterize``
 (texel positions, normals, mask, gutter plan) -> ``lighting.AtlasLighting`` (per source, shadow rays with
-Mitsuba) -> ``layout`` writers, all into a staged folder renamed onto ``out`` at the end, with
-``meta.json`` (every parameter and the sun at every baked time) and ``contact_sheet.png``.
+Mitsuba) -> ``airender.data.virtual_texture.VTWriter``, hour by hour (memory holds one atlas's texels,
+not the day), into a staging folder renamed onto ``out`` at the end, with ``meta.json`` (every parameter
+and the sun at every baked time) and ``contact_sheet.png``.
 """
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from airender.bake import layout
 from airender.bake.lighting import (AtlasLighting, SampleCounts, lights_on, LIGHTS_OFF_FROM, LIGHTS_OFF_TO,
                                     SUN_HALF_ANGLE_DEG, SUN_IRRADIANCE, SUN_EXTINCTION, SKY_HORIZONTAL,
                                     SKY_NIGHT_RADIANCE, LAMP_MIN_DISTANCE_M, LAMP_SOURCE_RADIUS_M, SURFACE_OFFSET_M)
 from airender.bake.preview import SHEET_HOURS, shrink, write_contact_sheet
 from airender.bake.solar import Site, sun_position
+from airender.data.virtual_texture import COMPONENTS, VTWriter, check_output_folder, time_text
 from airender.errors import InputError
 from airender.fileio import write_json_atomic
 
@@ -29,6 +30,7 @@ HELD_OUT = (2.5, 5.9, 7.5, 10.25, 13.5, 16.75, 18.1, 19.5, 22.5)
 MIN_SIZE, MAX_SIZE = 16, 16384
 DILATE_TEXELS = 4
 FIRST_LIGHTMAP_ID = 1  # ids as in the published example of the layout ("id": 1, ...)
+OVERWRITE_FLAG = "--overwrite"
 
 
 @dataclass
@@ -105,7 +107,8 @@ def _require_scene_extra() -> dict[str, str]:
 
 
 def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progress: bool = True) -> BakeResult:
-    """Bake every source at every time of ``baked_times()`` into ``out`` (see ``layout``), atomically.
+    """Bake every source at every time of ``baked_times()`` into ``out`` in the virtual-texture layout
+    (``airender.data.virtual_texture``), atomically.
 
     Raises ``InputError`` for bad settings, an existing non-empty ``out`` without ``overwrite``, or a
     missing optional dependency, before anything is written.
@@ -119,7 +122,7 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
 
     out = Path(out)
     settings.validate()
-    layout.check_output_folder(out, overwrite)
+    check_output_folder(out, overwrite, OVERWRITE_FLAG)
     versions = _require_scene_extra()
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -139,25 +142,26 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
         print(f"note: Mitsuba's LLVM back end is unavailable here; tracing with {tracer.variant}, one ray at a time "
               "(slow)", file=sys.stderr)
 
-    with layout.StagedFolder(out, overwrite) as root, \
+    with VTWriter(out, overwrite, OVERWRITE_FLAG) as writer, \
             tqdm(total=len(unwrap.atlases) * (2 + len(times)), desc="bake", unit="step", disable=not progress) as bar:
         for charts in unwrap.atlases:
             lightmap_id = FIRST_LIGHTMAP_ID + charts.index
             t0 = time.perf_counter()
             geometry = rasterize(charts, DILATE_TEXELS)
+            writer.begin(lightmap_id, charts.width, charts.height, settings.parts)
             seconds["raster"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             lighting = AtlasLighting(geometry, level, tracer, settings.site, samples,
                                      seed=(settings.seed, charts.index), progress=bar)
             mask = geometry.mask()
-            layout.write_mask(root, lightmap_id, mask, settings.parts)
+            writer.write_mask(lightmap_id, mask)
             for t in times:
                 values = lighting.at(t)
-                for source in layout.SOURCES:
-                    image = geometry.image(values[source])
-                    layout.write_lightmap(root, source, lightmap_id, t, image, settings.parts)
+                for component in COMPONENTS:
+                    image = geometry.image(values[component])
+                    writer.write(lightmap_id, component, t, image)
                     if charts.index == 0 and t in SHEET_HOURS:
-                        panels[(source, t)] = shrink(image)
+                        panels[(component, t)] = shrink(image)
                 bar.update(1)
             seconds["lighting_and_writing"] += time.perf_counter() - t0
             if charts.index == 0:
@@ -165,14 +169,13 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
             lightmaps.append({"id": lightmap_id, "width": charts.width, "height": charts.height,
                               "parts": settings.parts, "valid_texels": geometry.count,
                               "triangles": int(len(charts.uv))})
-        layout.write_config(root, lightmaps)
         t0 = time.perf_counter()
-        write_contact_sheet(root / "contact_sheet.png", panels, sheet_valid,
+        write_contact_sheet(writer.root / "contact_sheet.png", panels, sheet_valid,
                             title=f"airender bake: lightmap {FIRST_LIGHTMAP_ID} ({unwrap.atlases[0].width} x "
                                   f"{unwrap.atlases[0].height}), seed {settings.seed}, {settings.spp} spp")
         seconds["contact_sheet"] = time.perf_counter() - t0
         seconds["total"] = time.perf_counter() - started
-        write_json_atomic(root / "meta.json", _meta(settings, level, unwrap, samples, suns, lightmaps, versions,
+        write_json_atomic(writer.root / "meta.json", _meta(settings, level, unwrap, samples, suns, lightmaps, versions,
                                                      tracer.variant, seconds))
     return BakeResult(out=out, lightmaps=lightmaps, times=times, seconds=seconds)
 
@@ -195,7 +198,7 @@ def _meta(settings: BakeSettings, level, unwrap, samples: SampleCounts, suns: di
         "times": {"hours": list(HOURS), "held_out": list(HELD_OUT),
                   "midnight": "24.00 (the night that starts the day)"},
         "lights_rule": f"local lamps on for t < {LIGHTS_OFF_FROM:g} or t > {LIGHTS_OFF_TO:g}",
-        "sun": {layout.time_suffix(t): {**p.as_dict(), "lights_on": lights_on(t)} for t, p in suns.items()},
+        "sun": {time_text(t): {**p.as_dict(), "lights_on": lights_on(t)} for t, p in suns.items()},
         "models": {
             "sun": {"irradiance_top_of_atmosphere": SUN_IRRADIANCE.tolist(),
                     "extinction_per_air_mass": SUN_EXTINCTION.tolist(),

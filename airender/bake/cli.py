@@ -5,27 +5,43 @@ import argparse
 from pathlib import Path
 
 
+BAKE_USAGE = "airender bake --out_dir DIR [--size N] [--atlases K] [--parts P] [--spp S] [--seed X] [--overwrite] " \
+             "[options]"
+
+
 def add_bake_parser(sub) -> None:
     """Register ``bake`` on the ``airender`` sub-command parsers ``sub``."""
-    from airender.bake.bake import HELD_OUT
+    from airender.bake.bake import HELD_OUT, BakeSettings
+    from airender.bake.solar import Site
+    from airender.cli_args import add_subcommand, with_default
 
-    p = sub.add_parser(
-        "bake", help="bake a procedural level's lightmaps at every hour (needs the [scene] extra)",
-        description="Bake a procedural level lit by sun, sky and lamps into lightmap atlases in the virtual-texture "
-                    "layout: config.json, Mask/, Original/, DirectionalOnly/, LocalOnly/, SkyLightOnly/ for the hours "
-                    f"1..24 and the held-out times {', '.join(f'{t:g}' for t in HELD_OUT)}; plus meta.json and "
-                    "contact_sheet.png. Needs Mitsuba 3, trimesh and xatlas: pip install -e .[scene]")
-    p.add_argument("--out", required=True, help="output folder (must not exist or be empty, unless --overwrite)")
-    p.add_argument("--size", type=int, default=256, help="texels a side of the largest atlas (a power of two)")
-    p.add_argument("--atlases", type=int, default=2, help="number of atlases the level is unwrapped into")
-    p.add_argument("--parts", type=int, default=1, help="files per lightmap, split along its height (divides --size)")
-    p.add_argument("--spp", type=int, default=8, help="sky samples per texel (the sun and each lamp get spp/4, 1..4)")
-    p.add_argument("--seed", type=int, default=0, help="the level's layout and the sample patterns")
-    p.add_argument("--latitude", type=float, default=45.4, help="degrees north")
-    p.add_argument("--longitude", type=float, default=12.3, help="degrees east")
-    p.add_argument("--timezone", type=float, default=1.0, help="hours east of UTC of the clock the times are in")
-    p.add_argument("--date", default="2024-06-21", help="the day, YYYY-MM-DD")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    settings, site = BakeSettings(), Site()
+    p = add_subcommand(
+        sub, "bake", "bake a procedural level's lightmaps at every hour (needs the [scene] extra)", BAKE_USAGE,
+        "Bake a procedural level lit by sun, sky and lamps into lightmap atlases in the virtual-texture layout: "
+        "config.json, Mask/, Original/, DirectionalOnly/, LocalOnly/, SkyLightOnly/ for the hours 1..24 and the "
+        f"held-out times {', '.join(f'{t:g}' for t in HELD_OUT)}; plus meta.json and contact_sheet.png. Needs "
+        "Mitsuba 3, trimesh and xatlas: pip install -e .[scene]")
+    p.add_argument("--out_dir", "--out", dest="out_dir", required=True, metavar="DIR",
+                   help="output folder (must not exist or be empty, unless --overwrite)")
+    p.add_argument("--size", type=int, default=settings.size,
+                   help=with_default("texels a side of the largest atlas (a power of two)", settings.size))
+    p.add_argument("--atlases", type=int, default=settings.atlases,
+                   help=with_default("number of atlases the level is unwrapped into", settings.atlases))
+    p.add_argument("--parts", type=int, default=settings.parts,
+                   help=with_default("files per lightmap, split along its height (divides --size)", settings.parts))
+    p.add_argument("--spp", type=int, default=settings.spp,
+                   help=with_default("sky samples per texel (the sun and each lamp get spp/4, 1..4)", settings.spp))
+    p.add_argument("--seed", type=int, default=settings.seed,
+                   help=with_default("the level's layout and the sample patterns", settings.seed))
+    p.add_argument("--latitude", type=float, default=site.latitude, help=with_default("degrees north", site.latitude))
+    p.add_argument("--longitude", type=float, default=site.longitude,
+                   help=with_default("degrees east", site.longitude))
+    p.add_argument("--timezone", type=float, default=site.timezone,
+                   help=with_default("hours east of UTC of the clock the times are in", site.timezone))
+    p.add_argument("--date", default=site.day.isoformat(),
+                   help=with_default("the day, YYYY-MM-DD", site.day.isoformat()))
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out_dir")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bake)
 
@@ -38,7 +54,7 @@ def cmd_bake(args: argparse.Namespace) -> int:
     site = Site(latitude=args.latitude, longitude=args.longitude, timezone=args.timezone, day=parse_day(args.date))
     settings = BakeSettings(size=args.size, atlases=args.atlases, parts=args.parts, spp=args.spp, seed=args.seed,
                             site=site)
-    result = bake(Path(args.out), settings, overwrite=args.overwrite, progress=not args.quiet)
+    result = bake(Path(args.out_dir), settings, overwrite=args.overwrite, progress=not args.quiet)
     sizes = ", ".join(f"{m['width']}x{m['height']}" for m in result.lightmaps)
     print(f"baked {len(result.lightmaps)} lightmap(s) ({sizes}) at {len(result.times)} times in "
           f"{result.seconds['total']:.1f} s into {result.out}; look at {result.out / 'contact_sheet.png'}")

@@ -239,8 +239,9 @@ class AtlasLighting:
         return self._lamps.copy() if lights_on(hour) else np.zeros_like(self._lamps)
 
     def at(self, hour: float) -> dict[str, np.ndarray]:
-        """Every source at ``hour`` as [N, 3] float32, ``Original`` their float32 sum."""
+        """Every source at ``hour`` as [N, 3] float32, keyed by the layout's component names
+        (``airender.data.virtual_texture.COMPONENTS``): "original" is the float32 sum of the others."""
         position = sun_position(self.site, hour)
         directional, sky, local = self.sun(position), self.sky(position), self.local(hour)
         original = (directional + local) + sky
-        return {"Original": original, "DirectionalOnly": directional, "LocalOnly": local, "SkyLightOnly": sky}
+        return {"original": original, "directional": directional, "local": local, "sky": sky}

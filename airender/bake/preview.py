@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from airender.bake.layout import SOURCES
+from airender.data.virtual_texture import COMPONENT_FOLDERS, COMPONENTS
 
 SHEET_HOURS = (24.0, 6.0, 9.0, 12.0, 15.0, 18.1, 21.0)
 SHEET_PANEL_TEXELS = 256
@@ -39,9 +39,10 @@ def sheet_exposure(noon_original: np.ndarray, valid: np.ndarray) -> float:
 
 def write_contact_sheet(path: Path, panels: dict[tuple[str, float], np.ndarray], valid: np.ndarray,
                         title: str) -> None:
-    """Rows = sources, columns = ``SHEET_HOURS``; ``panels[(source, hour)]`` is a shrunk [h, w, 3] image,
-    ``valid`` the shrunk [h, w] bool coverage. One exposure (from Original at noon) for every panel, so
-    that panels compare; each panel is labelled with its largest value. Written atomically."""
+    """Rows = components (``COMPONENTS``: original and the three sources), columns = ``SHEET_HOURS``;
+    ``panels[(component, hour)]`` is a shrunk [h, w, 3] image, ``valid`` the shrunk [h, w] bool coverage.
+    One exposure (from Original at noon) for every panel, so that panels compare; each panel is labelled
+    with its largest value. Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,15 +50,15 @@ def write_contact_sheet(path: Path, panels: dict[tuple[str, float], np.ndarray],
 
     from airender.fileio import atomic_path
 
-    exposure = sheet_exposure(panels[("Original", 12.0)], valid)
+    exposure = sheet_exposure(panels[("original", 12.0)], valid)
     height, width = valid.shape
     inches = 2.2 / max(height, width)
-    fig, axes = plt.subplots(len(SOURCES), len(SHEET_HOURS), squeeze=False,
+    fig, axes = plt.subplots(len(COMPONENTS), len(SHEET_HOURS), squeeze=False,
                              figsize=(len(SHEET_HOURS) * width * inches + 0.8,
-                                      len(SOURCES) * (height * inches + 0.25) + 0.6))
-    for r, source in enumerate(SOURCES):
+                                      len(COMPONENTS) * (height * inches + 0.25) + 0.6))
+    for r, component in enumerate(COMPONENTS):
         for c, hour in enumerate(SHEET_HOURS):
-            image = panels[(source, hour)]
+            image = panels[(component, hour)]
             ax = axes[r][c]
             ax.imshow(tone_map(image, exposure), interpolation="nearest")
             ax.set_xticks([])
@@ -65,7 +66,7 @@ def write_contact_sheet(path: Path, panels: dict[tuple[str, float], np.ndarray],
             clock = "0 h (24.00)" if hour == 24.0 else f"{hour:g} h"
             ax.set_title(f"{clock}  max {float(image.max()):.3g}", fontsize=7)
             if c == 0:
-                ax.set_ylabel(source, fontsize=8)
+                ax.set_ylabel(COMPONENT_FOLDERS[component], fontsize=8)
     fig.suptitle(f"{title}  (one exposure {exposure:.3g}, Reinhard, sRGB)", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from airender.bake.unwrap import AtlasCharts
-
-MASK_VALID = np.int8(127)
-MASK_INVALID = np.int8(-1)
+from airender.data.virtual_texture import MASK_INVALID, MASK_VALID
 CANDIDATES_PER_CHUNK = 1 << 21
 
 

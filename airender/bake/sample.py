@@ -10,9 +10,10 @@ it with ``save_sample_atlas`` in ``airender/sample_data/atlas/``:
                 N = the valid texels (mask 127) in row-major order.
     meta.json   the bake's meta.json, with the window it was cut from.
 
-``materialise_sample_atlas(dest)`` writes it back as a virtual-texture dataset (``layout``) that needs no
-Mitsuba: Original is the float32 sum of the three sources (exactly additive after the float16 rounding),
-gutters are dilated again inside the window. Float16 keeps about three significant digits.
+``materialise_sample_atlas(dest)`` writes it back as a virtual-texture dataset (through
+``airender.data.virtual_texture.VTWriter``) that needs no Mitsuba: Original is the float32 sum of the three
+sources (exactly additive after the float16 rounding), gutters are dilated again inside the window.
+Float16 keeps about three significant digits.
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from airender.bake import layout
-from airender.bake.raster import MASK_VALID, plan_dilation
+from airender.bake.raster import plan_dilation
+from airender.data.virtual_texture import (MASK_VALID, SOURCE_COMPONENTS, VTWriter, list_lightmaps, open_component,
+                                           open_mask)
 from airender.errors import InputError
 from airender.fileio import atomic_path, write_json_atomic
 
@@ -58,27 +60,26 @@ def save_sample_atlas(bake_root: Path, lightmap_id: int, window: tuple[int, int,
     ``lightmap_id`` of the bake at ``bake_root`` and store it compactly in ``dest`` (see the module doc).
     Returns the sizes written, in bytes."""
     row, col, height, width = window
-    entry = next((e for e in layout.read_config(bake_root) if e["id"] == lightmap_id), None)
+    entry = next((e for e in list_lightmaps(bake_root) if e.lightmap_id == lightmap_id), None)
     if entry is None:
         raise InputError(f"{bake_root}: no lightmap {lightmap_id}")
-    if row < 0 or col < 0 or row + height > entry["height"] or col + width > entry["width"]:
-        raise InputError(f"window {window} does not fit lightmap {lightmap_id} ({entry['width']} x {entry['height']})")
+    if row < 0 or col < 0 or row + height > entry.height or col + width > entry.width:
+        raise InputError(f"window {window} does not fit lightmap {lightmap_id} ({entry.width} x {entry.height})")
     meta = json.loads((Path(bake_root) / "meta.json").read_text())
-    cut = (slice(row, row + height), slice(col, col + width))
-    mask = layout.read_mask(bake_root, entry)[cut]
+    mask = open_mask(bake_root, entry).read(row, row + height, col, col + width)
     valid = mask == MASK_VALID
+    sources = {c: open_component(bake_root, entry, c) for c in SOURCE_COMPONENTS}
     times = [float(t) for t in meta["times"]["hours"] + meta["times"]["held_out"]]
     directional, direct_index, sky, local_on = [], [], [], []
     local = None
     for t in times:
-        d = layout.read_lightmap(bake_root, "DirectionalOnly", entry, t)[cut][valid].astype(np.float16)
+        d, lamp, s = (sources[c].read(t, window)[valid].astype(np.float16) for c in SOURCE_COMPONENTS)
         if d.any():
             direct_index.append(len(directional))
             directional.append(d)
         else:
             direct_index.append(-1)
-        sky.append(layout.read_lightmap(bake_root, "SkyLightOnly", entry, t)[cut][valid].astype(np.float16))
-        lamp = layout.read_lightmap(bake_root, "LocalOnly", entry, t)[cut][valid].astype(np.float16)
+        sky.append(s)
         local_on.append(bool(lamp.any()))
         if lamp.any():
             if local is not None and not np.array_equal(local, lamp):
@@ -94,7 +95,7 @@ def save_sample_atlas(bake_root: Path, lightmap_id: int, window: tuple[int, int,
                                 sky_index=sky_index, local=local if local is not None else np.zeros_like(sky[0]),
                                 local_on=np.asarray(local_on))
     meta["sample_window"] = {"lightmap_id": lightmap_id, "row": row, "col": col, "height": height, "width": width,
-                             "source_size": [entry["width"], entry["height"]]}
+                             "source_size": [entry.width, entry.height]}
     meta["sample_storage"] = "float16 at valid texels; Original = DirectionalOnly + LocalOnly + SkyLightOnly (float32)"
     write_json_atomic(dest / SAMPLE_META, meta)
     return {"npz_bytes": (dest / SAMPLE_FILE).stat().st_size, "meta_bytes": (dest / SAMPLE_META).stat().st_size}
@@ -105,7 +106,7 @@ def _fingerprint(source: Path) -> str:
 
 
 def materialise_sample_atlas(dest: Path, parts: int = 1, source: Path | None = None) -> Path:
-    """Write the bundled sample atlas to ``dest`` in the virtual-texture layout (``layout``) and return ``dest``.
+    """Write the bundled sample atlas to ``dest`` in the virtual-texture layout and return ``dest``.
 
     ``parts``: files per lightmap (must divide its height). ``source``: a folder made by ``save_sample_atlas``
     (default: the one inside the package). A ``dest`` that already holds this sample is returned as it is;
@@ -142,20 +143,20 @@ def materialise_sample_atlas(dest: Path, parts: int = 1, source: Path | None = N
 
     meta = json.loads((source / SAMPLE_META).read_text())
     zeros = np.zeros((texel.size, 3), dtype=np.float32)
-    with layout.StagedFolder(dest, overwrite=done.is_file()) as root:
-        layout.write_mask(root, SAMPLE_LIGHTMAP_ID, mask, parts)
+    with VTWriter(dest, overwrite=done.is_file()) as writer:
+        writer.begin(SAMPLE_LIGHTMAP_ID, width, height, parts, source=str(source))
+        writer.write_mask(SAMPLE_LIGHTMAP_ID, mask)
         for i, t in enumerate(arrays["times"].tolist()):
             d_index = int(arrays["directional_index"][i])
             directional = arrays["directional"][d_index].astype(np.float32) if d_index >= 0 else zeros
             local = arrays["local"].astype(np.float32) if arrays["local_on"][i] else zeros
             sky = arrays["sky"][int(arrays["sky_index"][i])].astype(np.float32)
             original = (directional + local) + sky
-            for name, values in (("Original", original), ("DirectionalOnly", directional), ("LocalOnly", local),
-                                 ("SkyLightOnly", sky)):
-                layout.write_lightmap(root, name, SAMPLE_LIGHTMAP_ID, t, image(values), parts)
-        layout.write_config(root, [{"id": SAMPLE_LIGHTMAP_ID, "width": width, "height": height, "parts": parts}])
+            for name, values in (("original", original), ("directional", directional), ("local", local),
+                                 ("sky", sky)):
+                writer.write(SAMPLE_LIGHTMAP_ID, name, t, image(values))
         meta["lightmaps"] = [{"id": SAMPLE_LIGHTMAP_ID, "width": width, "height": height, "parts": parts,
                               "valid_texels": int(texel.size)}]
         meta["sample_fingerprint"], meta["sample_parts"] = fingerprint, parts
-        write_json_atomic(root / SAMPLE_META, meta)
+        write_json_atomic(writer.root / SAMPLE_META, meta)
     return dest

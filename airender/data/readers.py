@@ -5,13 +5,14 @@ Every problem with the input raises :class:`InputError` with one line naming the
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from airender.data.hours import hour_from_contest_key, hour_from_name
-from airender.data.sequence import TODSequence
+from airender.data.sequence import SOURCES, TODSequence
 from airender.errors import InputError
 
 LDR_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -115,10 +116,11 @@ def _read_mask_image(path: Path, height: int, width: int) -> torch.Tensor:
     return torch.from_numpy(array.max(axis=2) > 0)
 
 
-def read_image_folder(folder: str | Path) -> TODSequence:
-    """Read every frame of an image folder; the hour of each comes from its file name.
+def list_image_folder(folder: str | Path) -> tuple[list[float], dict[float, Path], list[Path]]:
+    """The frames of an image folder without reading them: (hours ascending, {hour: file}, mask files).
 
-    A file named ``mask.png`` (or any image whose stem is ``mask``) is the validity mask: non-zero = valid.
+    Checks that the folder holds frames, that each name gives an hour and no two the same, and that
+    LDR and HDR frames are not mixed. Hours are rounded to 1e-6 (the keys of the dict).
     """
     folder = Path(folder)
     _check_folder(folder)
@@ -140,8 +142,16 @@ def read_image_folder(folder: str | Path) -> TODSequence:
     kinds = {p.suffix.lower() in HDR_SUFFIXES for p in frame_files}
     if len(kinds) > 1:
         raise InputError(f"{folder}: mixes LDR (PNG/JPEG) and HDR (EXR) frames; use one kind per folder")
+    return sorted(by_hour), by_hour, mask_files
 
-    hours = sorted(by_hour)
+
+def read_image_folder(folder: str | Path) -> TODSequence:
+    """Read every frame of an image folder; the hour of each comes from its file name.
+
+    A file named ``mask.png`` (or any image whose stem is ``mask``) is the validity mask: non-zero = valid.
+    """
+    folder = Path(folder)
+    hours, by_hour, mask_files = list_image_folder(folder)
     frames, names = [], []
     first: tuple[Path, tuple[int, int]] | None = None
     is_hdr = False
@@ -253,16 +263,86 @@ def is_contest_layout(path: str | Path) -> bool:
     return (Path(path) / "config.json").is_file()
 
 
-def load_sequence(data_dir: str | Path, lightmap_id: str = "", component: str = "original") -> TODSequence:
+def _sources_problem(data_dir: str | Path) -> str | None:
+    """Why ``data_dir`` holds no lighting split by source (one line), or None when it does: the
+    virtual-texture layout with every source folder (DirectionalOnly/, LocalOnly/, SkyLightOnly/)."""
+    from airender.data.virtual_texture import COMPONENT_FOLDERS, is_virtual_texture
+
+    root = Path(data_dir)
+    folders = [root / COMPONENT_FOLDERS[s] for s in SOURCES]
+    if not is_virtual_texture(root) or not any(f.is_dir() for f in folders):
+        return (f"{root}: --components needs the lighting split by source (the virtual-texture layout's "
+                f"{', '.join(f.name + '/' for f in folders)}); this data has no source folders")
+    missing = [f for f in folders if not f.is_dir()]
+    if missing:
+        return f"{missing[0]}: no such folder: --components needs every source folder"
+    return None
+
+
+def has_sources(data_dir: str | Path) -> bool:
+    """True for a virtual-texture dataset that holds every source folder (see :func:`attach_components`)."""
+    return _sources_problem(data_dir) is None
+
+
+def attach_components(sequence: TODSequence, data_dir: str | Path, lightmap_id: str = "") -> TODSequence:
+    """``sequence`` (all light of one lightmap of the virtual-texture dataset ``data_dir``) with its lighting
+    split by source as ``components`` [T, H, W, S, 3] (float32 linear radiance, sources in the order of
+    ``SOURCES``: DirectionalOnly/, LocalOnly/, SkyLightOnly/).
+
+    Raises InputError (one line) when ``data_dir`` has no source folders, when a source's hours or size
+    differ from ``sequence``, or when the sources do not add up to the frames at a valid texel within the
+    layout's tolerance (|D + L + S - O| <= atol + rtol (|D| + |L| + |S|), computed frame by frame).
+    """
+    from airender.data.virtual_texture import COMPONENT_ATOL, COMPONENT_RTOL, read_virtual_texture
+
+    problem = _sources_problem(data_dir)
+    if problem:
+        raise InputError(problem)
+    parts = [read_virtual_texture(data_dir, lightmap_id, name) for name in SOURCES]
+    for part in parts:
+        if part.frames.shape != sequence.frames.shape or \
+                not torch.allclose(part.times.double(), sequence.times.double().cpu()):
+            raise InputError(f"{part.source}: {part.num_frames} frames of {part.width}x{part.height} at hours "
+                             f"{', '.join(f'{t:g}' for t in part.time_list())}, unlike {sequence.source} "
+                             f"({sequence.num_frames} of {sequence.width}x{sequence.height} at "
+                             f"{', '.join(f'{t:g}' for t in sequence.time_list())})")
+    components = torch.stack([part.frames for part in parts], dim=3)
+    valid = torch.ones(sequence.height, sequence.width, dtype=torch.bool) if sequence.mask is None \
+        else sequence.mask.cpu()
+    for k in range(sequence.num_frames):
+        split = components[k].double()
+        excess = (split.sum(dim=2) - sequence.frames[k].cpu().double()).abs() - \
+            (COMPONENT_ATOL + COMPONENT_RTOL * split.abs().sum(dim=2))
+        bad = (excess.amax(dim=2) > 0) & valid
+        if bool(bad.any()):
+            y, x = (int(v) for v in torch.nonzero(bad)[0])
+            raise InputError(f"{parts[0].source}: the sources do not add up to {sequence.source} at hour "
+                             f"{sequence.time_list()[k]:g}, y {y}, x {x} (tolerance rtol {COMPONENT_RTOL:g}, "
+                             f"atol {COMPONENT_ATOL:g})")
+    return replace(sequence, components=components.to(sequence.device))
+
+
+def load_sequence(data_dir: str | Path, lightmap_id: str = "", component: str = "original",
+                  components: bool = False) -> TODSequence:
     """Read any layout: the virtual-texture layout (an ``Original/`` folder, or a config.json whose lightmaps
     give ``parts``), the first contest layout (any other folder with config.json), or an image folder.
 
     ``component`` (virtual-texture layout only) selects the lighting: original, directional, local or sky.
+    ``components``: also read the lighting split by source into ``TODSequence.components`` (see
+    :func:`attach_components`; virtual-texture layout with every source folder, ``component`` original).
     """
     from airender.data.virtual_texture import is_virtual_texture, read_virtual_texture
 
     if not str(data_dir):
         raise InputError("no data folder given (--data_dir)")
+    if components:
+        if component != "original":
+            raise InputError(f"--component {component}: --components trains on all light split by source; "
+                             f"leave --component at original")
+        problem = _sources_problem(data_dir)
+        if problem:
+            raise InputError(problem)
+        return attach_components(load_sequence(data_dir, lightmap_id), data_dir, lightmap_id)
     if is_virtual_texture(data_dir):
         return read_virtual_texture(data_dir, lightmap_id, component)
     if component != "original":

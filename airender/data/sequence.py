@@ -8,6 +8,10 @@ import torch
 from airender.data.hours import HOURS_PER_DAY
 from airender.errors import InputError
 
+SOURCES: tuple[str, ...] = ("directional", "local", "sky")
+"""Light sources of split lighting, in the order of ``TODSequence.components``: the sun (DirectionalOnly),
+the placed lamps (LocalOnly) and the sky dome (SkyLightOnly); they add up to all light (Original)."""
+
 
 @dataclass
 class TODSequence:
@@ -21,6 +25,9 @@ class TODSequence:
         is_hdr: True for linear HDR data (EXR, contest raw), False for LDR sRGB (PNG/JPEG).
         source: where the frames were read from (for messages and the checkpoint).
         names: [T] file name (or contest key) of each frame.
+        components: [T, H, W, S, 3] float32 in the display space of ``frames``, or None: the lighting split
+            by source, S = len(SOURCES) in the order of :data:`SOURCES` (directional, local, sky), adding up
+            to ``frames`` in linear light (virtual-texture data read with ``components=True``).
     """
 
     frames: torch.Tensor
@@ -29,6 +36,7 @@ class TODSequence:
     is_hdr: bool
     source: str
     names: list[str] = field(default_factory=list)
+    components: torch.Tensor | None = None
 
     @property
     def num_frames(self) -> int:
@@ -48,7 +56,9 @@ class TODSequence:
 
     def to(self, device: torch.device | str) -> "TODSequence":
         mask = None if self.mask is None else self.mask.to(device)
-        return replace(self, frames=self.frames.to(device), times=self.times.to(device), mask=mask)
+        components = None if self.components is None else self.components.to(device)
+        return replace(self, frames=self.frames.to(device), times=self.times.to(device), mask=mask,
+                       components=components)
 
     def time_list(self) -> list[float]:
         return [float(t) for t in self.times.tolist()]
@@ -71,9 +81,19 @@ class TODSequence:
     def select(self, indices: list[int]) -> "TODSequence":
         """A sequence holding only the frames at ``indices`` (same mask and description)."""
         index = torch.as_tensor(indices, dtype=torch.long, device=self.frames.device)
+        components = None if self.components is None else self.components.index_select(0, index)
         return replace(self, frames=self.frames.index_select(0, index),
                        times=self.times.index_select(0, index.to(self.times.device)),
-                       names=[self.names[i] for i in indices] if self.names else [])
+                       names=[self.names[i] for i in indices] if self.names else [], components=components)
+
+    def dark_sources(self) -> torch.Tensor:
+        """[T, S] bool: source s is identically zero in frame t (0 in every channel of every valid texel).
+        Raises ValueError for a sequence without ``components``."""
+        if self.components is None:
+            raise ValueError(f"{self.source}: no lighting split by source")
+        valid = self.valid_pixel_index()
+        return torch.stack([frame.reshape(-1, frame.shape[2], 3).index_select(0, valid).abs().amax(dim=(0, 2)) == 0
+                            for frame in self.components])
 
     def valid_pixel_index(self) -> torch.Tensor:
         """[N_valid] long, flat indices (y * W + x) of valid texels."""
@@ -83,7 +103,8 @@ class TODSequence:
 
 
 def concat_sequences(sequences: list[TODSequence]) -> TODSequence:
-    """The frames of several sequences of one size and dynamic range as one (mask of the first)."""
+    """The frames of several sequences of one size and dynamic range as one (mask of the first); the
+    source components only when every sequence has them."""
     first = sequences[0]
     for other in sequences[1:]:
         if other.frames.shape[1:] != first.frames.shape[1:] or other.is_hdr != first.is_hdr:
@@ -92,8 +113,11 @@ def concat_sequences(sequences: list[TODSequence]) -> TODSequence:
                              f"{first.height} {'HDR' if first.is_hdr else 'LDR'})")
     if len(sequences) == 1:
         return first
+    components = None if any(s.components is None for s in sequences) else \
+        torch.cat([s.components for s in sequences])
     return replace(first, frames=torch.cat([s.frames for s in sequences]), times=torch.cat([s.times for s in sequences]),
-                   names=[n for s in sequences for n in s.names], source=", ".join(s.source for s in sequences))
+                   names=[n for s in sequences for n in s.names], source=", ".join(s.source for s in sequences),
+                   components=components)
 
 
 def srgb_to_linear(v: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,9 @@ Files are read through ``np.memmap``: only the rows (and columns) asked for are 
 an atlas far larger than memory can be read. :func:`read_virtual_texture` gives one lightmap and one
 component as a :class:`TODSequence`; :func:`read_components` gives every component present;
 :func:`check_component_sum` verifies Original = DirectionalOnly + LocalOnly + SkyLightOnly band by band;
-:func:`write_virtual_texture` writes the layout (into a temporary folder renamed into place at the end).
+:meth:`VTComponent.read` gives one hour as an array. :class:`VTWriter` writes the layout one image at a
+time (memory stays at one image, for atlases of any size) into a staging folder that is renamed into
+place only when complete; :func:`write_virtual_texture` writes whole lightmaps through it.
 """
 from __future__ import annotations
 
@@ -226,6 +228,17 @@ class VTComponent:
         """Per hour, the file name without its part suffix."""
         e = self.entry
         return [raw_file_name(e.lightmap_id, e.width, e.height, t, 0)[:-2] for t in self.times]
+
+    def read(self, hour: float, window: Window | None = None) -> np.ndarray:
+        """The image at ``hour`` (24 and 0 name the same hour) as [h, w, 3] float32 linear radiance: the
+        whole lightmap, or ``window`` = (top, left, height, width) texels of it. Only those texels are read.
+        Raises InputError when the component has no image at ``hour``."""
+        key = round(float(hour) % HOURS_PER_DAY, 6)
+        if key not in self.hours:
+            raise InputError(f"{self.folder}: lightmap {self.entry.lightmap_id} has no image at hour {hour:g} "
+                             f"(it has {', '.join(f'{h:g}' for h in self.hours)})")
+        top, left, height, width = _check_window(self.folder.parent, self.entry, window)
+        return self.images[self.hours.index(key)].read(top, top + height, left, left + width)
 
 
 def open_component(root: str | Path, entry: VTEntry, component: str = "original") -> VTComponent:
@@ -471,8 +484,14 @@ def _as_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def _check_lightmap(out: Path, lm: VTLightmap) -> tuple[int, int, list[str]]:
-    what = f"{out}: lightmap {lm.lightmap_id}" + (f" (from {lm.source})" if lm.source else "")
+def _lightmap_label(out: Path, lightmap_id: int, source: str = "") -> str:
+    return f"{out}: lightmap {lightmap_id}" + (f" (from {source})" if source else "")
+
+
+def _check_lightmap(out: Path, lm: VTLightmap) -> tuple[int, int]:
+    """(height, width) of a VTLightmap whose components agree in shape; InputError otherwise.
+    (Parts, hours and ids are checked by :class:`VTWriter` as they are written.)"""
+    what = _lightmap_label(out, lm.lightmap_id, lm.source)
     if "original" not in lm.components:
         raise InputError(f"{what}: no 'original' component to write")
     unknown = sorted(set(lm.components) - set(COMPONENTS))
@@ -484,72 +503,194 @@ def _check_lightmap(out: Path, lm: VTLightmap) -> tuple[int, int, list[str]]:
     for name, frames in lm.components.items():
         if tuple(frames.shape) != shape:
             raise InputError(f"{what}: {name} is {tuple(frames.shape)} but original is {shape}")
-    _, height, width, _ = shape
-    if lm.parts <= 0 or height % lm.parts:
-        raise InputError(f"{what}: height {height} does not split into {lm.parts} equal parts")
-    if lm.mask is not None and tuple(lm.mask.shape) != (height, width):
-        raise InputError(f"{what}: mask is {tuple(lm.mask.shape)}, frames are {height}x{width} (HxW)")
-    try:
-        texts = [time_text(float(h)) for h in lm.hours]
-    except InputError as exc:
-        raise InputError(f"{what}: {exc}") from None
-    if len({round(float(t) % HOURS_PER_DAY, 6) for t in texts}) != len(texts):
-        raise InputError(f"{what}: two frames at the same hour ({', '.join(texts)})")
-    return height, width, texts
+    return shape[1], shape[2]
 
 
-def _write_lightmap(folder: Path, lm: VTLightmap, height: int, width: int, texts: list[str]) -> None:
-    rows = height // lm.parts
-    mask = np.ones((height, width), bool) if lm.mask is None else _as_numpy(lm.mask).astype(bool)
-    coverage = np.where(mask, MASK_VALID, MASK_INVALID).astype(MASK_DTYPE)
-    for k in range(lm.parts):
-        with atomic_path(folder / MASK_FOLDER / mask_file_name(lm.lightmap_id, width, height, k)) as tmp:
-            coverage[k * rows:(k + 1) * rows].tofile(tmp)
-    for name, frames in lm.components.items():
-        target = make_dir(folder / COMPONENT_FOLDERS[name])
-        for t, text in enumerate(texts):
-            frame = _as_numpy(frames[t])
-            for k in range(lm.parts):
-                with atomic_path(target / raw_file_name(lm.lightmap_id, width, height, text, k)) as tmp:
-                    np.ascontiguousarray(frame[k * rows:(k + 1) * rows], dtype=RAW_DTYPE).tofile(tmp)
-
-
-def write_virtual_texture(out_dir: str | Path, lightmaps: Iterable[VTLightmap]) -> Path:
-    """Write ``lightmaps`` as a virtual-texture dataset in ``out_dir`` (config.json, Mask/, Original/ and
-    the source component folders given). Lightmaps may come from a generator (one in memory at a time).
-
-    Everything is written into a temporary folder beside ``out_dir`` that is renamed to ``out_dir`` only
-    when complete: on any error nothing is left behind. ``out_dir`` must not exist or be an empty folder.
-    """
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise OutputError(f"{out}: exists and is not an empty folder; refusing to overwrite it")
-    staging = make_dir(out.parent) / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        staging.mkdir()
-    except OSError as exc:
-        raise OutputError(f"{staging}: cannot create a folder ({exc.strerror})") from None
-    try:
-        make_dir(staging / MASK_FOLDER)
-        entries, seen = [], set()
-        for lm in lightmaps:
-            if lm.lightmap_id in seen:
-                raise InputError(f"{out}: lightmap id {lm.lightmap_id} given twice")
-            seen.add(lm.lightmap_id)
-            height, width, texts = _check_lightmap(out, lm)
-            _write_lightmap(staging, lm, height, width, texts)
-            entries.append({"id": int(lm.lightmap_id), "resolution": {"width": width, "height": height},
-                            "parts": int(lm.parts)})
-        if not entries:
-            raise InputError(f"{out}: no lightmap to write")
-        write_json_atomic(staging / "config.json", {"lightmap_count": len(entries), "lightmap_list": entries})
-        try:
-            if out.is_dir():
-                out.rmdir()
-            os.rename(staging, out)
-        except OSError as exc:
-            raise OutputError(f"{out}: cannot move the finished dataset into place ({exc.strerror})") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+def check_output_folder(out: str | Path, overwrite: bool = False, overwrite_flag: str = "") -> Path:
+    """``out`` as a Path, if a dataset may be written there: it does not exist, or is an empty folder, or
+    (with ``overwrite``) any folder. A file in its place, or a non-empty folder without ``overwrite``, is
+    refused with OutputError; ``overwrite_flag`` (e.g. "--overwrite") is named in that message."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is a file, not a folder")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        hint = f" (pass {overwrite_flag} to replace it)" if overwrite_flag else ""
+        raise OutputError(f"{out}: exists and is not an empty folder; refusing to overwrite it{hint}")
     return out
+
+
+class VTWriter:
+    """Writes a virtual-texture dataset one image at a time; the dataset appears at ``out_dir`` only
+    when complete.
+
+    ::
+
+        with VTWriter(out_dir) as writer:
+            writer.begin(1, width=W, height=H, parts=P)         # announce each lightmap
+            writer.write_mask(1, valid)                          # [H, W] bool or int8 coverage (> 0 = valid)
+            writer.write(1, "original", 7.5, image)              # [H, W, 3] float radiance, per component/hour
+            write_json_atomic(writer.root / "meta.json", meta)   # other files go into the staging folder
+
+    Everything goes into a staging folder beside ``out_dir``. Leaving the block without an error checks
+    that every lightmap has Original images and that its other components have the same hours, writes an
+    all-valid mask where none was given, writes config.json (lightmaps in the order begun) and renames
+    the staging folder to ``out_dir`` (replacing an existing one with ``overwrite``). On any error the
+    staging folder is removed and ``out_dir`` is left as it was. ``out_dir`` must not exist, be an empty
+    folder, or (with ``overwrite``) be a folder; see :func:`check_output_folder`.
+    """
+
+    def __init__(self, out_dir: str | Path, overwrite: bool = False, overwrite_flag: str = ""):
+        self.out = Path(out_dir)
+        self.overwrite = overwrite
+        self.overwrite_flag = overwrite_flag
+        self.root: Path | None = None  # the staging folder, while the writer is open
+        self._entries: dict[int, VTEntry] = {}
+        self._sources: dict[int, str] = {}
+        self._hours: dict[tuple[int, str], dict[float, str]] = {}  # (id, component) -> {hour: time text}
+        self._masked: set[int] = set()
+
+    def __enter__(self) -> "VTWriter":
+        check_output_folder(self.out, self.overwrite, self.overwrite_flag)
+        staging = make_dir(self.out.parent) / f".{self.out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            staging.mkdir()
+        except OSError as exc:
+            raise OutputError(f"{staging}: cannot create a folder ({exc.strerror})") from None
+        self.root = staging
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        staging = self._staging()
+        try:
+            if exc_type is None:
+                self._commit(staging)
+        finally:
+            self.root = None
+            if staging.exists():  # not committed: nothing is left behind
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def begin(self, lightmap_id: int, width: int, height: int, parts: int = 1, source: str = "") -> VTEntry:
+        """Announce lightmap ``lightmap_id``: ``width`` x ``height`` texels stored as ``parts`` row bands
+        (``height`` must be a multiple). ``source`` names where it comes from in error messages."""
+        self._staging()
+        ident, width, height, parts = int(lightmap_id), int(width), int(height), int(parts)
+        what = _lightmap_label(self.out, ident, source)
+        if ident in self._entries:
+            raise InputError(f"{self.out}: lightmap id {ident} given twice")
+        if ident < 0 or width <= 0 or height <= 0:
+            raise InputError(f"{what}: id must be >= 0 and the size positive (got {width}x{height})")
+        if parts <= 0 or height % parts:
+            raise InputError(f"{what}: height {height} does not split into {parts} equal parts")
+        self._entries[ident] = entry = VTEntry(ident, width, height, parts)
+        self._sources[ident] = source
+        return entry
+
+    def write(self, lightmap_id: int, component: str, hour: float, image: Any) -> None:
+        """Write ``image`` [H, W, 3] (linear radiance; numpy array or CPU tensor, stored as little-endian
+        float32) as ``component`` (one of COMPONENTS) of lightmap ``lightmap_id`` at ``hour`` (in [0, 24],
+        two decimals at most; 0 is written as 24.00), one file per part."""
+        entry, what = self._lightmap(lightmap_id)
+        if component not in COMPONENT_FOLDERS:
+            raise InputError(f"{what}: unknown component {component!r} (choose from {', '.join(COMPONENTS)})")
+        image = _as_numpy(image)
+        if image.shape != (entry.height, entry.width, 3):
+            raise InputError(f"{what}: {component} image is {image.shape}, expected ({entry.height}, {entry.width}, 3)")
+        try:
+            text = time_text(float(hour))
+        except InputError as exc:
+            raise InputError(f"{what}: {exc}") from None
+        written = self._hours.setdefault((entry.lightmap_id, component), {})
+        key = round(float(text) % HOURS_PER_DAY, 6)
+        if key in written:
+            raise InputError(f"{what}: two frames at the same hour ({written[key]} and {text}) of {component}")
+        written[key] = text
+        folder = self._staging() / COMPONENT_FOLDERS[component]
+        self._write_parts(entry, image, RAW_DTYPE,
+                          lambda k: folder / raw_file_name(entry.lightmap_id, entry.width, entry.height, text, k))
+
+    def write_mask(self, lightmap_id: int, mask: Any) -> None:
+        """Write the validity mask of lightmap ``lightmap_id``: [H, W] bool (True = valid) or numbers
+        (> 0 = valid, e.g. int8 coverage 127 / -1), stored as int8 127 / -1, one file per part. A lightmap
+        whose mask is not written is stored as valid everywhere."""
+        entry, what = self._lightmap(lightmap_id)
+        mask = _as_numpy(mask)
+        if mask.shape != (entry.height, entry.width):
+            raise InputError(f"{what}: mask is {mask.shape}, frames are {entry.height}x{entry.width} (HxW)")
+        if entry.lightmap_id in self._masked:
+            raise InputError(f"{what}: mask written twice")
+        self._masked.add(entry.lightmap_id)
+        valid = mask if mask.dtype == bool else mask > 0
+        folder = self._staging() / MASK_FOLDER
+        self._write_parts(entry, np.where(valid, MASK_VALID, MASK_INVALID), MASK_DTYPE,
+                          lambda k: folder / mask_file_name(entry.lightmap_id, entry.width, entry.height, k))
+
+    def _staging(self) -> Path:
+        if self.root is None:
+            raise RuntimeError("VTWriter: use it as a context manager (`with VTWriter(out) as writer:`)")
+        return self.root
+
+    def _lightmap(self, lightmap_id: int) -> tuple[VTEntry, str]:
+        ident = int(lightmap_id)
+        if ident not in self._entries:
+            raise InputError(f"{self.out}: lightmap {ident} was not begun (call begin() first)")
+        return self._entries[ident], _lightmap_label(self.out, ident, self._sources[ident])
+
+    @staticmethod
+    def _write_parts(entry: VTEntry, array: np.ndarray, dtype: np.dtype, path_of) -> None:
+        """Rows [k R, (k + 1) R) of ``array`` (R = H / P) to ``path_of(k)`` for each part k, as ``dtype``."""
+        rows = entry.band_rows
+        for k in range(entry.parts):
+            with atomic_path(path_of(k)) as tmp:
+                np.ascontiguousarray(array[k * rows:(k + 1) * rows], dtype=dtype).tofile(tmp)
+
+    def _commit(self, staging: Path) -> None:
+        if not self._entries:
+            raise InputError(f"{self.out}: no lightmap to write")
+        for ident, entry in self._entries.items():
+            what = _lightmap_label(self.out, ident, self._sources[ident])
+            original = self._hours.get((ident, "original"))
+            if not original:
+                raise InputError(f"{what}: no Original image written")
+            for component in SOURCE_COMPONENTS:
+                hours = self._hours.get((ident, component))
+                if hours is not None and set(hours) != set(original):
+                    differ = ", ".join(f"{h:g}" for h in sorted(set(hours) ^ set(original)))
+                    raise InputError(f"{what}: {COMPONENT_FOLDERS[component]} and Original differ in hours {differ}")
+            if ident not in self._masked:
+                self.write_mask(ident, np.ones((entry.height, entry.width), bool))
+        write_json_atomic(staging / "config.json", {"lightmap_count": len(self._entries), "lightmap_list": [
+            {"id": e.lightmap_id, "resolution": {"width": e.width, "height": e.height}, "parts": e.parts}
+            for e in self._entries.values()]})
+        check_output_folder(self.out, self.overwrite, self.overwrite_flag)  # again: it may have changed meanwhile
+        old = None
+        try:
+            if self.out.is_dir():
+                if any(self.out.iterdir()):
+                    old = self.out.parent / f".{self.out.name}.{os.getpid()}.{secrets.token_hex(4)}.old"
+                    os.rename(self.out, old)
+                else:
+                    self.out.rmdir()
+            os.rename(staging, self.out)
+        except OSError as exc:
+            if old is not None and not self.out.exists():
+                os.rename(old, self.out)
+            raise OutputError(f"{self.out}: cannot move the finished dataset into place ({exc.strerror})") from None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def write_virtual_texture(out_dir: str | Path, lightmaps: Iterable[VTLightmap], overwrite: bool = False) -> Path:
+    """Write ``lightmaps`` as a virtual-texture dataset in ``out_dir`` (config.json, Mask/, Original/ and
+    the source component folders given) through :class:`VTWriter`: all or nothing. Lightmaps may come
+    from a generator (one in memory at a time). ``out_dir`` must not exist or be an empty folder, unless
+    ``overwrite``. Returns ``out_dir`` as a Path."""
+    with VTWriter(out_dir, overwrite) as writer:
+        for lm in lightmaps:
+            height, width = _check_lightmap(writer.out, lm)
+            writer.begin(lm.lightmap_id, width, height, lm.parts, lm.source)
+            if lm.mask is not None:
+                writer.write_mask(lm.lightmap_id, lm.mask)
+            for name, frames in lm.components.items():
+                for t, hour in enumerate(lm.hours):
+                    writer.write(lm.lightmap_id, name, hour, frames[t])
+    return writer.out

@@ -66,8 +66,11 @@ class LoadedCheckpoint:
     raw: dict
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint dict; CheckpointError with a clear message if it is not one of ours."""
+def read_checkpoint(path: str | Path, formats: dict[str, int] | None = None) -> dict:
+    """The raw checkpoint dict; CheckpointError with a clear message if it is not one of ours.
+
+    ``formats``: {format marker: supported version} accepted (default: a single field's checkpoint)."""
+    formats = formats or {FORMAT: FORMAT_VERSION}
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -78,17 +81,25 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as exc:  # torch's messages span paragraphs: name the kind of failure only
         raise CheckpointError(f"{path}: not a readable airender checkpoint (a PyTorch file that cannot be "
                               f"loaded safely: {type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an airender checkpoint (no '{FORMAT}' marker)")
-    if ckpt.get("format_version") != FORMAT_VERSION:
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in formats:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else None
+        if isinstance(found, str) and found.startswith("airender"):
+            raise CheckpointError(f"{path}: a '{found}' file; this reader takes {', '.join(map(repr, formats))} "
+                                  f"(airender render/eval read both)")
+        raise CheckpointError(f"{path}: not an airender checkpoint (no '{next(iter(formats))}' marker)")
+    if ckpt.get("format_version") != formats[ckpt["format"]]:
         raise CheckpointError(f"{path}: checkpoint format version {ckpt.get('format_version')} is not supported "
-                              f"(this airender {__version__} reads version {FORMAT_VERSION})")
+                              f"(this airender {__version__} reads version {formats[ckpt['format']]})")
     return ckpt
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> LoadedCheckpoint:
     """Rebuild the field from the checkpoint alone and load its weights."""
-    ckpt = read_checkpoint(path)
+    return field_from_checkpoint(path, read_checkpoint(path), device)
+
+
+def field_from_checkpoint(path: str | Path, ckpt: dict, device: torch.device | str = "cpu") -> LoadedCheckpoint:
+    """Rebuild the field of the checkpoint dict ``ckpt`` (read from ``path``, named in errors)."""
     try:
         config = ExperimentConfig.from_dict(ckpt["config"])
         desc = DataDescription.from_dict(ckpt["data"])

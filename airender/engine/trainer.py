@@ -78,10 +78,14 @@ class Trainer:
             raise InputError(f"--val_metrics: unknown {unknown} (choose from {', '.join(METRIC_NAMES)})")
         self.device = resolve_device(tcfg.device)
         self.out_dir = Path(out_dir) if out_dir is not None else out_dir_for(config)
+        if config.field.components and sequence.components is None:
+            sequence = self._with_sources(sequence)
         self.sequence = sequence.to(self.device)
         seq = self.sequence
         self.transform = transform_for(seq.is_hdr, config.data.hdr_transform)
         self.frames = self.transform.to_train(seq.frames)
+        # with --components: [T, H, W, S, 3] the lighting of each source in the training space
+        self.source_frames = self.transform.to_train(seq.components) if config.field.components else None
         self.baseline_index = self._baseline_index()
         holdout = sorted({seq.index_of_time(h) for h in config.data.holdout_hours})
         self.train_ids = [i for i in range(seq.num_frames) if i not in holdout]
@@ -94,14 +98,17 @@ class Trainer:
             times=seq.time_list(), baseline_time=float(seq.times[self.baseline_index]),
             has_mask=seq.mask is not None, source=seq.source, names=list(seq.names),
             train_times=[seq.time_list()[i] for i in self.train_ids],
-            baseline_8bit=not seq.is_hdr and is_8bit(seq.frames[self.baseline_index]))
+            baseline_8bit=not seq.is_hdr and is_8bit(seq.frames[self.baseline_index]),
+            **self._source_description())
         self.lpips_model = self._lpips_model_if_needed()
         self.validator = Validator(self._validation_groups(), tcfg.val_downsample, seq.is_hdr,
                                    self._validation_suite())
 
         torch.manual_seed(tcfg.seed)
         try:
-            self.field = build_field(config.field, self.desc, baseline=self.frames[self.baseline_index])
+            self.field = build_field(config.field, self.desc, baseline=self.frames[self.baseline_index],
+                                     source_baseline=None if self.source_frames is None
+                                     else self.source_frames[self.baseline_index])
             self._make_samplers()
         except ValueError as exc:
             raise InputError(str(exc)) from None
@@ -143,6 +150,32 @@ class Trainer:
             return seq.index_of_time(self.config.data.baseline_time)
         return seq.nearest_index(self.config.data.baseline_time)[0]
 
+    def _with_sources(self, sequence: TODSequence) -> TODSequence:
+        """``sequence`` with its lighting split by source, read from --data_dir (for --components)."""
+        from airender.data.readers import attach_components
+
+        data = self.config.data
+        if not data.data_dir:
+            raise InputError(f"--components: {sequence.source}: the frames come without their lighting split by "
+                             f"source and no --data_dir names where to read it")
+        if data.component != "original":
+            raise InputError(f"--component {data.component}: --components trains on all light split by source; "
+                             f"leave --component at original")
+        return attach_components(sequence, data.data_dir, data.lightmap_id)
+
+    def _source_description(self) -> dict:
+        """With --components: the DataDescription fields ``sources`` and ``source_off_hours`` (per source, the
+        trained hours at which it is identically zero over the valid texels); else nothing."""
+        if not self.config.field.components:
+            return {}
+        from airender.data.sequence import SOURCES
+
+        dark = self.sequence.dark_sources().cpu()
+        times = self.sequence.time_list()
+        return {"sources": list(SOURCES),
+                "source_off_hours": {name: [times[i] for i in self.train_ids if bool(dark[i, s])]
+                                     for s, name in enumerate(SOURCES)}}
+
     def _lpips_model_if_needed(self):
         from airender.evaluate import build_metric_suite
 
@@ -177,12 +210,13 @@ class Trainer:
         valid = seq.valid_pixel_index()
         if valid.numel() == 0:
             raise ValueError(f"{seq.source}: the mask has no valid texel")
-        self.sampler = PixelSampler(self.frames, seq.times, valid, frame_ids)
+        self.sampler = PixelSampler(self.frames, seq.times, valid, frame_ids, components=self.source_frames)
         self.patch_sampler = None
         if tcfg.patch_size > 0:
             if tcfg.patches_per_batch < 1:
                 raise ValueError("--patches_per_batch must be positive in patch mode")
-            self.patch_sampler = PatchSampler(self.frames, seq.times, seq.mask, frame_ids, tcfg.patch_size)
+            self.patch_sampler = PatchSampler(self.frames, seq.times, seq.mask, frame_ids, tcfg.patch_size,
+                                              components=self.source_frames)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         tcfg = self.config.train
@@ -424,6 +458,10 @@ class Trainer:
             + f" on {self.device}" + (f" ({torch.get_num_threads()} threads)" if self.device.type == "cpu" else ""),
             f"outputs: {self.out_dir}",
         ]
+        if desc.sources:
+            off = [f"{name} (off at {', '.join(f'{h:g}' for h in desc.source_off_hours[name]) or 'no hour'})"
+                   for name in desc.sources]
+            lines.insert(2, "light sources: " + "; ".join(off))
         return "\n".join(lines)
 
     def fit(self) -> TrainResult:

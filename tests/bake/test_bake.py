@@ -15,10 +15,11 @@ pytest.importorskip("mitsuba", reason="the baker needs Mitsuba 3 (pip install -e
 pytest.importorskip("xatlas", reason="the baker needs xatlas (pip install -e .[scene])")
 pytest.importorskip("trimesh", reason="the baker needs trimesh (pip install -e .[scene])")
 
-from airender.bake import layout  # noqa: E402
 from airender.bake.bake import HELD_OUT, HOURS, BakeSettings, bake, baked_times  # noqa: E402
 from airender.bake.cli import add_bake_parser  # noqa: E402
 from airender.bake.solar import Site, sun_position  # noqa: E402
+from airender.data.virtual_texture import (COMPONENT_FOLDERS, VTEntry, list_lightmaps, open_component,  # noqa: E402
+                                           open_mask, raw_file_name, time_text)
 from airender.errors import InputError  # noqa: E402
 
 SETTINGS = BakeSettings(size=128, atlases=2, parts=2, spp=2, seed=3)
@@ -32,23 +33,37 @@ def baked(tmp_path_factory) -> Path:
     return out
 
 
-def entries(root: Path) -> list[dict]:
-    return layout.read_config(root)
+FOLDERS = list(COMPONENT_FOLDERS.values())  # Original, DirectionalOnly, LocalOnly, SkyLightOnly
 
 
-def all_images(root: Path, source: str):
+def entries(root: Path) -> list[VTEntry]:
+    return list_lightmaps(root)
+
+
+def read(root: Path, component: str, entry: VTEntry, t: float) -> np.ndarray:
+    """[H, W, 3] float32 of one component at hour ``t``, read back through the layout's reader."""
+    return open_component(root, entry, component).read(t)
+
+
+def read_mask(root: Path, entry: VTEntry) -> np.ndarray:
+    """[H, W] int8 coverage (127 / -1)."""
+    return open_mask(root, entry).read(0, entry.height)
+
+
+def all_images(root: Path, component: str):
     for entry in entries(root):
+        opened = open_component(root, entry, component)
         for t in baked_times():
-            yield entry, t, layout.read_lightmap(root, source, entry, t)
+            yield entry, t, opened.read(t)
 
 
 def test_layout_names_and_sizes(baked):
     config = json.loads((baked / "config.json").read_text())
     assert config["lightmap_count"] == 2 == len(config["lightmap_list"])
     assert sorted(p.name for p in baked.iterdir()) == sorted(
-        ["config.json", "meta.json", "contact_sheet.png", "Mask", *layout.SOURCES])
-    assert not list(baked.parent.glob(".*partial*")), "the staging folder must be gone"
-    expected = {name: set() for name in ("Mask", *layout.SOURCES)}
+        ["config.json", "meta.json", "contact_sheet.png", "Mask", *FOLDERS])
+    assert [p.name for p in baked.parent.iterdir()] == ["level"], "the staging folder must be gone"
+    expected = {name: set() for name in ("Mask", *FOLDERS)}
     first = config["lightmap_list"][0]
     assert first["resolution"] == {"width": 128, "height": 128} and first["parts"] == 2
     for item in config["lightmap_list"]:
@@ -60,7 +75,7 @@ def test_layout_names_and_sizes(baked):
             assert (baked / "Mask" / name).stat().st_size == w * h // p
             for t in baked_times():
                 name = f"lightmapRawData_Dilate_VirtualTexture0_{i}_HQ_{w}_{h}_{t:.2f}.bin_{k}"
-                for source in layout.SOURCES:
+                for source in FOLDERS:
                     expected[source].add(name)
                     assert (baked / source / name).stat().st_size == w * h * 3 * 4 // p
     for folder, names in expected.items():
@@ -71,28 +86,13 @@ def test_layout_names_and_sizes(baked):
     assert not any(n.endswith("_0.00.bin_0") for n in names)
 
 
-def test_parts_are_row_bands_of_the_whole(tmp_path):
-    rng = np.random.default_rng(0)
-    image = rng.random((8, 6, 3)).astype(np.float32)
-    mask = np.where(rng.random((8, 6)) > 0.5, 127, -1).astype(np.int8)
-    layout.write_lightmap(tmp_path, "Original", 7, 10.25, image, 4)
-    layout.write_mask(tmp_path, 7, mask, 4)
-    for k in range(4):
-        name = f"lightmapRawData_Dilate_VirtualTexture0_7_HQ_6_8_10.25.bin_{k}"
-        raw = np.fromfile(tmp_path / "Original" / name, "<f4")
-        np.testing.assert_array_equal(raw.reshape(2, 6, 3), image[2 * k:2 * k + 2])
-    entry = {"id": 7, "width": 6, "height": 8, "parts": 4}
-    np.testing.assert_array_equal(layout.read_lightmap(tmp_path, "Original", entry, 10.25), image)
-    np.testing.assert_array_equal(layout.read_mask(tmp_path, entry), mask)
-
-
 def test_parts_of_the_bake_concatenate(baked):
     entry = entries(baked)[0]
-    whole = layout.read_lightmap(baked, "Original", entry, 12.0)
-    rows = entry["height"] // entry["parts"]
-    for k in range(entry["parts"]):
-        name = layout.lightmap_name(entry["id"], entry["width"], entry["height"], 12.0, k)
-        part = np.fromfile(baked / "Original" / name, "<f4").reshape(rows, entry["width"], 3)
+    whole = read(baked, "original", entry, 12.0)
+    rows = entry.height // entry.parts
+    for k in range(entry.parts):
+        name = raw_file_name(entry.lightmap_id, entry.width, entry.height, time_text(12.0), k)
+        part = np.fromfile(baked / "Original" / name, "<f4").reshape(rows, entry.width, 3)
         np.testing.assert_array_equal(part, whole[k * rows:(k + 1) * rows])
         assert part.max() > 0.0, "both halves of the atlas hold lit charts"
 
@@ -100,19 +100,19 @@ def test_parts_of_the_bake_concatenate(baked):
 def test_original_is_the_sum_of_the_sources(baked):
     for entry in entries(baked):
         for t in baked_times():
-            d, l, s, o = (layout.read_lightmap(baked, src, entry, t)
-                          for src in ("DirectionalOnly", "LocalOnly", "SkyLightOnly", "Original"))
-            np.testing.assert_allclose(o, d + l + s, rtol=1e-6, atol=1e-7, err_msg=f"lightmap {entry['id']} t={t}")
+            d, l, s, o = (read(baked, c, entry, t) for c in ("directional", "local", "sky", "original"))
+            np.testing.assert_allclose(o, d + l + s, rtol=1e-6, atol=1e-7,
+                                       err_msg=f"lightmap {entry.lightmap_id} t={t}")
             assert np.isfinite(o).all() and (d >= 0).all() and (l >= 0).all() and (s >= 0).all()
 
 
 def test_mask_and_gutter_dilation(baked):
     for entry in entries(baked):
-        mask = layout.read_mask(baked, entry)
+        mask = read_mask(baked, entry)
         assert set(np.unique(mask).tolist()) == {-1, 127}
         valid = mask == 127
         assert 0.05 < valid.mean() < 0.95
-        noon = layout.read_lightmap(baked, "Original", entry, 12.0)
+        noon = read(baked, "original", entry, 12.0)
         lit_invalid = ~valid & (noon.max(axis=2) > 0)
         assert lit_invalid.any(), "gutter texels must be dilated"
         # Every dilated texel copies a valid texel at most 4 texels away (Chebyshev).
@@ -128,38 +128,54 @@ def test_mask_and_gutter_dilation(baked):
         assert (noon[far] == 0).all()
 
 
+def test_a_window_of_the_bake_round_trips_through_the_sample_format(baked, tmp_path):
+    from airender.bake.sample import materialise_sample_atlas, save_sample_atlas
+
+    entry = entries(baked)[0]
+    window = (32, 16, 64, 96)  # rows 32..95 cross the two parts
+    save_sample_atlas(baked, entry.lightmap_id, window, tmp_path / "stored")
+    copy = materialise_sample_atlas(tmp_path / "copy", parts=2, source=tmp_path / "stored")
+    [small] = entries(copy)
+    assert (small.height, small.width, small.parts) == (64, 96, 2)
+    valid = read_mask(copy, small) == 127
+    np.testing.assert_array_equal(read_mask(copy, small), open_mask(baked, entry).read(32, 96, 16, 112))
+    for t in (1.0, 12.0, 18.1):
+        for component in ("directional", "local", "sky"):
+            source = open_component(baked, entry, component).read(t, window)[valid]
+            np.testing.assert_allclose(read(copy, component, small, t)[valid], source, rtol=1e-3, atol=1e-6)
+
+
 def test_sun_is_dark_below_the_horizon_and_moves(baked):
     meta = json.loads((baked / "meta.json").read_text())
-    for entry, t, image in all_images(baked, "DirectionalOnly"):
+    for entry, t, image in all_images(baked, "directional"):
         above = meta["sun"][f"{t:.2f}"]["elevation_deg"] > 0
         if t in NIGHT:
             assert not above
         if not above:
             assert not image.any(), f"sun at t={t} while below the horizon"
     entry = entries(baked)[0]
-    valid = layout.read_mask(baked, entry) == 127
-    lit = {t: layout.read_lightmap(baked, "DirectionalOnly", entry, t)[valid].max(axis=1) > 0
+    valid = read_mask(baked, entry) == 127
+    lit = {t: read(baked, "directional", entry, t)[valid].max(axis=1) > 0
            for t in (9.0, 12.0, 15.0)}
     assert 0.2 < lit[12.0].mean() < 0.95
     assert (lit[9.0] != lit[15.0]).mean() > 0.05, "shadows must move between 9 h and 15 h"
 
 
 def test_lamps_only_at_night(baked):
-    for entry, t, image in all_images(baked, "LocalOnly"):
+    for entry, t, image in all_images(baked, "local"):
         if 6.0 <= t <= 18.0:
             assert not image.any(), f"lamps on at t={t}"
         else:
             assert image.max() > 0.01, f"lamps off at t={t}"
     entry = entries(baked)[0]
-    np.testing.assert_array_equal(layout.read_lightmap(baked, "LocalOnly", entry, 1.0),
-                                  layout.read_lightmap(baked, "LocalOnly", entry, 22.5))
+    np.testing.assert_array_equal(read(baked, "local", entry, 1.0), read(baked, "local", entry, 22.5))
 
 
 def test_sky_bright_by_day_faint_at_night(baked):
     entry = entries(baked)[0]
-    valid = layout.read_mask(baked, entry) == 127
-    day = layout.read_lightmap(baked, "SkyLightOnly", entry, 12.0)[valid]
-    night = layout.read_lightmap(baked, "SkyLightOnly", entry, 24.0)[valid]
+    valid = read_mask(baked, entry) == 127
+    day = read(baked, "sky", entry, 12.0)[valid]
+    night = read(baked, "sky", entry, 24.0)[valid]
     assert (day.max(axis=1) > 0).mean() > 0.5
     assert 0 < night.mean() < 0.05 * day.mean()
     assert day[:, 2].mean() > day[:, 0].mean(), "the day sky is blue"
@@ -180,7 +196,7 @@ def test_meta(baked):
         t = float(key)
         assert sun["lights_on"] == (t < 6.0 or t > 18.0)
     assert meta["sun"]["12.00"]["elevation_deg"] > 60 and meta["sun"]["24.00"]["elevation_deg"] < 0
-    assert [m["id"] for m in meta["lightmaps"]] == [e["id"] for e in entries(baked)]
+    assert [m["id"] for m in meta["lightmaps"]] == [e.lightmap_id for e in entries(baked)]
     assert meta["samples_per_texel"]["sky"] == 2 and meta["software"]["mitsuba"]
 
 
@@ -208,7 +224,7 @@ def test_existing_folder_is_refused_without_overwrite(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     args = _parse(["--out", str(out), "--size", "16", "--quiet"])
-    with pytest.raises(InputError, match="not empty"):
+    with pytest.raises(InputError, match="exists and is not an empty folder.*pass --overwrite"):
         args.func(args)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
@@ -227,20 +243,6 @@ def test_too_small_an_atlas_is_refused_before_writing(tmp_path):
     with pytest.raises(InputError, match="--atlases"):
         args.func(args)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_staged_folder_is_all_or_nothing(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
-    with pytest.raises(RuntimeError):
-        with layout.StagedFolder(out, overwrite=True) as root:
-            (root / "new.txt").write_text("new")
-            raise RuntimeError("interrupted")
-    assert [p.name for p in out.iterdir()] == ["old.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    with layout.StagedFolder(out, overwrite=True) as root:
-        (root / "new.txt").write_text("new")
-    assert [p.name for p in out.iterdir()] == ["new.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_sun_position_noaa():

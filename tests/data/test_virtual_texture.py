@@ -8,8 +8,9 @@ import torch
 from airender.cli import build_parser, main
 from airender.convert import convert_contest_to_vt
 from airender.data import load_sequence
-from airender.data.virtual_texture import (COMPONENT_FOLDERS, VTLightmap, check_component_sum, is_virtual_texture,
-                                           mask_file_name, raw_file_name, read_components, read_virtual_texture,
+from airender.data.virtual_texture import (COMPONENT_FOLDERS, VTLightmap, VTWriter, check_component_sum,
+                                           is_virtual_texture, list_lightmaps, mask_file_name, open_component,
+                                           open_mask, raw_file_name, read_components, read_virtual_texture,
                                            time_text, write_virtual_texture)
 from airender.errors import InputError, OutputError
 from tests.conftest import make_contest_dataset, run_cli
@@ -297,6 +298,83 @@ def test_writer_refuses_to_overwrite_and_leaves_nothing_on_error(tmp_path):
     with pytest.raises(InputError, match="two frames at the same hour"):
         write_virtual_texture(tmp_path / "bad", [lightmap(1, 4, 2, 1, hours=[0, 24])])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "out"]  # no output, no staging folder
+
+
+def test_streaming_writer_hour_by_hour(tmp_path):
+    rng = np.random.default_rng(4)
+    hours = [24, 10.25, 1, 18.1]
+    images = {(c, h): rng.random((8, 6, 3)).astype(np.float32) for c in ("original", "sky") for h in hours}
+    coverage = np.where(rng.random((8, 6)) > 0.3, 127, -1).astype(np.int8)
+    out = tmp_path / "vt"
+    with VTWriter(out) as writer:
+        entry = writer.begin(7, width=6, height=8, parts=4)
+        assert (entry.lightmap_id, entry.band_rows) == (7, 2)
+        writer.write_mask(7, coverage)  # int8 coverage: > 0 is valid
+        for hour in hours:  # one image in memory at a time, in any order of hours and components
+            writer.write(7, "sky", hour, torch.from_numpy(images[("sky", hour)]))
+            writer.write(7, "original", hour, images[("original", hour)])
+        (writer.root / "notes.txt").write_text("beside the layout")
+        assert not out.exists(), "nothing appears before the block ends"
+    assert sorted(p.name for p in out.iterdir()) == ["Mask", "Original", "SkyLightOnly", "config.json", "notes.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["vt"]
+    for k in range(4):  # part k holds rows [2k, 2k + 2)
+        raw = np.fromfile(out / "Original" / raw_file_name(7, 6, 8, "10.25", k), "<f4")
+        np.testing.assert_array_equal(raw.reshape(2, 6, 3), images[("original", 10.25)][2 * k:2 * k + 2])
+    [entry] = list_lightmaps(out)
+    np.testing.assert_array_equal(open_mask(out, entry).read(0, 8), coverage)
+    sky = open_component(out, entry, "sky")
+    assert sky.hours == [0.0, 1.0, 10.25, 18.1] and sky.times == ["24.00", "1.00", "10.25", "18.10"]
+    for hour in hours:
+        np.testing.assert_array_equal(sky.read(hour), images[("sky", hour)])
+    np.testing.assert_array_equal(sky.read(0, window=(3, 1, 4, 2)), images[("sky", 24)][3:7, 1:3])
+    with pytest.raises(InputError, match="has no image at hour 5"):
+        sky.read(5)
+    seq = load_sequence(out)
+    assert torch.equal(seq.mask, torch.from_numpy(coverage > 0))
+
+
+def test_streaming_writer_all_or_nothing(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    image = np.ones((2, 4, 3), np.float32)
+    with pytest.raises(OutputError, match=r"not an empty folder; refusing to overwrite it \(pass --overwrite "):
+        with VTWriter(out, overwrite_flag="--overwrite"):
+            pass
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with VTWriter(out, overwrite=True) as writer:
+            writer.begin(1, 4, 2)
+            writer.write(1, "original", 12, image)
+            raise RuntimeError("interrupted")
+    failures = [  # each is found when the block ends, or as it is written
+        (lambda w: (w.begin(1, 4, 2), w.write(1, "original", 1, image), w.write(1, "sky", 2, image)),
+         "SkyLightOnly and Original differ in hours 1, 2"),
+        (lambda w: (w.begin(1, 4, 2), w.write(1, "sky", 1, image)), "lightmap 1: no Original image written"),
+        (lambda w: None, "no lightmap to write"),
+        (lambda w: w.write(1, "original", 1, image), "lightmap 1 was not begun"),
+        (lambda w: (w.begin(1, 4, 2), w.begin(1, 4, 2)), "lightmap id 1 given twice"),
+        (lambda w: (w.begin(1, 4, 2), w.write(1, "original", 1, image[:1])),
+         r"image is \(1, 4, 3\), expected \(2, 4, 3\)"),
+        (lambda w: (w.begin(1, 4, 2), w.write(1, "albedo", 1, image)), "unknown component 'albedo'"),
+        (lambda w: (w.begin(1, 4, 2), w.write_mask(1, np.ones((4, 2), bool))), r"mask is \(4, 2\), frames are 2x4"),
+        (lambda w: (w.begin(1, 4, 2, source="a.exr"), w.write(1, "original", 24, image),
+                    w.write(1, "original", 0, image)),
+         r"lightmap 1 \(from a.exr\): two frames at the same hour \(24.00 and 24.00\)"),
+    ]
+    for steps, message in failures:
+        with pytest.raises(InputError, match=message):
+            with VTWriter(out, overwrite=True) as writer:
+                steps(writer)
+        assert [p.name for p in out.iterdir()] == ["old.txt"] and [p.name for p in tmp_path.iterdir()] == ["out"]
+    with VTWriter(out, overwrite=True) as writer:  # no mask written: every texel valid
+        writer.begin(1, 4, 2)
+        writer.write(1, "original", 12, image)
+    assert sorted(p.name for p in out.iterdir()) == ["Mask", "Original", "config.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert load_sequence(out).mask is None
+    with pytest.raises(OutputError, match="exists and is a file, not a folder"):
+        with VTWriter(out / "config.json", overwrite=True):
+            pass
 
 
 def test_writer_from_sequence_round_trip(tmp_path):

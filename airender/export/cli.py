@@ -1,0 +1,145 @@
+"""``airender export --ckpt C --format pack|onnx|glsl|wgsl|html|contest --out PATH [--quant fp32|fp16|int8]``
+and ``airender view --ckpt C [--port P] [--truth DIR]``.
+
+``--format contest`` takes one ``--ckpt`` per lightmap and the dataset (``--data_dir``) they belong to.
+
+Bad input (a missing or foreign checkpoint, an unknown format or precision, an output path that cannot
+be written, a model a format does not support) raises InputError before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from airender.errors import InputError
+
+FORMATS = ("pack", "onnx", "glsl", "wgsl", "html", "contest")
+QUANTS = ("fp32", "fp16", "int8")
+
+
+def add_export_parser(sub) -> None:
+    """Register the ``export`` subcommand on an argparse subparsers object."""
+    p = sub.add_parser("export", help="write a checkpoint as a pack (numpy runtime), ONNX, a shader, a web viewer or "
+                                      "a contest decoder folder",
+                       description="Export a trained field. pack: one .airpack file that airender.runtime decodes "
+                                   "with numpy alone; onnx: NAME.onnx (per-frame decoder) and NAME.prepare.onnx "
+                                   "(per-pixel values, once per resolution) for onnxruntime; glsl: a GLSL ES 3.0 "
+                                   "fragment shader and the textures it reads; wgsl: a WebGPU compute shader and "
+                                   "the storage buffers it reads; html: a static viewer page (OUT/index.html) that "
+                                   "decodes on the GPU with WebGL2; contest: a folder whose Interface.py answers "
+                                   "reconstruct(dataset, lightmap_id, coords) with numpy alone for every lightmap "
+                                   "given (one --ckpt per lightmap), with a self-check script.")
+    p.add_argument("--ckpt", action="append", required=True,
+                   help="checkpoint (best.ckpt or last.ckpt); repeat it for --format contest, one per lightmap")
+    p.add_argument("--format", default="pack", help=f"one of {', '.join(FORMATS)} (default: pack)")
+    p.add_argument("--out", required=True, help="output file (pack, onnx) or folder (glsl, wgsl, html, contest)")
+    p.add_argument("--quant", default="fp32",
+                   help="pack precision: fp32, fp16 or int8 (int8: per-level scales for hash-grid tables, "
+                        "per-output-channel scales for weights); also the packs of --format contest; other "
+                        "formats: fp32 (default: fp32)")
+    p.add_argument("--data_dir", default="",
+                   help="--format contest: the lightmap dataset (either contest layout) the checkpoints were "
+                        "trained on (default: none)")
+    p.add_argument("--lightmap_ids", nargs="+", default=[], metavar="ID",
+                   help="--format contest: the lightmap (ID or LEVEL:ID) of each --ckpt, in order (default: the "
+                        "lightmap each checkpoint's data description names)")
+    p.set_defaults(func=cmd_export)
+
+
+def check_writable(path: Path, folder: bool) -> None:
+    """InputError unless ``path`` can be created or replaced (as a file, or as a folder when ``folder``)."""
+    if path.exists():
+        if folder and not path.is_dir():
+            raise InputError(f"{path}: exists and is not a folder")
+        if not folder and path.is_dir():
+            raise InputError(f"{path}: is a folder; give a file name")
+        target = path if folder else path.parent
+    else:
+        target = path.parent
+        while not target.exists():
+            if target == target.parent:
+                break
+            target = target.parent
+        if not target.is_dir():
+            raise InputError(f"{path}: cannot be created ({target} is not a folder)")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write there (no write permission for {target})")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    fmt, quant, out = args.format, args.quant, Path(args.out)
+    ckpts = args.ckpt if isinstance(args.ckpt, list) else [args.ckpt]
+    if fmt not in FORMATS:
+        raise InputError(f"--format {fmt}: not an export format (choose from {', '.join(FORMATS)})")
+    if quant not in QUANTS:
+        raise InputError(f"--quant {quant}: not a precision (choose from {', '.join(QUANTS)})")
+    if fmt not in ("pack", "contest") and quant != "fp32":
+        raise InputError(f"--quant {quant}: only --format pack (and the packs of contest) stores reduced precision; "
+                         f"{fmt} is float32")
+    if fmt == "contest":
+        return _export_contest(args, ckpts, out)
+    if len(ckpts) > 1:
+        raise InputError(f"--ckpt: --format {fmt} exports one checkpoint ({len(ckpts)} given; several are for "
+                         f"--format contest)")
+    for flag, value in (("--data_dir", args.data_dir), ("--lightmap_ids", args.lightmap_ids)):
+        if value:
+            raise InputError(f"{flag}: only --format contest takes it")
+    folder = fmt in ("glsl", "wgsl", "html")
+    check_writable(out, folder)
+    if fmt == "onnx":
+        from airender.export.onnx_export import prepare_path
+
+        check_writable(prepare_path(out), False)
+
+    from airender.engine.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(ckpts[0], "cpu")
+    field = loaded.field
+    try:
+        if fmt == "pack":
+            from airender.export.pack import write_pack
+            from airender.sizes import raw_frames_bytes
+
+            size = write_pack(field, out, quant)
+            raw = raw_frames_bytes(loaded.desc.height, loaded.desc.width)
+            print(f"wrote {out} ({size:,} bytes, {quant}; {100.0 * size / raw:.2f} % of the raw float32 frames)")
+        elif fmt == "onnx":
+            from airender.export.onnx_export import write_onnx
+
+            frame, prepare = write_onnx(field, out)
+            print(f"wrote {frame} ({frame.stat().st_size:,} bytes, per-frame decoder) and {prepare} "
+                  f"({prepare.stat().st_size:,} bytes, per-pixel values)")
+        elif fmt == "wgsl":
+            from airender.export.wgsl import write_wgsl
+
+            written = write_wgsl(field, out)
+            print(f"wrote {', '.join(str(p) for p in written)}")
+        else:
+            from airender.export.web import write_web
+
+            written = write_web(field, out, fmt)
+            print(f"wrote {', '.join(str(p) for p in written)}")
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    return 0
+
+
+def _export_contest(args: argparse.Namespace, ckpts: list[str], out: Path) -> int:
+    from airender.export.contest import write_contest
+
+    if not args.data_dir:
+        raise InputError("--data_dir: --format contest needs the lightmap dataset the checkpoints belong to")
+    check_writable(out, True)
+    try:
+        index = write_contest(ckpts, args.data_dir, out, args.lightmap_ids or None, args.quant)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    names = ", ".join(f"{e['level']}:{e['id']}" if e["level"] else str(e["id"]) for e in index["lightmaps"])
+    total = sum(e["bytes"] for e in index["lightmaps"])
+    print(f"wrote {out}/ (Interface.py, selfcheck.py, lightmaps {names}: {total:,} pack bytes, {args.quant}, "
+          f"{index['layout']} layout)")
+    if index["not_exported"]:
+        print(f"note: no checkpoint for lightmaps {', '.join(index['not_exported'])} of {args.data_dir}")
+    print(f"check it: python {out / 'selfcheck.py'} --data_dir {args.data_dir}")
+    return 0

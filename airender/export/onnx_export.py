@@ -1,0 +1,268 @@
+"""Export a trained field as two ONNX graphs for onnxruntime (or any ONNX runtime).
+
+``NAME.onnx`` is the per-frame decoder: the cached per-pixel values and the hour in, display RGB out::
+
+    inputs   first [N, hidden] float32   the first layer's pre-activation from the time-invariant inputs
+             hour [1] float32            hour of day (fractional, periodic)
+             baseline [N, 3] float32     (residual fields) the baseline frame, training space
+             lamp [N, 3] float32         (light switch) the lamp image, linear light
+             uv [N, 2] float32           (x, y, t hash grids) pixel centres in (0, 1)
+    output   rgb [N, 3] float32          sRGB in [0, 1] (LDR) or linear radiance (HDR)
+
+``NAME.prepare.onnx`` computes those per-pixel values once per resolution: uv [N, 2] -> first, and
+baseline / lamp where the frame graph takes them (the baseline CNN's feature map is baked in as a
+constant and read bilinearly). Both graphs carry the metadata key ``airender`` (JSON: size, times,
+LDR/HDR, the input and output names, the prepare graph's file name).
+airender.runtime.onnx_decoder.OnnxDecoder runs them.
+"""
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from airender import __version__
+from airender.data.hours import HOURS_PER_DAY
+from airender.errors import InputError
+from airender.export.pack import model_spec
+from airender.fileio import atomic_path
+from airender.nn.baseline_encoder import BaselineEncoder
+from airender.nn.hashgrid import HashGridEncoding
+
+OPSET = 18  # BitwiseXor; onnxruntime 1.16+ runs it
+_SYMBOLICS_REGISTERED = False
+
+
+def _register_symbolics() -> None:
+    """The TorchScript exporter has no symbolic for ``aten::bitwise_xor``; ONNX has BitwiseXor (opset 18)."""
+    global _SYMBOLICS_REGISTERED
+    if not _SYMBOLICS_REGISTERED:
+        torch.onnx.register_custom_op_symbolic("aten::bitwise_xor", lambda g, a, b: g.op("BitwiseXor", a, b), OPSET)
+        _SYMBOLICS_REGISTERED = True
+
+
+def prepare_path(path: str | Path) -> Path:
+    """The prepare graph beside the frame graph ``path``: ``scene.onnx`` -> ``scene.prepare.onnx``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prepare{path.suffix or '.onnx'}")
+
+
+class OnnxHashGrid(nn.Module):
+    """HashGridEncoding.forward written with ONNX-exportable ops (the same function): coords [N, D] ->
+    features [N, L * F]."""
+
+    def __init__(self, grid: HashGridEncoding):
+        super().__init__()
+        self.grid = grid
+        strides = torch.ones_like(grid.vertices)
+        strides[:, 1] = grid.vertices[:, 0]
+        if grid.dims == 3:
+            strides[:, 2] = grid.vertices[:, 0] * grid.vertices[:, 1]
+        self.register_buffer("strides", strides[None, :, None, :], persistent=False)
+        self.register_buffer("upper", grid.vertices[None, :, None, :2] - 1, persistent=False)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        g = self.grid
+        pos = coords[:, None, :] * g.scale  # [N, L, D]
+        if g.dims == 3:
+            pos = torch.cat([pos[..., :2], torch.remainder(pos[..., 2:], g.scale[:, 2:])], dim=-1)
+        base = torch.floor(pos)
+        frac = pos - base
+        idx = base.long()[:, :, None, :] + g.corners  # [N, L, C, D]
+        spatial = torch.minimum(torch.clamp(idx[..., :2], min=0), self.upper)
+        if g.dims == 3:
+            idx = torch.cat([spatial, torch.remainder(idx[..., 2:], g.vertices[None, :, None, 2:])], dim=-1)
+        else:
+            idx = spatial
+        dense_index = (idx * self.strides).sum(-1)
+        hashed = idx * g.primes
+        hashed_index = hashed[..., 0]
+        for d in range(1, g.dims):
+            hashed_index = torch.bitwise_xor(hashed_index, hashed[..., d])
+        hashed_index = torch.remainder(hashed_index, g.table_size)  # non-negative: same as & (size - 1)
+        rows = torch.where(g.dense[None, :, None], dense_index, hashed_index) + g.offsets[None, :, None]
+        w = torch.where(g.corners.bool()[None, None], frac[:, :, None, :], 1.0 - frac[:, :, None, :]).prod(dim=-1)
+        values = g.table.index_select(0, rows.reshape(-1)).reshape(-1, g.num_levels, g.corners.shape[0], g.features)
+        return (values * w[..., None]).sum(dim=2).reshape(-1, g.out_dim)
+
+
+def _to_linear(train: torch.Tensor, name: str) -> torch.Tensor:
+    if name == "identity":
+        return torch.where(train <= 0.04045, train / 12.92, ((train.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
+    return torch.exp(train) - 1.0 if name == "log1p" else train
+
+
+def _from_linear(linear: torch.Tensor, name: str) -> torch.Tensor:
+    if name == "identity":
+        return torch.where(linear <= 0.0031308, 12.92 * linear,
+                           1.055 * linear.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055)
+    return torch.log(1.0 + linear.clamp_min(-0.999)) if name == "log1p" else linear
+
+
+def _to_display(train: torch.Tensor, name: str) -> torch.Tensor:
+    if name == "log1p":
+        return (torch.exp(train) - 1.0).clamp_min(0.0)
+    if name == "linear":
+        return train.clamp_min(0.0)
+    return train.clamp(0.0, 1.0)
+
+
+class PrepareGraph(nn.Module):
+    """uv [N, 2] -> (first [N, hidden], [baseline [N, 3]], [lamp [N, 3]]): TODField.prepare with the
+    baseline CNN's feature map baked in and the baseline read bilinearly at the pixel centres."""
+
+    def __init__(self, field: nn.Module):
+        super().__init__()
+        self.field = field
+        self.xy_grid = OnnxHashGrid(field.xy_encoding) if field.use_xy and isinstance(field.xy_encoding, HashGridEncoding) \
+            else None
+        self.lamp_grid = OnnxHashGrid(field.lamp_grid) if field.lamp_grid is not None else None
+        if field.encoder is not None:
+            with torch.no_grad():
+                self.register_buffer("feature_map", field.encoder_features().detach().clone(), persistent=False)
+        else:
+            self.feature_map = None
+        self.output_names = ["first"] + (["baseline"] if field.cfg.residual_mode else []) + \
+            (["lamp"] if field.lamp_head is not None else [])
+
+    def forward(self, uv: torch.Tensor):
+        field = self.field
+        parts = []
+        if self.feature_map is not None:
+            parts.append(BaselineEncoder.sample(self.feature_map, uv))
+        if field.use_xy:
+            parts.append(self.xy_grid(uv) if self.xy_grid is not None else field.xy_encoding(uv))
+        static = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        outputs = [field.mlp.first_layer_partial(static, 0, with_bias=True)]
+        if field.cfg.residual_mode:
+            outputs.append(BaselineEncoder.sample(field.baseline.permute(2, 0, 1)[None], uv))
+        if field.lamp_head is not None:
+            lamp_in = torch.cat([static, self.lamp_grid(uv)], dim=1) if self.lamp_grid is not None else static
+            outputs.append(F.softplus(field.lamp_head(lamp_in)))
+        return tuple(outputs)
+
+
+class FrameGraph(nn.Module):
+    """(first [N, hidden], hour [1], [baseline], [lamp], [uv]) -> display RGB [N, 3]: TODField.decode_at
+    plus the display transform, with time blending written without data-dependent branches."""
+
+    def __init__(self, field: nn.Module):
+        super().__init__()
+        self.field = field
+        self.xyt_grid = OnnxHashGrid(field.xyt_grid) if field.xyt_grid is not None else None
+        knots = sorted(field.desc.train_times or field.desc.times)
+        self.register_buffer("knots", torch.tensor(knots, dtype=torch.float32), persistent=False)
+        self.input_names = ["first", "hour"] + (["baseline"] if field.cfg.residual_mode else []) + \
+            (["lamp"] if field.lamp_head is not None else []) + (["uv"] if field.xyt_grid is not None else [])
+
+    def _raw(self, first: torch.Tensor, uv: torch.Tensor | None, hour: torch.Tensor) -> torch.Tensor:
+        """MLP output [N, 3] at one hour [1]."""
+        field = self.field
+        code = field.time_features(hour)  # [1, D]
+        dynamic = []
+        if field.film is None:
+            dynamic.append(code)
+        if self.xyt_grid is not None:
+            phase = torch.remainder(hour, HOURS_PER_DAY) / HOURS_PER_DAY
+            coords = torch.cat([uv, uv[:, :1] * 0.0 + phase], dim=1)
+            dynamic.append(self.xyt_grid(coords))
+        if dynamic:  # [1, D] time code (broadcast over the pixels) and / or [N, D'] grid features
+            start = field.static_dim
+            for part in dynamic:
+                first = first + field.mlp.first_layer_partial(part, start, with_bias=False)
+                start += part.shape[1]
+        film = field.film(code) if field.film is not None else None
+        return field.mlp._decode_from_first(first, film)
+
+    def forward(self, first: torch.Tensor, hour: torch.Tensor, *extras: torch.Tensor) -> torch.Tensor:
+        field = self.field
+        named = dict(zip(self.input_names[2:], extras))
+        uv = named.get("uv")
+        if field.cfg.time_blend:
+            wrapped = torch.remainder(hour, HOURS_PER_DAY)
+            count = self.knots.numel()
+            after = (self.knots[None, :] <= wrapped[:, None]).long().sum(dim=1)  # searchsorted(right=True)
+            before = torch.remainder(after - 1, count)
+            after = torch.remainder(after, count)
+            k0, k1 = self.knots.index_select(0, before), self.knots.index_select(0, after)
+            span = torch.remainder(k1 - k0, HOURS_PER_DAY)
+            span = torch.where(span == 0, torch.full_like(span, HOURS_PER_DAY), span)
+            w = torch.remainder(wrapped - k0, HOURS_PER_DAY) / span
+            raw0 = self._raw(first, uv, k0)
+            raw = raw0 + w[:, None] * (self._raw(first, uv, k1) - raw0)
+        else:
+            raw = self._raw(first, uv, hour)
+        out = raw + named["baseline"] if field.cfg.residual_mode else raw
+        name = field.transform.name
+        if field.lamp_head is not None:
+            off, on = field.cfg.light_switch
+            wrapped = torch.remainder(hour, HOURS_PER_DAY)
+            gate = ((wrapped < off) | (wrapped > on)).to(torch.float32)
+            out = _from_linear(_to_linear(out, name) + gate[:, None] * named["lamp"], name)
+        return _to_display(out, name)
+
+
+def _metadata(field: nn.Module, frame: FrameGraph, prepare: PrepareGraph, prepare_name: str) -> str:
+    desc = field.desc
+    return json.dumps({"format": "airender-onnx", "format_version": 1, "airender_version": __version__,
+                       "height": desc.height, "width": desc.width, "is_hdr": desc.is_hdr,
+                       "transform": field.transform.name, "times": desc.times, "hidden": field.mlp.hidden,
+                       "frame_inputs": frame.input_names, "prepare_outputs": prepare.output_names,
+                       "prepare": prepare_name})
+
+
+def _export(module: nn.Module, args: tuple, input_names: list[str], output_names: list[str],
+            dynamic: dict[str, dict[int, str]], metadata: str) -> bytes:
+    import onnx
+
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, deprecated, still exact
+        torch.onnx.export(module, args, buffer, dynamo=False, opset_version=OPSET, input_names=input_names,
+                          output_names=output_names, dynamic_axes=dynamic, do_constant_folding=True)
+    model = onnx.load_from_string(buffer.getvalue())
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "airender", metadata
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def onnx_graphs(field: nn.Module, prepare_name: str = "model.prepare.onnx") -> tuple[bytes, bytes]:
+    """The serialised (frame graph, prepare graph) of ``field`` (a TODField in eval mode, on the CPU)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise InputError("--format onnx needs the onnx package (pip install 'airender[export]')") from None
+    model_spec(field, "fp32")  # refuses fields with parts the exporters do not know
+    _register_symbolics()
+    field = field.cpu().eval()
+    frame, prepare = FrameGraph(field).eval(), PrepareGraph(field).eval()
+    metadata = _metadata(field, frame, prepare, prepare_name)
+    n = 7
+    uv = torch.rand(n, 2)
+    with torch.no_grad():
+        cached = prepare(uv)
+    named = dict(zip(prepare.output_names, cached))
+    frame_args = [named["first"], torch.tensor([13.5])] + [named[k] if k != "uv" else uv for k in frame.input_names[2:]]
+    dyn_frame = {k: {0: "pixels"} for k in frame.input_names if k != "hour"} | {"rgb": {0: "pixels"}}
+    frame_bytes = _export(frame, tuple(frame_args), frame.input_names, ["rgb"], dyn_frame, metadata)
+    dyn_prepare = {k: {0: "pixels"} for k in ["uv"] + prepare.output_names}
+    prepare_bytes = _export(prepare, (uv,), ["uv"], prepare.output_names, dyn_prepare, metadata)
+    return frame_bytes, prepare_bytes
+
+
+def write_onnx(field: nn.Module, path: str | Path) -> tuple[Path, Path]:
+    """Write the frame graph to ``path`` and the prepare graph beside it (``NAME.prepare.onnx``), each
+    atomically; returns both paths."""
+    path = Path(path)
+    second = prepare_path(path)
+    frame_bytes, prepare_bytes = onnx_graphs(field, second.name)
+    with atomic_path(second) as tmp_prepare, atomic_path(path) as tmp_frame:
+        tmp_prepare.write_bytes(prepare_bytes)
+        tmp_frame.write_bytes(frame_bytes)
+    return path, second

@@ -1,0 +1,227 @@
+"""Write a trained field as one self-describing ``.airpack`` file (layout: airender.runtime.packfile).
+
+The pack holds every array the decoder reads (hash-grid tables, MLP / FiLM / lamp-head / CNN weights,
+time codes, Fourier frequencies, the baseline frame when the field uses one) and a header describing
+the model (airender.runtime.model), the field config and the data. Precision (``quant``):
+
+    fp32  every array as float32 (the baseline frame as 8 bits when its source is 8-bit: exact)
+    fp16  weights, biases, tables and time codes as float16 (lossless for fields trained with
+          ``store_dtype float16``)
+    int8  symmetric int8: hash-grid tables with one scale per level, weights (Linear and Conv) with one
+          scale per output channel; biases and time codes float16
+
+Fourier frequencies and the baseline frame stay float32 (or exact 8 bits) at every precision.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from airender import __version__
+from airender.errors import InputError
+from airender.fileio import atomic_path
+from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, PeriodicSplineTimeCode
+from airender.nn.hashgrid import HashGridEncoding
+from airender.runtime.packfile import StoredArray, encode_pack
+
+QUANTS = ("fp32", "fp16", "int8")
+INT8_MAX = 127
+
+
+class UnsupportedModel(InputError):
+    """A field with a part the exported decoders do not implement."""
+
+
+# --- quantisation ------------------------------------------------------------------------------------------
+def quantise_int8(values: np.ndarray, scale_rows: list[int] | None = None) -> StoredArray:
+    """Symmetric int8 of ``values`` [R, ...] with one scale per block of rows starting at ``scale_rows``
+    (per hash-grid level) or, without it, one per index of the first axis (per output channel).
+    q = round(v / s) in [-127, 127] with s = max |v| / 127 over the block (s = 0 for an all-zero block)."""
+    values = np.asarray(values, dtype=np.float32)
+    if scale_rows is not None:
+        bounds = list(scale_rows) + [values.shape[0]]
+        peaks = np.array([np.abs(values[a:b]).max(initial=0.0) for a, b in zip(bounds[:-1], bounds[1:])], np.float32)
+        per_row = np.repeat(peaks, np.diff(bounds))
+    else:
+        peaks = np.abs(values.reshape(values.shape[0], -1)).max(axis=1, initial=0.0).astype(np.float32)
+        per_row = peaks
+    scale = (peaks / np.float32(INT8_MAX)).astype(np.float32)
+    row_scale = (per_row / np.float32(INT8_MAX)).astype(np.float32).reshape((-1,) + (1,) * (values.ndim - 1))
+    safe = np.where(row_scale > 0, row_scale, np.float32(1.0))
+    q = np.clip(np.round(values / safe), -INT8_MAX, INT8_MAX).astype(np.int8)
+    if scale_rows is not None:
+        return StoredArray(q, scale=scale, scale_rows=list(scale_rows))
+    return StoredArray(q, scale=scale, scale_axis=0)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float32).numpy().copy()
+
+
+class _Collector:
+    """Gathers the arrays of a pack by kind and stores each at the requested precision."""
+
+    def __init__(self, quant: str):
+        self.quant = quant
+        self.arrays: dict[str, StoredArray] = {}
+
+    def exact(self, name: str, values: np.ndarray) -> str:
+        """float32 at every precision (frequencies, full-precision frames)."""
+        self.arrays[name] = StoredArray(np.asarray(values, np.float32))
+        return name
+
+    def frame_8bit(self, name: str, values: np.ndarray) -> str:
+        """A frame holding only multiples of 1/255: uint8, decoded as q / 255 (exact)."""
+        self.arrays[name] = StoredArray(np.round(values * 255.0).astype(np.uint8), unorm=255)
+        return name
+
+    def small(self, name: str, values: np.ndarray) -> str:
+        """Biases and time codes: float32 at fp32, else float16."""
+        dtype = np.float32 if self.quant == "fp32" else np.float16
+        self.arrays[name] = StoredArray(np.asarray(values).astype(dtype))
+        return name
+
+    def weight(self, name: str, values: np.ndarray) -> str:
+        """A Linear [out, in] or Conv [out, in, k, k] weight: int8 per output channel at int8."""
+        if self.quant == "int8":
+            self.arrays[name] = quantise_int8(values)
+        else:
+            self.small(name, values)
+        return name
+
+    def table(self, name: str, values: np.ndarray, level_rows: list[int]) -> str:
+        """A hash-grid table [rows, F]: int8 with one scale per level at int8."""
+        if self.quant == "int8":
+            self.arrays[name] = quantise_int8(values, level_rows)
+        else:
+            self.small(name, values)
+        return name
+
+    def linear(self, prefix: str, layer: nn.Module) -> None:
+        if not isinstance(layer, nn.Linear) or layer.bias is None:
+            raise UnsupportedModel(f"{prefix}: expected a Linear layer with bias, found {type(layer).__name__}")
+        self.weight(f"{prefix}.weight", _numpy(layer.weight))
+        self.small(f"{prefix}.bias", _numpy(layer.bias))
+
+
+def _grid_spec(collector: _Collector, name: str, grid: HashGridEncoding) -> dict:
+    offsets = [int(o) for o in grid.offsets.tolist()]
+    collector.table(name, _numpy(grid.table), offsets)
+    return {"array": name, "dims": grid.dims, "features": grid.features, "table_size": grid.table_size,
+            "resolutions": [int(r) for r in grid.resolutions], "vertices": grid.vertices.tolist(),
+            "scale": grid.scale.tolist(), "dense": [bool(d) for d in grid.dense.tolist()], "offsets": offsets}
+
+
+def _sequential(collector: _Collector, prefix: str, seq: nn.Module, activations: tuple[type, ...]) -> None:
+    """A Linear / activation / Linear stack (FiLM generator, lamp head)."""
+    layers = list(seq)
+    if len(layers) != 3 or not isinstance(layers[1], activations):
+        raise UnsupportedModel(f"{prefix}: expected Linear, {activations[0].__name__}, Linear")
+    collector.linear(f"{prefix}.0", layers[0])
+    collector.linear(f"{prefix}.2", layers[2])
+
+
+def _encoder_spec(collector: _Collector, encoder: nn.Module) -> dict:
+    layers = []
+    modules = list(encoder.net)
+    for i, module in enumerate(modules):
+        if i % 2 == 1:
+            if not isinstance(module, nn.ReLU):
+                raise UnsupportedModel(f"encoder.net.{i}: expected ReLU, found {type(module).__name__}")
+            continue
+        if not isinstance(module, nn.Conv2d) or module.bias is None or module.groups != 1 \
+                or module.dilation != (1, 1) or module.padding_mode != "zeros" \
+                or len(set(module.stride)) != 1 or len(set(module.padding)) != 1 \
+                or module.kernel_size[0] != module.kernel_size[1]:
+            raise UnsupportedModel(f"encoder.net.{i}: only square, undilated Conv2d layers with bias are supported")
+        collector.weight(f"encoder.net.{i}.weight", _numpy(module.weight))
+        collector.small(f"encoder.net.{i}.bias", _numpy(module.bias))
+        layers.append({"name": f"encoder.net.{i}", "stride": int(module.stride[0]), "padding": int(module.padding[0])})
+    if len(modules) % 2 == 0:
+        raise UnsupportedModel("encoder.net: expected convolutions with ReLU between them, ending in a convolution")
+    return {"layers": layers, "channels": int(encoder.out_dim), "downsample": int(encoder.downsample)}
+
+
+def model_spec(field: nn.Module, quant: str) -> tuple[dict, dict[str, StoredArray]]:
+    """The ``model`` header section and the stored arrays of ``field`` (a TODField) at ``quant``.
+
+    Raises UnsupportedModel when the field holds a part this exporter does not know, so that no pack
+    decodes to something other than the field."""
+    if quant not in QUANTS:
+        raise InputError(f"--quant {quant}: not a precision (choose from {', '.join(QUANTS)})")
+    cfg, desc = field.cfg, field.desc
+    if getattr(cfg, "components", False) or getattr(field, "sources", ()):
+        raise UnsupportedModel("fields of several light sources (--components) are not supported by the exporters")
+    if field.mlp.output_layer.out_features != 3:
+        raise UnsupportedModel(f"the field's MLP has {field.mlp.output_layer.out_features} outputs; the exporters "
+                               "decode RGB fields (3 outputs)")
+    out = _Collector(quant)
+    spec: dict = {"transform": field.transform.name, "encoder": None, "xy": None, "xyt_grid": None,
+                  "film": None, "light_switch": None, "blend_knots": None, "baseline": None,
+                  "residual": bool(cfg.residual_mode)}
+    if field.baseline is not None:
+        baseline = _numpy(field.baseline)
+        spec["baseline"] = out.frame_8bit("baseline", baseline) if desc.baseline_8bit \
+            and np.array_equal(np.round(baseline * 255.0) / 255.0, baseline) else out.exact("baseline", baseline)
+    if field.encoder is not None:
+        spec["encoder"] = _encoder_spec(out, field.encoder)
+    if field.use_xy:
+        encoding = field.xy_encoding
+        if isinstance(encoding, HashGridEncoding):
+            spec["xy"] = {"kind": "hashgrid", "grid": _grid_spec(out, "xy_encoding.table", encoding)}
+        elif isinstance(encoding, FourierXYEncoding):
+            spec["xy"] = {"kind": "fourier", "include_input": bool(encoding.include_input),
+                          "freqs": out.exact("xy_encoding.freqs", _numpy(encoding.freqs))}
+        else:
+            raise UnsupportedModel(f"pixel encoding {type(encoding).__name__} is not supported by the exporters")
+    if field.xyt_grid is not None:
+        spec["xyt_grid"] = _grid_spec(out, "xyt_grid.table", field.xyt_grid)
+    time = field.time_encoding
+    if isinstance(time, PeriodicSplineTimeCode):
+        spec["time"] = {"kind": "spline", "codes": out.small("time_encoding.codes", _numpy(time.codes))}
+    elif isinstance(time, FourierTimeEncoding):
+        spec["time"] = {"kind": "fourier", "freqs": out.exact("time_encoding.freqs", _numpy(time.freqs))}
+    else:
+        raise UnsupportedModel(f"time encoding {type(time).__name__} is not supported by the exporters")
+    mlp = field.mlp
+    for i, layer in enumerate(mlp.hidden_layers):
+        out.linear(f"mlp.hidden_layers.{i}", layer)
+    out.linear("mlp.output_layer", mlp.output_layer)
+    spec["mlp"] = {"layers": len(mlp.hidden_layers), "hidden": int(mlp.hidden), "activation": mlp.activation,
+                   "w0": float(mlp.w0), "static_dim": int(field.static_dim), "dynamic_dim": int(field.dynamic_dim),
+                   "time_in_mlp": field.film is None}
+    if field.film is not None:
+        _sequential(out, "film.net", field.film.net, (nn.SiLU,))
+        spec["film"] = {"layers": int(field.film.num_layers), "hidden": int(field.film.net[0].out_features)}
+    if field.lamp_head is not None:
+        switch: dict = {"off": float(cfg.light_switch[0]), "on": float(cfg.light_switch[1]), "grid": None}
+        if field.lamp_grid is not None:
+            switch["grid"] = _grid_spec(out, "lamp_grid.table", field.lamp_grid)
+        _sequential(out, "lamp_head", field.lamp_head, (nn.ReLU,))
+        spec["light_switch"] = switch
+    if cfg.time_blend:
+        spec["blend_knots"] = [float(t) for t in sorted(desc.train_times or desc.times)]
+    missing = sorted(set(field.state_dict()) - set(out.arrays))
+    if missing:
+        raise UnsupportedModel(f"the field holds arrays the exporters do not know: {', '.join(missing)}")
+    return spec, out.arrays
+
+
+def pack_bytes(field: nn.Module, quant: str = "fp32") -> bytes:
+    """The bytes of the pack of ``field`` (a TODField in eval mode) at precision ``quant``."""
+    spec, arrays = model_spec(field, quant)
+    header = {"airender_version": __version__, "quant": quant,
+              "field": dataclasses.asdict(field.cfg), "data": field.desc.to_dict(), "model": spec}
+    return encode_pack(header, arrays)
+
+
+def write_pack(field: nn.Module, path: str | Path, quant: str = "fp32") -> int:
+    """Write the pack of ``field`` to ``path`` atomically; returns its size in bytes."""
+    blob = pack_bytes(field, quant)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
+    return len(blob)

@@ -1,0 +1,436 @@
+"""GLSL ES 3.0 fragment shader and a static WebGL2 viewer page for a trained field.
+
+The shader (``field.frag.glsl`` in this folder, under a generated block of constants) evaluates the
+field per fragment for the hour in the uniform ``u_hour``: static features (hash grid, Fourier octaves,
+the baseline CNN's feature map baked as a texture), the first layer, the time code, FiLM, the remaining
+layers, time blending, the residual baseline and the lamp image, exactly as airender.runtime does. Its
+inputs are RGBA32F textures read with ``texelFetch``:
+
+    u_params    every weight and bias, each matrix row padded to whole texels (PARAMS_WIDTH wide)
+    u_tables    hash-grid tables, one row of F features in ceil(F / 4) texels (TABLES_WIDTH wide)
+    u_baseline  the baseline frame [H, W] (residual fields)
+    u_features  the baseline CNN's feature map, C channels per pixel in C / 4 texels (encoder fields)
+
+and the uniforms u_hour (hours), u_size (output pixels) and u_exposure (HDR preview exposure).
+
+``--format glsl`` writes field.frag, field.vert, textures.bin (the textures' float32 texels, little
+endian, one after another) and textures.json (their names, sizes and byte offsets, and the uniforms).
+``--format html`` writes a page that works from file:// : index.html and viewer.js (static assets of
+this folder) and model.js (the shader, the textures in base64, the model's description); the page
+exposes ``window.airenderViewer`` with ``ready`` (a promise), ``setHour(h)`` and ``readPixels()`` (a
+promise of {width, height, data}: RGBA8 rows from the top).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass, field as dataclass_field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from airender import __version__
+from airender.errors import InputError
+from airender.export.pack import pack_bytes
+from airender.fileio import atomic_path, write_text_atomic
+from airender.runtime.model import FieldModel
+from airender.runtime.packfile import parse_pack
+
+PARAMS_WIDTH = 1024
+TABLES_WIDTH = 2048
+FEATURES_WIDTH = 4096
+WEB_FORMATS = ("glsl", "html")
+VERTEX_SHADER = """#version 300 es
+// A triangle that covers the viewport; the fragment shader does the work.
+void main() {
+    vec2 p = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
+    gl_Position = vec4(p * 2.0 - 1.0, 0.0, 1.0);
+}
+"""
+
+
+@dataclass
+class Texture:
+    """An RGBA32F texture: ``texels`` [height, width, 4] float32."""
+
+    texels: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return int(self.texels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.texels.shape[0])
+
+
+def _flat_texture(values: np.ndarray, width: int) -> Texture:
+    """Texels [n, 4] laid out row-major in a texture ``width`` texels wide (zero padded)."""
+    texels = np.asarray(values, np.float32).reshape(-1, 4)
+    width = max(1, min(width, texels.shape[0]))
+    height = max(1, math.ceil(texels.shape[0] / width))
+    padded = np.zeros((height * width, 4), np.float32)
+    padded[:texels.shape[0]] = texels
+    return Texture(padded.reshape(height, width, 4))
+
+
+def _texels(n: int) -> int:
+    return (n + 3) // 4
+
+
+@dataclass
+class _Params:
+    """Weights and biases packed into texels; every block starts on a texel, every matrix row too."""
+
+    chunks: list[np.ndarray] = dataclass_field(default_factory=list)
+    size: int = 0  # texels
+
+    def matrix(self, weight: np.ndarray) -> int:
+        """Add weight [out, in] (rows padded to whole texels); returns its first texel."""
+        rows, cols = weight.shape
+        padded = np.zeros((rows, _texels(cols) * 4), np.float32)
+        padded[:, :cols] = weight
+        return self._add(padded.reshape(-1, 4))
+
+    def vector(self, values: np.ndarray) -> int:
+        values = np.asarray(values, np.float32).reshape(-1)
+        padded = np.zeros(_texels(values.size) * 4, np.float32)
+        padded[:values.size] = values
+        return self._add(padded.reshape(-1, 4))
+
+    def _add(self, texels: np.ndarray) -> int:
+        start = self.size
+        self.chunks.append(texels)
+        self.size += texels.shape[0]
+        return start
+
+    def texture(self) -> Texture:
+        return _flat_texture(np.concatenate(self.chunks), PARAMS_WIDTH)
+
+
+def _glsl_float(value: float) -> str:
+    text = repr(float(np.float32(value)))
+    return text if ("." in text or "e" in text) else text + ".0"
+
+
+def _float_array(name: str, values) -> str:
+    values = list(values) or [0.0]
+    return f"const float {name}[{len(values)}] = float[{len(values)}]({', '.join(_glsl_float(v) for v in values)});"
+
+
+def _int_array(name: str, values) -> str:
+    values = [int(v) for v in values] or [0]
+    return f"const int {name}[{len(values)}] = int[{len(values)}]({', '.join(str(v) for v in values)});"
+
+
+def _grid_glsl(function: str, prefix: str, spec: dict, base_texel: int) -> str:
+    """A GLSL function ``function(vec3 coords, out vec4 feats[PREFIX_F4])`` for one hash grid."""
+    dims, features = int(spec["dims"]), int(spec["features"])
+    vertices = [list(v) + [1] * (3 - len(v)) for v in spec["vertices"]]
+    scale = [list(s) + [0.0] * (3 - len(s)) for s in spec["scale"]]
+    levels = len(vertices)
+    per_row = _texels(features)
+    lines = [
+        f"#define {prefix}_L {levels}",
+        f"#define {prefix}_F {features}",
+        f"#define {prefix}_TPR {per_row}",
+        f"#define {prefix}_BASE {base_texel}",
+        f"#define {prefix}_MASK {int(spec['table_size']) - 1}u",
+        f"const ivec3 {prefix}_VERT[{levels}] = ivec3[{levels}]("
+        + ", ".join(f"ivec3({a}, {b}, {c})" for a, b, c in vertices) + ");",
+        f"const vec3 {prefix}_SCALE[{levels}] = vec3[{levels}]("
+        + ", ".join(f"vec3({', '.join(_glsl_float(v) for v in s)})" for s in scale) + ");",
+        _int_array(f"{prefix}_DENSE", [int(bool(d)) for d in spec["dense"]]),
+        _int_array(f"{prefix}_OFFSET", spec["offsets"]),
+        f"void {function}(vec3 coords, out vec4 feats[{prefix}_F4]) {{",
+        f"    for (int k = 0; k < {prefix}_F4; ++k) feats[k] = vec4(0.0);",
+        f"    for (int l = 0; l < {prefix}_L; ++l) {{",
+        f"        vec3 pos = coords * {prefix}_SCALE[l];",
+    ]
+    if dims == 3:
+        lines.append(f"        pos.z = mod(pos.z, {prefix}_SCALE[l].z);")
+    lines += [
+        "        vec3 base = floor(pos);",
+        "        vec3 frac = pos - base;",
+        "        ivec3 b = ivec3(base);",
+        f"        ivec3 vert = {prefix}_VERT[l];",
+        f"        for (int c = 0; c < {1 << dims}; ++c) {{",
+        "            ivec3 corner = ivec3(c & 1, (c >> 1) & 1, (c >> 2) & 1);",
+        "            ivec3 idx = b + corner;",
+        "            idx.xy = clamp(idx.xy, ivec2(0), vert.xy - 1);",
+    ]
+    weight = "(corner.x == 1 ? frac.x : 1.0 - frac.x) * (corner.y == 1 ? frac.y : 1.0 - frac.y)"
+    dense = "idx.x + idx.y * vert.x"
+    hashed = "uint(idx.x) ^ (uint(idx.y) * 2654435761u)"
+    if dims == 3:
+        lines.append("            idx.z = idx.z % vert.z;")
+        weight += " * (corner.z == 1 ? frac.z : 1.0 - frac.z)"
+        dense += " + idx.z * vert.x * vert.y"
+        hashed += " ^ (uint(idx.z) * 805459861u)"
+    lines += [
+        f"            float w = {weight};",
+        f"            int row = {prefix}_DENSE[l] == 1 ? {dense} : int(({hashed}) & {prefix}_MASK);",
+        f"            row += {prefix}_OFFSET[l];",
+        f"            for (int q = 0; q < {prefix}_TPR; ++q) {{",
+        f"                vec4 v = T4({prefix}_BASE + row * {prefix}_TPR + q);",
+        "                for (int e = 0; e < 4; ++e) {",
+        "                    int f = q * 4 + e;",
+        f"                    int j = l * {prefix}_F + f;",
+        f"                    if (f < {prefix}_F) GET(feats, j) += w * v[e];",
+        "                }",
+        "            }",
+        "        }",
+        "    }",
+        "}",
+    ]
+    return "\n".join([f"#define {prefix}_F4 {_texels(levels * features)}"] + lines)
+
+
+@dataclass
+class GridLayout:
+    """One hash grid as the shaders read it: the GLSL/WGSL function name, the prefix of its constants, the
+    grid's spec (see airender.runtime.model) and its first texel in the tables."""
+
+    function: str
+    prefix: str
+    spec: dict
+    base_texel: int
+
+
+@dataclass
+class ShaderLayout:
+    """What a shader of ``model`` needs, independent of the shading language.
+
+    ``defines``: integer constants (sizes, feature switches, offsets in texels of every weight block in
+    ``params``); ``floats``: float constants (W0, LIGHT_OFF, LIGHT_ON); ``float_arrays`` / ``int_arrays``:
+    constant arrays (XY_FREQS, TIME_FREQS, KNOTS / W_HID, B_HID: offsets of the hidden layers);
+    ``grids``: the hash grids; ``textures``: the data (u_params, u_tables, u_baseline, u_features), texels
+    of four float32 values."""
+
+    defines: dict[str, int]
+    floats: dict[str, float]
+    float_arrays: dict[str, list[float]]
+    int_arrays: dict[str, list[int]]
+    grids: list[GridLayout]
+    textures: dict[str, Texture]
+
+
+@dataclass
+class ShaderProgram:
+    """A field as a fragment shader with its textures and a description of both."""
+
+    fragment: str
+    vertex: str
+    textures: dict[str, Texture]
+    meta: dict
+
+
+def shader_layout(model: FieldModel) -> ShaderLayout:
+    """The constants, weight offsets and data textures that decode ``model`` (a pack's runtime model).
+
+    Raises InputError for a model the shaders do not implement."""
+    spec, a = model.spec, model.arrays
+    mlp = spec["mlp"]
+    if mlp.get("kind", "mlp") != "mlp":
+        raise InputError(f"the shaders decode MLP fields; this model's decoder is {mlp.get('kind')!r} "
+                         f"(export it as a pack or ONNX)")
+    hidden, layers = int(mlp["hidden"]), int(mlp["layers"])
+    static_dim = int(mlp["static_dim"])
+    params = _Params()
+    tables: list[np.ndarray] = []
+    table_texels = 0
+    defines: dict[str, int] = {"PARAMS_WIDTH": PARAMS_WIDTH, "TABLES_WIDTH": TABLES_WIDTH,
+                               "FEATURES_WIDTH": FEATURES_WIDTH, "HIDDEN": hidden, "H4": _texels(hidden),
+                               "LAYERS": layers, "SINE": int(mlp["activation"] == "sine"),
+                               "STATIC_DIM": static_dim, "S4": _texels(static_dim)}
+    floats: dict[str, float] = {"W0": float(mlp["w0"])}
+    float_arrays: dict[str, list[float]] = {}
+    int_arrays: dict[str, list[int]] = {}
+    grids: list[GridLayout] = []
+
+    def add_grid(function: str, prefix: str, grid: dict) -> int:
+        nonlocal table_texels
+        table = a[grid["array"]]
+        per_row = _texels(table.shape[1])
+        padded = np.zeros((table.shape[0], per_row * 4), np.float32)
+        padded[:, :table.shape[1]] = table
+        grids.append(GridLayout(function, prefix, grid, table_texels))
+        tables.append(padded.reshape(-1, 4))
+        table_texels += padded.shape[0] * per_row
+        return len(grid["vertices"]) * int(grid["features"])
+
+    # static inputs
+    encoder = spec.get("encoder")
+    defines["ENCODER"] = int(bool(encoder))
+    textures: dict[str, Texture] = {}
+    if encoder:
+        feature_map = model.feature_map()  # [C, h, w]
+        channels, fh, fw = feature_map.shape
+        c4 = _texels(channels)
+        per_pixel = np.zeros((fh, fw, c4 * 4), np.float32)
+        per_pixel[..., :channels] = feature_map.transpose(1, 2, 0)
+        textures["u_features"] = _flat_texture(per_pixel.reshape(-1, 4), FEATURES_WIDTH)
+        defines.update(ENC_C=channels, ENC_C4=c4, ENC_W=fw, ENC_H=fh)
+    xy = spec.get("xy")
+    defines["XY_KIND"] = 0 if not xy else (2 if xy["kind"] == "hashgrid" else 1)
+    if xy and xy["kind"] == "fourier":
+        freqs = a[xy["freqs"]]
+        defines.update(XY_INCLUDE_INPUT=int(bool(xy["include_input"])), XY_OCTAVES=int(freqs.size))
+        float_arrays["XY_FREQS"] = [float(f) for f in freqs]
+    elif xy:
+        defines["XY_DIM"] = add_grid("grid_xy", "XY", xy["grid"])
+    # time code
+    time = spec["time"]
+    if time["kind"] == "spline":
+        codes = a[time["codes"]]
+        code_dim = codes.shape[1]
+        defines.update(TIME_SPLINE=1, SPLINE_KNOTS=codes.shape[0], SPLINE_CODES=params.matrix(codes))
+    else:
+        freqs = a[time["freqs"]]
+        code_dim = 2 * freqs.size
+        defines.update(TIME_SPLINE=0, TIME_HARMONICS=int(freqs.size))
+        float_arrays["TIME_FREQS"] = [float(f) for f in freqs]
+    if code_dim == 0:
+        raise InputError("the shader needs a time code: this field has no time harmonics")
+    defines.update(CODE_DIM=code_dim, C4=_texels(code_dim), TIME_IN_MLP=int(bool(mlp["time_in_mlp"])))
+    # first layer, split by input block
+    weight0 = a["mlp.hidden_layers.0.weight"]
+    defines["W_L0S"] = params.matrix(weight0[:, :static_dim])
+    defines["B_L0"] = params.vector(a["mlp.hidden_layers.0.bias"])
+    column = static_dim
+    if mlp["time_in_mlp"]:
+        defines["W_L0T"] = params.matrix(weight0[:, column:column + code_dim])
+        column += code_dim
+    defines["XYT_GRID"] = int(bool(spec.get("xyt_grid")))
+    if spec.get("xyt_grid"):
+        dim = add_grid("grid_xyt", "XYT", spec["xyt_grid"])
+        defines["W_L0G"] = params.matrix(weight0[:, column:column + dim])
+        column += dim
+    if column != weight0.shape[1]:
+        raise InputError(f"the first layer has {weight0.shape[1]} inputs but the shader assembles {column}")
+    hid_w, hid_b = [0], [0]
+    for i in range(1, layers):
+        hid_w.append(params.matrix(a[f"mlp.hidden_layers.{i}.weight"]))
+        hid_b.append(params.vector(a[f"mlp.hidden_layers.{i}.bias"]))
+    int_arrays.update(W_HID=hid_w, B_HID=hid_b)
+    defines["W_OUT"] = params.matrix(a["mlp.output_layer.weight"])
+    defines["B_OUT"] = params.vector(a["mlp.output_layer.bias"])
+    defines["FILM"] = int(bool(spec.get("film")))
+    if spec.get("film"):
+        film_hidden = a["film.net.0.weight"].shape[0]
+        defines.update(FILM_HIDDEN=film_hidden, FH4=_texels(film_hidden),
+                       W_F0=params.matrix(a["film.net.0.weight"]), B_F0=params.vector(a["film.net.0.bias"]),
+                       W_F2=params.matrix(a["film.net.2.weight"]), B_F2=params.vector(a["film.net.2.bias"]))
+    # light switch
+    switch = spec.get("light_switch")
+    defines["LIGHT_SWITCH"] = int(bool(switch))
+    defines["LAMP_GRID"] = int(bool(switch and switch.get("grid")))
+    if switch:
+        lamp_in = static_dim
+        if switch.get("grid"):
+            dim = add_grid("grid_lamp", "LAMP", switch["grid"])
+            defines["LAMP_GRID_DIM"] = dim
+            lamp_in += dim
+        lamp_hidden = a["lamp_head.0.weight"].shape[0]
+        defines.update(LAMP_IN4=_texels(lamp_in), LAMP_HIDDEN=lamp_hidden, LH4=_texels(lamp_hidden),
+                       W_LAMP0=params.matrix(a["lamp_head.0.weight"]), B_LAMP0=params.vector(a["lamp_head.0.bias"]),
+                       W_LAMP2=params.matrix(a["lamp_head.2.weight"]), B_LAMP2=params.vector(a["lamp_head.2.bias"]))
+        floats.update(LIGHT_OFF=float(switch["off"]), LIGHT_ON=float(switch["on"]))
+    defines["TIME_BLEND"] = int(model.blend_knots is not None)
+    if model.blend_knots is not None:
+        defines["N_KNOTS"] = int(model.blend_knots.size)
+        float_arrays["KNOTS"] = [float(k) for k in model.blend_knots]
+    defines["RESIDUAL"] = int(bool(spec["residual"]))
+    if spec["residual"]:
+        baseline = np.zeros((model.height, model.width, 4), np.float32)
+        baseline[..., :3] = model.baseline
+        textures["u_baseline"] = Texture(baseline)
+    defines["TRANSFORM"] = {"identity": 0, "log1p": 1, "linear": 2}[model.transform]
+    defines["HDR"] = int(model.is_hdr)
+    defines["HAS_TABLES"] = int(bool(tables))
+    textures["u_params"] = params.texture()
+    if tables:
+        textures["u_tables"] = _flat_texture(np.concatenate(tables), TABLES_WIDTH)
+    return ShaderLayout(defines, floats, float_arrays, int_arrays, grids, textures)
+
+
+def shader_program(model: FieldModel, exposure: float = 1.0) -> ShaderProgram:
+    """The GLSL ES 3.0 program and textures that decode ``model`` (a pack's runtime model)."""
+    layout = shader_layout(model)
+    consts = [*(_float_array(name, values) for name, values in layout.float_arrays.items()),
+              *(_int_array(name, values) for name, values in layout.int_arrays.items()),
+              *(f"const float {name} = {_glsl_float(value)};" for name, value in layout.floats.items() if name != "W0")]
+    grids = [_grid_glsl(g.function, g.prefix, g.spec, g.base_texel) for g in layout.grids]
+    prelude = ["#version 300 es", "precision highp float;", "precision highp int;", "precision highp sampler2D;",
+               f"// airender {__version__}: generated constants of this model",
+               *(f"#define {k} {v}" for k, v in layout.defines.items()),
+               f"#define W0 {_glsl_float(layout.floats['W0'])}", *consts]
+    body = resources.files(__package__).joinpath("field.frag.glsl").read_text(encoding="utf-8")
+    fragment = "\n".join(prelude) + "\n" + body.replace("//@GRIDS", "\n\n".join(grids))
+    meta = {"format": "airender-glsl", "format_version": 1, "airender_version": __version__,
+            "width": model.width, "height": model.height, "is_hdr": model.is_hdr, "times": model.times,
+            "exposure": float(exposure), "transform": model.transform,
+            "uniforms": {"u_hour": "float, hour of day", "u_size": "vec2, output width and height in pixels",
+                         "u_exposure": "float, HDR preview exposure"}}
+    return ShaderProgram(fragment=fragment, vertex=VERTEX_SHADER, textures=layout.textures, meta=meta)
+
+
+def preview_exposure(model: FieldModel) -> float:
+    """HDR preview exposure: the 99th luminance percentile of the frame at the baseline hour maps to 0.9."""
+    if not model.is_hdr:
+        return 1.0
+    frame = model.decode(float(model.header["data"].get("baseline_time", 12.0)))
+    p99 = float(np.percentile(frame @ np.array([0.2126, 0.7152, 0.0722], np.float32), 99.0))
+    return 0.9 / p99 if p99 > 0 else 1.0
+
+
+def field_program(field: nn.Module) -> tuple[FieldModel, ShaderProgram]:
+    """The fp32 runtime model of ``field`` and its shader program."""
+    contents = parse_pack(pack_bytes(field, "fp32"), "field")
+    model = FieldModel(contents.header, contents.arrays, contents.nbytes)
+    return model, shader_program(model, preview_exposure(model))
+
+
+def write_glsl(program: ShaderProgram, folder: Path) -> list[Path]:
+    """field.frag, field.vert, textures.bin and textures.json in ``folder`` (each written atomically)."""
+    offset, table, blobs = 0, {}, []
+    for name, texture in program.textures.items():
+        blob = texture.texels.astype("<f4").tobytes()
+        table[name] = {"width": texture.width, "height": texture.height, "format": "RGBA32F",
+                       "offset": offset, "nbytes": len(blob)}
+        blobs.append(blob)
+        offset += len(blob)
+    paths = [folder / "field.frag", folder / "field.vert", folder / "textures.bin", folder / "textures.json"]
+    write_text_atomic(paths[0], program.fragment)
+    write_text_atomic(paths[1], program.vertex)
+    with atomic_path(paths[2]) as tmp:
+        tmp.write_bytes(b"".join(blobs))
+    write_text_atomic(paths[3], json.dumps({**program.meta, "textures": table}, indent=2) + "\n")
+    return paths
+
+
+def write_html(program: ShaderProgram, folder: Path) -> list[Path]:
+    """index.html, viewer.js and model.js in ``folder``: a viewer page that works from file://."""
+    model = {"meta": program.meta, "vertex": program.vertex, "fragment": program.fragment,
+             "textures": {name: {"width": t.width, "height": t.height,
+                                 "data": base64.b64encode(t.texels.astype("<f4").tobytes()).decode("ascii")}
+                          for name, t in program.textures.items()}}
+    assets = resources.files(__package__)
+    paths = [folder / "model.js", folder / "viewer.js", folder / "index.html"]
+    write_text_atomic(paths[0], "window.AIRENDER_MODEL = " + json.dumps(model) + ";\n")
+    write_text_atomic(paths[1], assets.joinpath("viewer.js").read_text(encoding="utf-8"))
+    write_text_atomic(paths[2], assets.joinpath("index.html").read_text(encoding="utf-8"))
+    return paths
+
+
+def write_web(field: nn.Module, out: str | Path, fmt: str) -> list[Path]:
+    """``--format glsl`` or ``html`` of ``field`` into the folder ``out``; returns the files written."""
+    if fmt not in WEB_FORMATS:
+        raise InputError(f"--format {fmt}: not a web format (choose from {', '.join(WEB_FORMATS)})")
+    _, program = field_program(field)  # everything is built before the first file is written
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_glsl(program, folder) if fmt == "glsl" else write_html(program, folder)

@@ -1,0 +1,323 @@
+// The time-of-day field f(x, y, t) for one hour (u.hour), one invocation per pixel. The model's constants
+// (sizes, parameter offsets, hash-grid levels) are declared above this line by the exporter, which also
+// keeps only the lines of the #if blocks that apply to the model (the shipped shader has no #if left).
+// Weights live in `params`, hash-grid tables in `tables` (storage buffers of vec4<f32>, the same data as
+// the GLSL path's textures, row by row). Output: `rgb[y * width + x]` = (display value, 1): sRGB in
+// [0, 1] for LDR data, linear radiance for HDR data, pixels row-major from the top.
+
+struct Uniforms {
+    hour: f32,    // hour of day (fractional, periodic)
+    width: u32,   // output size in pixels
+    height: u32,
+    pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var<storage, read> params: array<vec4<f32>>;
+#if HAS_TABLES
+@group(0) @binding(2) var<storage, read> tables: array<vec4<f32>>;
+#endif
+#if RESIDUAL
+@group(0) @binding(3) var<storage, read> baseline: array<vec4<f32>>;
+#endif
+#if ENCODER
+@group(0) @binding(4) var<storage, read> features: array<vec4<f32>>;
+#endif
+@group(0) @binding(5) var<storage, read_write> rgb: array<vec4<f32>>;
+
+fn P4(i: i32) -> vec4<f32> { return params[i]; }
+fn P1(i: i32) -> f32 { return params[i >> 2u][i & 3]; }
+#if HAS_TABLES
+fn T4(i: i32) -> vec4<f32> { return tables[i]; }
+#endif
+
+// x mod y with the result's sign of y (GLSL mod, numpy's %)
+fn fmod(x: f32, y: f32) -> f32 { return x - y * floor(x / y); }
+
+//@GRIDS
+
+var<private> g_static: array<vec4<f32>, S4>;  // time-invariant MLP inputs
+var<private> g_first: array<vec4<f32>, H4>;   // first layer's pre-activation from them (bias included)
+
+fn act(v: f32) -> f32 {
+#if SINE
+    return sin(W0 * v);
+#else
+    return max(v, 0.0);
+#endif
+}
+
+fn srgb_to_linear(v: vec3<f32>) -> vec3<f32> {
+    let high = pow((max(v, vec3<f32>(0.04045)) + 0.055) / 1.055, vec3<f32>(2.4));
+    return select(high, v / 12.92, v <= vec3<f32>(0.04045));
+}
+
+fn linear_to_srgb(x: vec3<f32>) -> vec3<f32> {
+    let high = 1.055 * pow(max(x, vec3<f32>(0.0031308)), vec3<f32>(1.0 / 2.4)) - 0.055;
+    return select(high, 12.92 * x, x <= vec3<f32>(0.0031308));
+}
+
+fn to_linear(v: vec3<f32>) -> vec3<f32> {
+#if TRANSFORM == 0
+    return srgb_to_linear(v);
+#elif TRANSFORM == 1
+    return exp(v) - 1.0;
+#else
+    return v;
+#endif
+}
+
+fn from_linear(v: vec3<f32>) -> vec3<f32> {
+#if TRANSFORM == 0
+    return linear_to_srgb(v);
+#elif TRANSFORM == 1
+    return log(1.0 + max(v, vec3<f32>(-0.999)));
+#else
+    return v;
+#endif
+}
+
+fn to_display(v: vec3<f32>) -> vec3<f32> {
+#if TRANSFORM == 0
+    return clamp(v, vec3<f32>(0.0), vec3<f32>(1.0));
+#elif TRANSFORM == 1
+    return max(exp(v) - 1.0, vec3<f32>(0.0));
+#else
+    return max(v, vec3<f32>(0.0));
+#endif
+}
+
+// Bilinear taps at pixel centres uv of an image of `size` (torch grid_sample, align_corners=False, border):
+// (x0, y0, x1, y1) and the fractions in f.
+fn bilinear_taps(uv: vec2<f32>, size: vec2<i32>, f: ptr<function, vec2<f32>>) -> vec4<i32> {
+    let g = uv * 2.0 - 1.0;
+    let i = clamp(((g + 1.0) * vec2<f32>(size) - 1.0) / 2.0, vec2<f32>(0.0), vec2<f32>(size - 1));
+    let i0 = floor(i);
+    *f = i - i0;
+    let a = vec2<i32>(i0);
+    let b = min(a + 1, size - 1);
+    return vec4<i32>(a, b);
+}
+
+#if RESIDUAL
+fn base_at(x: i32, y: i32) -> vec3<f32> { return baseline[y * BASE_W + x].xyz; }
+
+fn baseline_at(uv: vec2<f32>) -> vec3<f32> {
+    var f: vec2<f32>;
+    let t = bilinear_taps(uv, vec2<i32>(BASE_W, BASE_H), &f);
+    let top = base_at(t.x, t.y) * (1.0 - f.x) + base_at(t.z, t.y) * f.x;
+    let bottom = base_at(t.x, t.w) * (1.0 - f.x) + base_at(t.z, t.w) * f.x;
+    return top * (1.0 - f.y) + bottom * f.y;
+}
+#endif
+
+#if ENCODER
+fn F4(i: i32) -> vec4<f32> { return features[i]; }
+
+fn encoder_features(uv: vec2<f32>) {
+    var f: vec2<f32>;
+    let t = bilinear_taps(uv, vec2<i32>(ENC_W, ENC_H), &f);
+    for (var c = 0; c < ENC_C4; c++) {
+        let top = F4((t.y * ENC_W + t.x) * ENC_C4 + c) * (1.0 - f.x) + F4((t.y * ENC_W + t.z) * ENC_C4 + c) * f.x;
+        let bottom = F4((t.w * ENC_W + t.x) * ENC_C4 + c) * (1.0 - f.x) + F4((t.w * ENC_W + t.z) * ENC_C4 + c) * f.x;
+        let v = top * (1.0 - f.y) + bottom * f.y;
+        for (var e = 0; e < 4; e++) {
+            let j = c * 4 + e;
+            if (j < ENC_C) { g_static[j >> 2u][j & 3] = v[e]; }
+        }
+    }
+}
+#endif
+
+#if XY_KIND == 1
+fn xy_fourier(uv: vec2<f32>, first: i32) {
+    let p = uv * 2.0 - 1.0;
+    var o = first;
+#if XY_INCLUDE_INPUT
+    g_static[o >> 2u][o & 3] = p.x;
+    g_static[(o + 1) >> 2u][(o + 1) & 3] = p.y;
+    o += 2;
+#endif
+    for (var d = 0; d < 2; d++) {
+        for (var k = 0; k < XY_OCTAVES; k++) {
+            let a = p[d] * XY_FREQS[k];
+            let js = o + d * XY_OCTAVES + k;
+            let jc = o + 2 * XY_OCTAVES + d * XY_OCTAVES + k;
+            g_static[js >> 2u][js & 3] = sin(a);
+            g_static[jc >> 2u][jc & 3] = cos(a);
+        }
+    }
+}
+#endif
+
+fn time_code(t: f32) -> array<vec4<f32>, C4> {
+    var code: array<vec4<f32>, C4>;
+    let w = fmod(t, 24.0);
+#if TIME_SPLINE
+    let u_ = w / 24.0 * f32(SPLINE_KNOTS);
+    let i = floor(u_);
+    let s = u_ - i;
+    var weights = array<f32, 4>((1.0 - s) * (1.0 - s) * (1.0 - s) / 6.0,
+                                (3.0 * s * s * s - 6.0 * s * s + 4.0) / 6.0,
+                                (-3.0 * s * s * s + 3.0 * s * s + 3.0 * s + 1.0) / 6.0,
+                                s * s * s / 6.0);
+    for (var k = 0; k < 4; k++) {
+        let knot = ((i32(i) + k - 1) % SPLINE_KNOTS + SPLINE_KNOTS) % SPLINE_KNOTS;
+        for (var d = 0; d < C4; d++) { code[d] += P4(SPLINE_CODES + knot * C4 + d) * weights[k]; }
+    }
+#else
+    for (var k = 0; k < TIME_HARMONICS; k++) {
+        let a = w * TIME_FREQS[k];
+        let kc = k + TIME_HARMONICS;
+        code[k >> 2u][k & 3] = sin(a);
+        code[kc >> 2u][kc & 3] = cos(a);
+    }
+#endif
+    return code;
+}
+
+#if FILM
+var<private> fh: array<vec4<f32>, FH4>;  // FiLM generator's hidden layer at the hour being decoded
+
+fn film_out(r: i32) -> f32 {
+    var a = P1(B_F2 * 4 + r);
+    for (var k = 0; k < FH4; k++) { a += dot(P4(W_F2 + r * FH4 + k), fh[k]); }
+    return a;
+}
+#endif
+
+// The MLP output at hour t for the pixel whose static pre-activation is g_first.
+fn raw_at(t: f32, uv: vec2<f32>) -> vec3<f32> {
+    var code = time_code(t);
+    var pre = g_first;
+#if TIME_IN_MLP
+    for (var j = 0; j < HIDDEN; j++) {
+        var a = 0.0;
+        for (var k = 0; k < C4; k++) { a += dot(P4(W_L0T + j * C4 + k), code[k]); }
+        pre[j >> 2u][j & 3] += a;
+    }
+#endif
+#if XYT_GRID
+    var g3 = grid_xyt(vec3<f32>(uv, fmod(t, 24.0) / 24.0));
+    for (var j = 0; j < HIDDEN; j++) {
+        var a = 0.0;
+        for (var k = 0; k < XYT_F4; k++) { a += dot(P4(W_L0G + j * XYT_F4 + k), g3[k]); }
+        pre[j >> 2u][j & 3] += a;
+    }
+#endif
+#if FILM
+    for (var i = 0; i < FILM_HIDDEN; i++) {
+        var a = P1(B_F0 * 4 + i);
+        for (var k = 0; k < C4; k++) { a += dot(P4(W_F0 + i * C4 + k), code[k]); }
+        fh[i >> 2u][i & 3] = a / (1.0 + exp(-a));
+    }
+#endif
+    var h: array<vec4<f32>, H4>;
+    for (var j = 0; j < HIDDEN; j++) {
+        var v = pre[j >> 2u][j & 3];
+#if FILM
+        v = v * (1.0 + film_out(j)) + film_out(HIDDEN + j);
+#endif
+        h[j >> 2u][j & 3] = act(v);
+    }
+    for (var i = 1; i < LAYERS; i++) {
+        var nh: array<vec4<f32>, H4>;
+        for (var j = 0; j < HIDDEN; j++) {
+            var v = P1(B_HID[i] * 4 + j);
+            for (var k = 0; k < H4; k++) { v += dot(P4(W_HID[i] + j * H4 + k), h[k]); }
+#if FILM
+            v = v * (1.0 + film_out(2 * i * HIDDEN + j)) + film_out((2 * i + 1) * HIDDEN + j);
+#endif
+            nh[j >> 2u][j & 3] = act(v);
+        }
+        h = nh;
+    }
+    var res: vec3<f32>;
+    for (var c = 0; c < 3; c++) {
+        var v = P1(B_OUT * 4 + c);
+        for (var k = 0; k < H4; k++) { v += dot(P4(W_OUT + c * H4 + k), h[k]); }
+        res[c] = v;
+    }
+    return res;
+}
+
+#if LIGHT_SWITCH
+fn lamp_image(uv: vec2<f32>) -> vec3<f32> {
+    var lin: array<vec4<f32>, LAMP_IN4>;
+    for (var j = 0; j < STATIC_DIM; j++) { lin[j >> 2u][j & 3] = g_static[j >> 2u][j & 3]; }
+#if LAMP_GRID
+    var lg4 = grid_lamp(vec3<f32>(uv, 0.0));
+    for (var j = 0; j < LAMP_GRID_DIM; j++) {
+        let o = STATIC_DIM + j;
+        lin[o >> 2u][o & 3] = lg4[j >> 2u][j & 3];
+    }
+#endif
+    var hid: array<vec4<f32>, LH4>;
+    for (var j = 0; j < LAMP_HIDDEN; j++) {
+        var a = P1(B_LAMP0 * 4 + j);
+        for (var k = 0; k < LAMP_IN4; k++) { a += dot(P4(W_LAMP0 + j * LAMP_IN4 + k), lin[k]); }
+        hid[j >> 2u][j & 3] = max(a, 0.0);
+    }
+    var lamp: vec3<f32>;
+    for (var c = 0; c < 3; c++) {
+        var a = P1(B_LAMP2 * 4 + c);
+        for (var k = 0; k < LH4; k++) { a += dot(P4(W_LAMP2 + c * LH4 + k), hid[k]); }
+        lamp[c] = select(log(1.0 + exp(a)), a, a > 20.0);
+    }
+    return lamp;
+}
+#endif
+
+@compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x >= u.width || gid.y >= u.height) {
+        return;
+    }
+    let uv = vec2<f32>((f32(gid.x) + 0.5) / f32(u.width), (f32(gid.y) + 0.5) / f32(u.height));
+    var o = 0;
+#if ENCODER
+    encoder_features(uv);
+    o = ENC_C;
+#endif
+#if XY_KIND == 1
+    xy_fourier(uv, o);
+#elif XY_KIND == 2
+    var gx = grid_xy(vec3<f32>(uv, 0.0));
+    for (var j = 0; j < XY_DIM; j++) {
+        let s = o + j;
+        g_static[s >> 2u][s & 3] = gx[j >> 2u][j & 3];
+    }
+#endif
+    for (var j = 0; j < HIDDEN; j++) {
+        var a = P1(B_L0 * 4 + j);
+        for (var k = 0; k < S4; k++) { a += dot(P4(W_L0S + j * S4 + k), g_static[k]); }
+        g_first[j >> 2u][j & 3] = a;
+    }
+    let t = u.hour;
+#if TIME_BLEND
+    let wrapped = fmod(t, 24.0);
+    var after = 0;
+    for (var k = 0; k < N_KNOTS; k++) {
+        if (KNOTS[k] <= wrapped) { after = k + 1; }
+    }
+    let before = (after - 1 + N_KNOTS) % N_KNOTS;
+    after = after % N_KNOTS;
+    var span = fmod(KNOTS[after] - KNOTS[before], 24.0);
+    if (span == 0.0) { span = 24.0; }
+    let w = fmod(wrapped - KNOTS[before], 24.0) / span;
+    var raw = raw_at(KNOTS[before], uv);
+    if (w > 0.0) { raw += w * (raw_at(KNOTS[after], uv) - raw); }
+#else
+    let raw = raw_at(t, uv);
+#endif
+    var value = raw;
+#if RESIDUAL
+    value += baseline_at(uv);
+#endif
+#if LIGHT_SWITCH
+    let hour = fmod(t, 24.0);
+    let gate = select(0.0, 1.0, hour < LIGHT_OFF || hour > LIGHT_ON);
+    value = from_linear(to_linear(value) + gate * lamp_image(uv));
+#endif
+    rgb[gid.y * u.width + gid.x] = vec4<f32>(to_display(value), 1.0);
+}

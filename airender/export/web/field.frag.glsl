@@ -1,0 +1,314 @@
+// The time-of-day field f(x, y, t) for one hour (u_hour), evaluated per fragment. The model's constants
+// (sizes, feature switches, parameter offsets, hash-grid levels) are defined above this line by the
+// exporter; weights live in u_params, hash-grid tables in u_tables (RGBA32F, read with texelFetch).
+// Output: sRGB in [0, 1] (LDR data as they are; HDR radiance through exposure and the sRGB curve).
+
+uniform sampler2D u_params;
+#if HAS_TABLES
+uniform sampler2D u_tables;
+#endif
+#if ENCODER
+uniform sampler2D u_features;
+#endif
+#if RESIDUAL
+uniform sampler2D u_baseline;
+#endif
+uniform float u_hour;     // hour of day (fractional, periodic)
+uniform vec2 u_size;      // output size in pixels
+uniform float u_exposure; // HDR preview exposure (unused for LDR data)
+out vec4 fragColor;
+
+#define GET(a, i) a[(i) >> 2][(i) & 3]
+
+vec4 P4(int i) { return texelFetch(u_params, ivec2(i % PARAMS_WIDTH, i / PARAMS_WIDTH), 0); }
+float P1(int i) { return P4(i >> 2)[i & 3]; }
+#if HAS_TABLES
+vec4 T4(int i) { return texelFetch(u_tables, ivec2(i % TABLES_WIDTH, i / TABLES_WIDTH), 0); }
+#endif
+
+//@GRIDS
+
+vec4 g_static[S4];  // time-invariant MLP inputs
+vec4 g_first[H4];   // first layer's pre-activation from them (bias included)
+
+float act(float v) {
+#if SINE
+    return sin(W0 * v);
+#else
+    return max(v, 0.0);
+#endif
+}
+
+vec3 srgb_to_linear(vec3 v) {
+    vec3 high = pow((max(v, vec3(0.04045)) + 0.055) / 1.055, vec3(2.4));
+    return mix(high, v / 12.92, vec3(lessThanEqual(v, vec3(0.04045))));
+}
+
+vec3 linear_to_srgb(vec3 x) {
+    vec3 high = 1.055 * pow(max(x, vec3(0.0031308)), vec3(1.0 / 2.4)) - 0.055;
+    return mix(high, 12.92 * x, vec3(lessThanEqual(x, vec3(0.0031308))));
+}
+
+vec3 to_linear(vec3 v) {
+#if TRANSFORM == 0
+    return srgb_to_linear(v);
+#elif TRANSFORM == 1
+    return exp(v) - 1.0;
+#else
+    return v;
+#endif
+}
+
+vec3 from_linear(vec3 v) {
+#if TRANSFORM == 0
+    return linear_to_srgb(v);
+#elif TRANSFORM == 1
+    return log(1.0 + max(v, vec3(-0.999)));
+#else
+    return v;
+#endif
+}
+
+vec3 to_display(vec3 v) {
+#if TRANSFORM == 0
+    return clamp(v, 0.0, 1.0);
+#elif TRANSFORM == 1
+    return max(exp(v) - 1.0, vec3(0.0));
+#else
+    return max(v, vec3(0.0));
+#endif
+}
+
+// Bilinear read of an image at pixel centres uv (torch grid_sample, align_corners=False, border).
+ivec4 bilinear_taps(vec2 uv, ivec2 size, out vec2 f) {
+    vec2 g = uv * 2.0 - 1.0;
+    vec2 i = clamp(((g + 1.0) * vec2(size) - 1.0) / 2.0, vec2(0.0), vec2(size - 1));
+    vec2 i0 = floor(i);
+    f = i - i0;
+    ivec2 a = ivec2(i0);
+    ivec2 b = min(a + 1, size - 1);
+    return ivec4(a, b);
+}
+
+#if RESIDUAL
+vec3 baseline_at(vec2 uv) {
+    vec2 f;
+    ivec4 t = bilinear_taps(uv, textureSize(u_baseline, 0), f);
+    vec3 top = texelFetch(u_baseline, t.xy, 0).rgb * (1.0 - f.x) + texelFetch(u_baseline, t.zy, 0).rgb * f.x;
+    vec3 bottom = texelFetch(u_baseline, t.xw, 0).rgb * (1.0 - f.x) + texelFetch(u_baseline, t.zw, 0).rgb * f.x;
+    return top * (1.0 - f.y) + bottom * f.y;
+}
+#endif
+
+#if ENCODER
+vec4 F4(int i) { return texelFetch(u_features, ivec2(i % FEATURES_WIDTH, i / FEATURES_WIDTH), 0); }
+
+void encoder_features(vec2 uv) {
+    vec2 f;
+    ivec4 t = bilinear_taps(uv, ivec2(ENC_W, ENC_H), f);
+    for (int c = 0; c < ENC_C4; ++c) {
+        vec4 top = F4((t.y * ENC_W + t.x) * ENC_C4 + c) * (1.0 - f.x) + F4((t.y * ENC_W + t.z) * ENC_C4 + c) * f.x;
+        vec4 bottom = F4((t.w * ENC_W + t.x) * ENC_C4 + c) * (1.0 - f.x) + F4((t.w * ENC_W + t.z) * ENC_C4 + c) * f.x;
+        vec4 v = top * (1.0 - f.y) + bottom * f.y;
+        for (int e = 0; e < 4; ++e) {
+            int j = c * 4 + e;
+            if (j < ENC_C) GET(g_static, j) = v[e];
+        }
+    }
+}
+#endif
+
+#if XY_KIND == 1
+void xy_fourier(vec2 uv, int o) {
+    vec2 p = uv * 2.0 - 1.0;
+#if XY_INCLUDE_INPUT
+    GET(g_static, o) = p.x;
+    GET(g_static, o + 1) = p.y;
+    o += 2;
+#endif
+    for (int d = 0; d < 2; ++d) {
+        for (int k = 0; k < XY_OCTAVES; ++k) {
+            float a = p[d] * XY_FREQS[k];
+            GET(g_static, o + d * XY_OCTAVES + k) = sin(a);
+            GET(g_static, o + 2 * XY_OCTAVES + d * XY_OCTAVES + k) = cos(a);
+        }
+    }
+}
+#endif
+
+void time_code(float t, out vec4 code[C4]) {
+    for (int k = 0; k < C4; ++k) code[k] = vec4(0.0);
+    float w = mod(t, 24.0);
+#if TIME_SPLINE
+    float u = w / 24.0 * float(SPLINE_KNOTS);
+    float i = floor(u);
+    float s = u - i;
+    float weights[4] = float[4]((1.0 - s) * (1.0 - s) * (1.0 - s) / 6.0,
+                                (3.0 * s * s * s - 6.0 * s * s + 4.0) / 6.0,
+                                (-3.0 * s * s * s + 3.0 * s * s + 3.0 * s + 1.0) / 6.0,
+                                s * s * s / 6.0);
+    for (int k = 0; k < 4; ++k) {
+        int knot = ((int(i) + k - 1) % SPLINE_KNOTS + SPLINE_KNOTS) % SPLINE_KNOTS;
+        for (int d = 0; d < C4; ++d) code[d] += P4(SPLINE_CODES + knot * C4 + d) * weights[k];
+    }
+#else
+    for (int k = 0; k < TIME_HARMONICS; ++k) {
+        float a = w * TIME_FREQS[k];
+        GET(code, k) = sin(a);
+        GET(code, k + TIME_HARMONICS) = cos(a);
+    }
+#endif
+}
+
+#if FILM
+float film_out(int r, vec4 fh[FH4]) {
+    float a = P1(B_F2 * 4 + r);
+    for (int k = 0; k < FH4; ++k) a += dot(P4(W_F2 + r * FH4 + k), fh[k]);
+    return a;
+}
+#endif
+
+// The MLP output at hour t for the pixel whose static pre-activation is g_first.
+vec3 raw_at(float t, vec2 uv) {
+    vec4 code[C4];
+    time_code(t, code);
+    vec4 pre[H4];
+    for (int k = 0; k < H4; ++k) pre[k] = g_first[k];
+#if TIME_IN_MLP
+    for (int j = 0; j < HIDDEN; ++j) {
+        float a = 0.0;
+        for (int k = 0; k < C4; ++k) a += dot(P4(W_L0T + j * C4 + k), code[k]);
+        GET(pre, j) += a;
+    }
+#endif
+#if XYT_GRID
+    vec4 g3[XYT_F4];
+    grid_xyt(vec3(uv, mod(t, 24.0) / 24.0), g3);
+    for (int j = 0; j < HIDDEN; ++j) {
+        float a = 0.0;
+        for (int k = 0; k < XYT_F4; ++k) a += dot(P4(W_L0G + j * XYT_F4 + k), g3[k]);
+        GET(pre, j) += a;
+    }
+#endif
+#if FILM
+    vec4 fh[FH4];
+    for (int k = 0; k < FH4; ++k) fh[k] = vec4(0.0);
+    for (int i = 0; i < FILM_HIDDEN; ++i) {
+        float a = P1(B_F0 * 4 + i);
+        for (int k = 0; k < C4; ++k) a += dot(P4(W_F0 + i * C4 + k), code[k]);
+        GET(fh, i) = a / (1.0 + exp(-a));
+    }
+#endif
+    vec4 h[H4];
+    for (int k = 0; k < H4; ++k) h[k] = vec4(0.0);
+    for (int j = 0; j < HIDDEN; ++j) {
+        float v = GET(pre, j);
+#if FILM
+        v = v * (1.0 + film_out(j, fh)) + film_out(HIDDEN + j, fh);
+#endif
+        GET(h, j) = act(v);
+    }
+    for (int i = 1; i < LAYERS; ++i) {
+        vec4 nh[H4];
+        for (int k = 0; k < H4; ++k) nh[k] = vec4(0.0);
+        for (int j = 0; j < HIDDEN; ++j) {
+            float v = P1(B_HID[i] * 4 + j);
+            for (int k = 0; k < H4; ++k) v += dot(P4(W_HID[i] + j * H4 + k), h[k]);
+#if FILM
+            v = v * (1.0 + film_out(2 * i * HIDDEN + j, fh)) + film_out((2 * i + 1) * HIDDEN + j, fh);
+#endif
+            GET(nh, j) = act(v);
+        }
+        h = nh;
+    }
+    vec3 rgb;
+    for (int c = 0; c < 3; ++c) {
+        float v = P1(B_OUT * 4 + c);
+        for (int k = 0; k < H4; ++k) v += dot(P4(W_OUT + c * H4 + k), h[k]);
+        rgb[c] = v;
+    }
+    return rgb;
+}
+
+#if LIGHT_SWITCH
+vec3 lamp_image(vec2 uv) {
+    vec4 lin[LAMP_IN4];
+    for (int k = 0; k < LAMP_IN4; ++k) lin[k] = vec4(0.0);
+    for (int j = 0; j < STATIC_DIM; ++j) GET(lin, j) = GET(g_static, j);
+#if LAMP_GRID
+    vec4 lg4[LAMP_F4];
+    grid_lamp(vec3(uv, 0.0), lg4);
+    for (int j = 0; j < LAMP_GRID_DIM; ++j) GET(lin, STATIC_DIM + j) = GET(lg4, j);
+#endif
+    vec4 hid[LH4];
+    for (int k = 0; k < LH4; ++k) hid[k] = vec4(0.0);
+    for (int j = 0; j < LAMP_HIDDEN; ++j) {
+        float a = P1(B_LAMP0 * 4 + j);
+        for (int k = 0; k < LAMP_IN4; ++k) a += dot(P4(W_LAMP0 + j * LAMP_IN4 + k), lin[k]);
+        GET(hid, j) = max(a, 0.0);
+    }
+    vec3 lamp;
+    for (int c = 0; c < 3; ++c) {
+        float a = P1(B_LAMP2 * 4 + c);
+        for (int k = 0; k < LH4; ++k) a += dot(P4(W_LAMP2 + c * LH4 + k), hid[k]);
+        lamp[c] = a > 20.0 ? a : log(1.0 + exp(a));
+    }
+    return lamp;
+}
+#endif
+
+void main() {
+    vec2 uv = vec2(gl_FragCoord.x / u_size.x, (u_size.y - gl_FragCoord.y) / u_size.y);
+    for (int k = 0; k < S4; ++k) g_static[k] = vec4(0.0);
+    int o = 0;
+#if ENCODER
+    encoder_features(uv);
+    o = ENC_C;
+#endif
+#if XY_KIND == 1
+    xy_fourier(uv, o);
+#elif XY_KIND == 2
+    vec4 gx[XY_F4];
+    grid_xy(vec3(uv, 0.0), gx);
+    for (int j = 0; j < XY_DIM; ++j) GET(g_static, o + j) = GET(gx, j);
+#endif
+    for (int j = 0; j < H4 * 4; ++j) {
+        float a = 0.0;
+        if (j < HIDDEN) {
+            a = P1(B_L0 * 4 + j);
+            for (int k = 0; k < S4; ++k) a += dot(P4(W_L0S + j * S4 + k), g_static[k]);
+        }
+        GET(g_first, j) = a;
+    }
+    float t = u_hour;
+#if TIME_BLEND
+    float wrapped = mod(t, 24.0);
+    int after = 0;
+    for (int k = 0; k < N_KNOTS; ++k) {
+        if (KNOTS[k] <= wrapped) after = k + 1;
+    }
+    int before = (after - 1 + N_KNOTS) % N_KNOTS;
+    after = after % N_KNOTS;
+    float span = mod(KNOTS[after] - KNOTS[before], 24.0);
+    if (span == 0.0) span = 24.0;
+    float w = mod(wrapped - KNOTS[before], 24.0) / span;
+    vec3 raw = raw_at(KNOTS[before], uv);
+    if (w > 0.0) raw += w * (raw_at(KNOTS[after], uv) - raw);
+#else
+    vec3 raw = raw_at(t, uv);
+#endif
+    vec3 value = raw;
+#if RESIDUAL
+    value += baseline_at(uv);
+#endif
+#if LIGHT_SWITCH
+    float hour = mod(t, 24.0);
+    float gate = (hour < LIGHT_OFF || hour > LIGHT_ON) ? 1.0 : 0.0;
+    value = from_linear(to_linear(value) + gate * lamp_image(uv));
+#endif
+    vec3 display = to_display(value);
+#if HDR
+    display = linear_to_srgb(clamp(display * u_exposure, 0.0, 1.0));
+#endif
+    fragColor = vec4(clamp(display, 0.0, 1.0), 1.0);
+}

@@ -1,0 +1,29 @@
+"""Decode an exported field (``.airpack``) with numpy alone; this package never imports torch.
+
+    import airender.runtime
+    model = airender.runtime.load("scene.airpack")
+    frame = model.decode(18.5)                 # float32 [H, W, 3]: sRGB in [0, 1] (LDR) or radiance (HDR)
+    small = model.decode(7.25, width=320, height=180)
+    texels = model.query(y, x, t)              # [N, 3] at integer texels y [N], x [N], hours t [N]
+
+The pack layout is described in :mod:`airender.runtime.packfile`, the model in
+:mod:`airender.runtime.model`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .model import FieldModel
+from .packfile import PackError, read_pack
+
+__all__ = ["FieldModel", "PackError", "load"]
+
+
+def load(path: str | Path) -> FieldModel:
+    """Read the pack at ``path`` (checked: marker, version, CRC-32) and build its decoder."""
+    contents = read_pack(path)
+    try:
+        return FieldModel(contents.header, contents.arrays, contents.nbytes, str(path))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PackError(f"{path}: the pack does not describe a decodable model ({type(exc).__name__}: {exc})") \
+            from None

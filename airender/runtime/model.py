@@ -1,0 +1,354 @@
+"""The field f(x, y, t) decoded from a pack with numpy alone.
+
+The pack header's ``model`` section says what to assemble (written by airender.export.pack from the
+trained module)::
+
+    transform      training-space transform: identity (LDR sRGB), log1p or linear (HDR)
+    encoder        null | {layers: [{name, stride, padding}, ...]}: a CNN over the baseline frame whose
+                   feature map is read bilinearly per pixel (convolutions with ReLU between them)
+    xy             null | {kind: fourier, freqs, include_input} | {kind: hashgrid, grid: GRID}
+    time           {kind: fourier, freqs} | {kind: spline, codes}   (array names)
+    xyt_grid       null | GRID: a hash grid over (x, y, t / 24), periodic in t
+    mlp            {layers, hidden, activation: relu|sine, w0, static_dim, dynamic_dim, time_in_mlp}
+    film           null | {layers}: per-hidden-layer scale and shift from the time code
+    residual       the MLP predicts a delta added to the baseline frame
+    baseline       null | name of the baseline frame [H, W, 3] (training space)
+    light_switch   null | {off, on, grid: GRID | null}: a lamp image (linear light) added while the
+                   local lights are on (t < off or t > on)
+    blend_knots    null | the training hours; a time between two of them decodes as the blend of the
+                   field at those hours
+    GRID           {array, dims, features, table_size, vertices, scale, dense, offsets}
+
+Array names follow the trained module's state dict (``mlp.hidden_layers.0.weight`` ...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ops
+from .ops import F32
+
+CHUNK_PIXELS = 1 << 16
+GROUP_ROWS = 256  # query rows at one hour from which they run as one batch (see FieldModel.query)
+
+
+@dataclass
+class ChunkCache:
+    """Time-invariant values of a chunk of N pixels: uv [N, 2]; first [N, hidden] the first layer's
+    pre-activation from the static inputs (bias included); baseline [N, 3] (training space) or None;
+    lamp [N, 3] (linear light) or None."""
+
+    uv: np.ndarray
+    first: np.ndarray
+    baseline: np.ndarray | None
+    lamp: np.ndarray | None
+
+
+class FieldModel:
+    """A decoded pack. ``decode(t)`` -> float32 [H, W, 3] display values (sRGB in [0, 1] for LDR, linear
+    radiance for HDR); ``query(y, x, t)`` -> [N, 3] at single texels of the native resolution.
+
+    Everything about a resolution that does not depend on time is computed on its first decode and kept
+    (the two most recent resolutions); per frame only the time code, FiLM parameters, time-dependent grid
+    features and the remaining layers run.
+    """
+
+    def __init__(self, header: dict, arrays: dict[str, np.ndarray], nbytes: int = 0, source: str = "pack"):
+        self.header, self.arrays, self.nbytes, self.source = header, arrays, nbytes, source
+        data, spec = header["data"], header["model"]
+        self.spec = spec
+        self.height, self.width = int(data["height"]), int(data["width"])
+        self.is_hdr = bool(data["is_hdr"])
+        self.times = [float(t) for t in data["times"]]
+        self.transform = spec["transform"]
+        self.mlp = spec["mlp"]
+        self.activation = self.mlp["activation"]
+        self.w0 = F32(self.mlp["w0"]) if self.activation == "sine" else F32(1.0)
+        self.static_dim, self.dynamic_dim = int(self.mlp["static_dim"]), int(self.mlp["dynamic_dim"])
+        self.baseline = arrays[spec["baseline"]] if spec.get("baseline") else None
+        self.xy_grid = ops.HashGrid(spec["xy"]["grid"], arrays[spec["xy"]["grid"]["array"]]) \
+            if spec.get("xy") and spec["xy"]["kind"] == "hashgrid" else None
+        self.xyt_grid = ops.HashGrid(spec["xyt_grid"], arrays[spec["xyt_grid"]["array"]]) \
+            if spec.get("xyt_grid") else None
+        switch = spec.get("light_switch")
+        self.lamp_grid = ops.HashGrid(switch["grid"], arrays[switch["grid"]["array"]]) \
+            if switch and switch.get("grid") else None
+        self.blend_knots = np.asarray(sorted(spec["blend_knots"]), F32) if spec.get("blend_knots") else None
+        weight0 = arrays["mlp.hidden_layers.0.weight"]
+        self.w_static, self.w_dynamic = weight0[:, :self.static_dim], weight0[:, self.static_dim:]
+        self._feature_map: np.ndarray | None = None
+        self._caches: dict[tuple[int, int], list[ChunkCache]] = {}
+        self.texel_cache_bytes = 0  # > 0: query() keeps the native texels' time-invariant values up to this size
+        self._texel_cache: ChunkCache | None = None
+
+    # --- time-invariant inputs -----------------------------------------------------------------------------
+    def feature_map(self) -> np.ndarray:
+        """The encoder's feature map [C, h, w] of the baseline frame (computed once)."""
+        if self._feature_map is None:
+            x = np.ascontiguousarray(self.baseline.transpose(2, 0, 1))
+            layers = self.spec["encoder"]["layers"]
+            for i, layer in enumerate(layers):
+                x = ops.conv2d(x, self.arrays[f"{layer['name']}.weight"], self.arrays[f"{layer['name']}.bias"],
+                               int(layer["stride"]), int(layer["padding"]))
+                if i < len(layers) - 1:
+                    x = ops.relu(x)
+            self._feature_map = x
+        return self._feature_map
+
+    def static_features(self, uv: np.ndarray) -> np.ndarray:
+        """Time-invariant MLP inputs [N, static_dim] at pixel centres uv [N, 2]."""
+        parts = []
+        if self.spec.get("encoder"):
+            parts.append(ops.bilinear(self.feature_map(), uv))
+        xy = self.spec.get("xy")
+        if xy:
+            if xy["kind"] == "hashgrid":
+                parts.append(self.xy_grid(uv))
+            else:
+                parts.append(ops.fourier_xy(uv, self.arrays[xy["freqs"]], bool(xy["include_input"])))
+        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+    def baseline_at(self, uv: np.ndarray, pix: np.ndarray | None) -> np.ndarray:
+        """Baseline values [N, 3] (training space): exact at flat native pixel indices ``pix``, else bilinear."""
+        if pix is not None:
+            return self.baseline.reshape(-1, 3)[pix]
+        return ops.bilinear(np.ascontiguousarray(self.baseline.transpose(2, 0, 1)), uv)
+
+    def lamp_image(self, static: np.ndarray, uv: np.ndarray) -> np.ndarray:
+        """Lamp image [N, 3] >= 0 in linear light."""
+        if self.lamp_grid is not None:
+            static = np.concatenate([static, self.lamp_grid(uv)], axis=1)
+        a = self.arrays
+        hidden = ops.relu(ops.linear(static, a["lamp_head.0.weight"], a["lamp_head.0.bias"]))
+        return ops.softplus(ops.linear(hidden, a["lamp_head.2.weight"], a["lamp_head.2.bias"]))
+
+    def prepare(self, uv: np.ndarray, pix: np.ndarray | None = None) -> ChunkCache:
+        """Everything about pixels uv [N, 2] that does not depend on time (``pix``: flat indices at the
+        native resolution, for the exact baseline)."""
+        static = self.static_features(uv)
+        first = ops.linear(static, self.w_static, self.arrays["mlp.hidden_layers.0.bias"])
+        baseline = self.baseline_at(uv, pix) if self.spec["residual"] else None
+        lamp = self.lamp_image(static, uv) if self.spec.get("light_switch") else None
+        return ChunkCache(uv=uv, first=first.astype(F32, copy=False), baseline=baseline, lamp=lamp)
+
+    def caches(self, height: int, width: int) -> list[ChunkCache]:
+        """Chunk caches covering every pixel of a height x width frame in row-major order."""
+        key = (height, width)
+        if key not in self._caches:
+            native = key == (self.height, self.width)
+            chunks = []
+            for start in range(0, height * width, CHUNK_PIXELS):
+                pix = np.arange(start, min(start + CHUNK_PIXELS, height * width), dtype=np.int64)
+                chunks.append(self.prepare(ops.pixel_centres(pix, height, width), pix if native else None))
+            while len(self._caches) >= 2:
+                self._caches.pop(next(iter(self._caches)))
+            self._caches[key] = chunks
+        return self._caches[key]
+
+    # --- time --------------------------------------------------------------------------------------------
+    def time_code(self, t: np.ndarray) -> np.ndarray:
+        """Time encoding [N, D] of hours t [N]."""
+        time = self.spec["time"]
+        if time["kind"] == "spline":
+            return ops.spline_time(t, self.arrays[time["codes"]])
+        return ops.fourier_time(t, self.arrays[time["freqs"]])
+
+    def film_params(self, t: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Per hidden layer (scale [N, hidden], shift [N, hidden]) for hours t [N]; None without FiLM."""
+        if not self.spec.get("film"):
+            return None
+        a = self.arrays
+        hidden = ops.silu(ops.linear(self.time_code(t), a["film.net.0.weight"], a["film.net.0.bias"]))
+        out = ops.linear(hidden, a["film.net.2.weight"], a["film.net.2.bias"])
+        out = out.reshape(t.shape[0], int(self.mlp["layers"]), 2, int(self.mlp["hidden"]))
+        return [(F32(1.0) + out[:, i, 0], out[:, i, 1]) for i in range(out.shape[1])]
+
+    def dynamic_first(self, uv: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The first layer's contribution of the time-dependent inputs: [N, hidden] (or [1, hidden] when it
+        does not depend on the pixel), for hours t [N] or one hour t [1]."""
+        out = 0.0
+        columns = 0
+        if self.mlp["time_in_mlp"]:
+            code = self.time_code(t)
+            columns = code.shape[1]
+            out = ops.linear(code, self.w_dynamic[:, :columns])
+        if self.xyt_grid is not None:
+            phase = (ops.wrap_hours(t) / ops.HOURS_PER_DAY).astype(F32)
+            phase = np.broadcast_to(phase, (uv.shape[0],))
+            features = self.xyt_grid(np.concatenate([uv, phase[:, None]], axis=1))
+            out = out + ops.linear(features, self.w_dynamic[:, columns:])
+        return out
+
+    def lights_on(self, t: np.ndarray) -> np.ndarray:
+        """Local-light state [N] (float32 0/1): on for t < off or t > on, hours wrapped to [0, 24)."""
+        switch = self.spec["light_switch"]
+        wrapped = ops.wrap_hours(t)
+        return ((wrapped < F32(switch["off"])) | (wrapped > F32(switch["on"]))).astype(F32)
+
+    # --- MLP ---------------------------------------------------------------------------------------------
+    def _act(self, h: np.ndarray) -> np.ndarray:
+        return np.sin(h, out=h) if self.activation == "sine" else ops.relu(h)
+
+    def _mlp_one_hour(self, pre: np.ndarray, film: list[tuple[np.ndarray, np.ndarray]] | None) -> np.ndarray:
+        """The MLP from the first pre-activation [N, hidden] at one hour: FiLM scales and w0 folded into each
+        layer's weights (``film`` rows of length 1)."""
+        a, w0 = self.arrays, self.w0
+        if film is not None:
+            scale, shift = film[0]
+            h = np.multiply(pre, scale * w0)
+            h += shift * w0
+        else:
+            h = pre * w0 if self.activation == "sine" else pre.copy()
+        h = self._act(h)
+        for i in range(1, int(self.mlp["layers"])):
+            weight, bias = a[f"mlp.hidden_layers.{i}.weight"], a[f"mlp.hidden_layers.{i}.bias"]
+            if film is not None:
+                scale, shift = film[i][0][0], film[i][1][0]
+                weight, bias = weight * scale[:, None], bias * scale + shift
+            h = self._act(ops.linear(h, weight * w0, bias * w0))
+        return ops.linear(h, a["mlp.output_layer.weight"], a["mlp.output_layer.bias"])
+
+    def _mlp_rows(self, pre: np.ndarray, film: list[tuple[np.ndarray, np.ndarray]] | None) -> np.ndarray:
+        """The MLP from the first pre-activation [N, hidden] with per-row FiLM ([N, hidden] each)."""
+        a = self.arrays
+        h = pre
+        for i in range(int(self.mlp["layers"])):
+            if i > 0:
+                h = ops.linear(h, a[f"mlp.hidden_layers.{i}.weight"], a[f"mlp.hidden_layers.{i}.bias"])
+            if film is not None:
+                h = h * film[i][0] + film[i][1]
+            h = np.sin(self.w0 * h) if self.activation == "sine" else np.maximum(h, F32(0.0))
+        return ops.linear(h, a["mlp.output_layer.weight"], a["mlp.output_layer.bias"])
+
+    def _raw_one_hour(self, cache: ChunkCache, hour: np.ndarray) -> np.ndarray:
+        """MLP output [N, 3] at one hour [1] for the cached pixels."""
+        first = cache.first
+        if self.dynamic_dim:
+            first = first + self.dynamic_first(cache.uv, hour)
+        return self._mlp_one_hour(first, self.film_params(hour))
+
+    def _raw_rows(self, first: np.ndarray, uv: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """MLP output [N, 3] for pixels with static pre-activation first [N, hidden] at hours t [N]."""
+        if self.dynamic_dim:
+            first = first + self.dynamic_first(uv, t)
+        film = None
+        if self.spec.get("film"):
+            hours, inverse = np.unique(t, return_inverse=True)
+            film = [(scale[inverse], shift[inverse]) for scale, shift in self.film_params(hours)]
+        return self._mlp_rows(first, film)
+
+    def _blended(self, raw_at, t: np.ndarray) -> np.ndarray:
+        """``raw_at(t)``, or with blend knots the blend of ``raw_at`` at the neighbouring training hours."""
+        if self.blend_knots is None:
+            return raw_at(t)
+        before, after, weight = ops.neighbouring_hours(self.blend_knots, t)
+        raw = raw_at(before)
+        if bool((weight > 0).any()):
+            raw = raw + weight[:, None] * (raw_at(after) - raw)
+        return raw
+
+    def _compose(self, raw: np.ndarray, baseline: np.ndarray | None, gate: np.ndarray | None,
+                 lamp: np.ndarray | None) -> np.ndarray:
+        """MLP output -> training-space prediction: + baseline (residual), + gate x lamp in linear light."""
+        out = raw + baseline if self.spec["residual"] else raw
+        if lamp is not None:
+            out = ops.from_linear(ops.to_linear(out, self.transform) + gate[:, None] * lamp, self.transform)
+        return out
+
+    # --- public decoding ---------------------------------------------------------------------------------
+    def decode_train_space(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Frame at hour ``t`` in the training space, float32 [H, W, 3]."""
+        height, width = self._size(width, height)
+        hour = np.full((1,), t, dtype=F32)
+        gate = self.lights_on(hour) if self.spec.get("light_switch") else None
+        out = np.empty((height * width, 3), F32)
+        start = 0
+        for cache in self.caches(height, width):
+            raw = self._blended(lambda h: self._raw_one_hour(cache, h), hour)
+            rows = cache.first.shape[0]
+            out[start:start + rows] = self._compose(raw, cache.baseline, gate, cache.lamp)
+            start += rows
+        return out.reshape(height, width, 3)
+
+    def decode(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Frame at hour ``t`` (fractional hours allowed, periodic) as float32 [H, W, 3] display values:
+        sRGB in [0, 1] for LDR data, linear radiance for HDR; native size unless width and height are given."""
+        return ops.to_display(self.decode_train_space(t, width, height), self.transform)
+
+    def texel_cache(self) -> ChunkCache | None:
+        """The time-invariant values of every texel of the native resolution as one ChunkCache (rows in
+        row-major texel order), built on first use when it fits in ``texel_cache_bytes``; else None."""
+        if self._texel_cache is None and self.texel_cache_bytes > 0:
+            per_texel = 4 * (2 + int(self.mlp["hidden"]) + 3 * bool(self.spec["residual"])
+                             + 3 * bool(self.spec.get("light_switch")))
+            if self.height * self.width * per_texel <= self.texel_cache_bytes:
+                chunks = self.caches(self.height, self.width)
+                joined = {name: None if getattr(chunks[0], name) is None
+                          else np.concatenate([getattr(c, name) for c in chunks])
+                          for name in ("uv", "first", "baseline", "lamp")}
+                self._texel_cache = ChunkCache(**joined)
+                self._caches.pop((self.height, self.width), None)
+        return self._texel_cache
+
+    def _texel_values(self, pix: np.ndarray) -> ChunkCache:
+        """The time-invariant values of native texels ``pix`` [N] (flat indices): gathered from the texel
+        cache when there is one, else computed (the same cost for every texel either way)."""
+        full = self.texel_cache()
+        if full is None:
+            return self.prepare(ops.pixel_centres(pix, self.height, self.width), pix)
+        return ChunkCache(uv=full.uv[pix], first=full.first[pix],
+                          baseline=None if full.baseline is None else full.baseline[pix],
+                          lamp=None if full.lamp is None else full.lamp[pix])
+
+    def query(self, y, x, t) -> np.ndarray:
+        """Random access: display values [N, 3] at integer texels (y [N], x [N]) of the native resolution
+        at hours t [N] (or one hour for all), equal to the frame decode at those texels.
+
+        Rows that share an hour with many others (at least ``GROUP_ROWS``) run as one batch at that hour,
+        as a frame decode does; the others run row by row. The cost of a row does not depend on where its
+        texel is."""
+        y = np.asarray(y).reshape(-1)
+        x = np.asarray(x).reshape(-1)
+        if y.shape != x.shape:
+            raise ValueError(f"y has {y.size} entries but x has {x.size}")
+        if not (np.issubdtype(y.dtype, np.integer) and np.issubdtype(x.dtype, np.integer)):
+            if not (np.array_equal(y, np.round(y)) and np.array_equal(x, np.round(x))):
+                raise ValueError("y and x must be integer texel coordinates")
+        y, x = y.astype(np.int64), x.astype(np.int64)
+        if bool(((y < 0) | (y >= self.height) | (x < 0) | (x >= self.width)).any()):
+            raise ValueError(f"texel outside the {self.width}x{self.height} frame")
+        t = np.broadcast_to(np.asarray(t, dtype=F32).reshape(-1) if np.ndim(t) else np.asarray([t], F32),
+                            y.shape).astype(F32)
+        pix = y * self.width + x
+        out = np.empty((y.size, 3), F32)
+        hours, inverse, counts = np.unique(t, return_inverse=True, return_counts=True)
+        grouped = counts[inverse] >= GROUP_ROWS
+        for k in np.flatnonzero(counts >= GROUP_ROWS):
+            rows = np.flatnonzero(inverse == k)
+            hour = hours[k:k + 1]
+            gate = self.lights_on(hour) if self.spec.get("light_switch") else None
+            for start in range(0, rows.size, CHUNK_PIXELS):
+                chunk = rows[start:start + CHUNK_PIXELS]
+                cache = self._texel_values(pix[chunk])
+                raw = self._blended(lambda h: self._raw_one_hour(cache, h), hour)
+                out[chunk] = self._compose(raw, cache.baseline, gate, cache.lamp)
+        single = np.flatnonzero(~grouped)
+        for start in range(0, single.size, CHUNK_PIXELS):
+            chunk = single[start:start + CHUNK_PIXELS]
+            cache = self._texel_values(pix[chunk])
+            hours_chunk = t[chunk]
+            raw = self._blended(lambda h: self._raw_rows(cache.first, cache.uv, h), hours_chunk)
+            gate = self.lights_on(hours_chunk) if cache.lamp is not None else None
+            out[chunk] = self._compose(raw, cache.baseline, gate, cache.lamp)
+        return ops.to_display(out, self.transform)
+
+    def _size(self, width: int | None, height: int | None) -> tuple[int, int]:
+        if (width is None) != (height is None):
+            raise ValueError("give both width and height, or neither")
+        if width is None:
+            return self.height, self.width
+        if int(width) < 1 or int(height) < 1:
+            raise ValueError("width and height must be positive")
+        return int(height), int(width)

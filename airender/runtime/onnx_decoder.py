@@ -1,0 +1,65 @@
+"""Decode frames from the ONNX export with onnxruntime (numpy and onnxruntime only; no torch).
+
+    decoder = OnnxDecoder("scene.onnx")        # finds scene.prepare.onnx beside it
+    frame = decoder.decode(18.5)               # float32 [H, W, 3] display values
+
+The prepare graph runs once per resolution (in chunks) and its outputs are kept; each frame then runs
+only the frame graph. The graphs' inputs and outputs are described in airender.export.onnx_export.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import ops
+
+CHUNK_PIXELS = 1 << 18
+
+
+class OnnxDecoder:
+    """Whole frames from ``path`` (the frame graph) and its prepare graph, on onnxruntime's CPU provider
+    (``providers`` to choose others; ``threads`` > 0 fixes the intra-op thread count)."""
+
+    def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int = 0):
+        import onnxruntime as ort
+
+        path = Path(path)
+        options = ort.SessionOptions()
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        providers = providers or ["CPUExecutionProvider"]
+        self.frame = ort.InferenceSession(str(path), options, providers=providers)
+        meta = self.frame.get_modelmeta().custom_metadata_map.get("airender")
+        if meta is None:
+            raise ValueError(f"{path}: not an airender ONNX export (no 'airender' metadata)")
+        self.meta = json.loads(meta)
+        self.prepare_graph = ort.InferenceSession(str(path.with_name(self.meta["prepare"])), options,
+                                                  providers=providers)
+        self.height, self.width = int(self.meta["height"]), int(self.meta["width"])
+        self.is_hdr = bool(self.meta["is_hdr"])
+        self.inputs = list(self.meta["frame_inputs"])
+        self.outputs = list(self.meta["prepare_outputs"])
+        self._caches: dict[tuple[int, int], list[dict[str, np.ndarray]]] = {}
+
+    def caches(self, height: int, width: int) -> list[dict[str, np.ndarray]]:
+        """Per chunk of pixels: the frame graph's per-pixel inputs (first, baseline, lamp, uv as needed)."""
+        key = (height, width)
+        if key not in self._caches:
+            chunks = []
+            for start in range(0, height * width, CHUNK_PIXELS):
+                pix = np.arange(start, min(start + CHUNK_PIXELS, height * width), dtype=np.int64)
+                uv = ops.pixel_centres(pix, height, width)
+                values = dict(zip(self.outputs, self.prepare_graph.run(self.outputs, {"uv": uv})))
+                values["uv"] = uv
+                chunks.append({name: values[name] for name in self.inputs if name != "hour"})
+            self._caches = {key: chunks}
+        return self._caches[key]
+
+    def decode(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Frame at hour ``t`` as float32 [H, W, 3] display values (native size by default)."""
+        height, width = (self.height, self.width) if width is None else (int(height), int(width))
+        hour = np.array([t], dtype=np.float32)
+        parts = [self.frame.run(["rgb"], {**chunk, "hour": hour})[0] for chunk in self.caches(height, width)]
+        return np.concatenate(parts).reshape(height, width, 3)
