@@ -201,6 +201,10 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                                                                  "(default: 1)")
     p.add_argument("--train_steps", type=int, default=40, help="timed training steps (default: 40)")
     p.add_argument("--half", action="store_true", help="decode in float16 (GPU)")
+    p.add_argument("--runtimes", default="torch",
+                   help="decode runtimes to compare, comma-separated: torch, numpy (the pack at fp32 and int8), onnx "
+                        "(onnxruntime); besides torch adds table (d) with the ratio to the quality preset "
+                        "(default: torch)")
     p.add_argument("--out", default="", help="also write the results to this JSON file (default: none)")
     from airender.tiles.bench import add_atlas_arguments
 
@@ -228,6 +232,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.repeats < 1 or args.train_steps < 1 or args.legacy_workers < 0:
         raise InputError("--repeats and --train_steps must be positive, --legacy_workers zero or positive")
     parts = set(args.parts.split(","))
+    from airender.export.bench_runtimes import parse_runtimes
+
+    runtimes = parse_runtimes(args.runtimes)
+    if runtimes != ["torch"] and "decode" not in parts:
+        raise InputError(f"--runtimes {args.runtimes}: compares whole-frame decodes; add decode to --parts")
     if parts - {"data", "train", "decode"}:
         raise InputError(f"--parts: unknown {sorted(parts - {'data', 'train', 'decode'})} (data, train, decode)")
     if args.out:
@@ -274,6 +283,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"    {t.label:24s} {t.decode_ms_median:9.2f} ms/frame  (x{reference / t.decode_ms_median:5.2f} vs "
                   f"first)  cache {t.prepare_ms:8.1f} ms  queries {t.queries_per_s / 1e6:6.2f}M/s  "
                   f"{t.model_bytes / 1024:8.1f} KiB")
+        if runtimes != ["torch"]:
+            from airender.export.bench_runtimes import REFERENCE, bench_runtimes, print_runtimes
+
+            reference = None if any(label == REFERENCE for label, _ in fields) else \
+                untrained_preset_field(REFERENCE, sequence, device)
+            rows = bench_runtimes(fields, runtimes, args.width, args.height, args.repeats,
+                                  {t.label: t for t in timings}, reference)
+            results["runtimes"] = [r.__dict__ for r in rows]
+            print_runtimes(rows, args.width, args.height, args.repeats, f"{torch.get_num_threads()} torch threads")
     if args.out:
         write_json_atomic(args.out, results)
     return 0

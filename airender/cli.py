@@ -289,8 +289,6 @@ def hour_range(start: float, end: float, step: float) -> list[float]:
 
 
 def cmd_render_all(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     from airender.checks import check_output_dir
     from airender.fileio import make_dir
     from airender.images import hdr_preview_exposure, preview_uint8, save_frame, save_gif
@@ -308,10 +306,13 @@ def cmd_render_all(args: argparse.Namespace) -> int:
         if desc.is_hdr and loaded.field.baseline is not None else 1.0
     make_dir(out_dir)
     previews = []
-    for t in tqdm(times, desc="render", unit="frame", disable=None, mininterval=0.5 if sys.stderr.isatty() else 15.0):
+    bar = progress(len(times), "render", "frame")
+    for t in times:
         image = decoder.decode(t).cpu()
         save_frame(out_dir / frame_name(t, fmt), image, desc.is_hdr, exposure)
         previews.append(preview_uint8(image, desc.is_hdr, exposure))
+        bar.update(1)
+    bar.close()
     if args.gif:
         save_gif(out_dir / args.gif, previews)
     print(f"wrote {len(times)} frames ({width}x{height}) to {out_dir}" + (f" and {args.gif}" if args.gif else ""))

@@ -82,6 +82,9 @@ class FieldConfig:
     film: bool = option(False, "FiLM: the time code produces a scale and shift for every hidden layer instead "
                                "of being concatenated to the MLP input")
     film_hidden: int = option(32, "FiLM generator width")
+    basis_rank: int = option(0, "K > 0: a basis decoder instead of the FiLM MLP: the MLP (without time) gives K "
+                                "values per pixel, the FiLM generator K x 3 coefficients per hour, and RGB is "
+                                "their product (needs --film; per frame 3 K multiply-adds per pixel)")
     time_blend: bool = option(False, "decode a time between two training hours as the linear blend of the "
                                      "field at those hours (the roadmap's neighbouring-hour blending); the "
                                      "light switch still follows the true time")
@@ -220,7 +223,7 @@ FIELD_CHECKS: dict[str, str] = {
     "sine_w0": "positive", "be_channels": "positive", "be_downsample": "positive", "grid_levels": "positive",
     "grid_features": "positive", "grid_log2_size": "positive", "grid_base_res": "positive",
     "grid_max_res": "nonneg", "grid_time_res": "positive", "time_knots": "positive", "time_code_dim": "positive",
-    "film_hidden": "positive", "light_switch": "hour",
+    "film_hidden": "positive", "light_switch": "hour", "basis_rank": "nonneg",
     # loss
     "loss_l2_w": "nonneg", "loss_source_w": "nonneg", "loss_ssim_w": "nonneg", "loss_lpips_w": "nonneg",
     "lpips_freq": "nonneg",

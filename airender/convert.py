@@ -80,11 +80,12 @@ def add_convert_parser(sub) -> None:
 
     p = add_subcommand(sub, "convert", "convert a contest lightmap dataset (config.json + Data/) to the "
                                        "virtual-texture layout",
-                       "airender convert --data_dir SRC --out DST [--parts P] [--lightmap_id ID ...]",
+                       "airender convert --data_dir SRC --out_dir DST [--parts P] [--lightmap_id ID ...]",
                        __doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--data_dir", "--data", dest="data_dir", required=True,
                    help="source dataset in the first contest layout")
-    p.add_argument("--out", required=True, help="output folder (must not exist, or be empty)")
+    p.add_argument("--out_dir", "--out", dest="out_dir", required=True,
+                   help="output folder (must not exist, or be empty)")
     p.add_argument("--parts", type=int, default=1,
                    help="row bands per image (each lightmap's height must be a multiple; default: 1)")
     p.add_argument("--lightmap_id", action="append", default=[],
@@ -93,8 +94,8 @@ def add_convert_parser(sub) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    ids = convert_contest_to_vt(args.data_dir, args.out, args.parts, args.lightmap_id)
-    print(f"wrote {args.out}: lightmap{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} in "
+    ids = convert_contest_to_vt(args.data_dir, args.out_dir, args.parts, args.lightmap_id)
+    print(f"wrote {args.out_dir}: lightmap{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} in "
           f"{args.parts} part{'s' if args.parts > 1 else ''}; Original/ and Mask/ only (the first layout "
           f"has no DirectionalOnly/, LocalOnly/ or SkyLightOnly/)")
     return 0

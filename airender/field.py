@@ -12,6 +12,7 @@ from airender.config import FieldConfig
 from airender.data.hours import HOURS_PER_DAY, neighbouring_hours
 from airender.data.sequence import ValueTransform
 from airender.nn.baseline_encoder import BaselineEncoder
+from airender.nn.basis import basis_decoder
 from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, PeriodicSplineTimeCode
 from airender.nn.hashgrid import HashGridEncoding
 from airender.nn.mlp import MLP, FiLMGenerator
@@ -133,10 +134,14 @@ class TODField(nn.Module):
             raise ValueError("the field has no pixel inputs: set --xy_harmonics or --xy_include_input")
         time_in_mlp = 0 if cfg.film else self.time_encoding.out_dim
         self.dynamic_dim = time_in_mlp + (self.xyt_grid.out_dim if self.xyt_grid is not None else 0)
-        self.mlp = MLP(self.static_dim + self.dynamic_dim, cfg.hidden, cfg.layers, 3 * max(1, len(self.sources)),
-                       cfg.activation, cfg.sine_w0)
-        self.film = FiLMGenerator(self.time_encoding.out_dim, cfg.hidden, cfg.layers, cfg.film_hidden) \
-            if cfg.film else None
+        if cfg.basis_rank:  # a low-rank basis decoder in the MLP's and the FiLM generator's places
+            self.mlp, self.film = basis_decoder(cfg, self.static_dim, 3 * max(1, len(self.sources)),
+                                                self.time_encoding.out_dim)
+        else:
+            self.mlp = MLP(self.static_dim + self.dynamic_dim, cfg.hidden, cfg.layers, 3 * max(1, len(self.sources)),
+                           cfg.activation, cfg.sine_w0)
+            self.film = FiLMGenerator(self.time_encoding.out_dim, cfg.hidden, cfg.layers, cfg.film_hidden) \
+                if cfg.film else None
         self.lamp_head = self.lamp_grid = None
         if cfg.light_switch:
             if len(cfg.light_switch) != 2 or not 0 <= cfg.light_switch[0] <= cfg.light_switch[1] <= HOURS_PER_DAY:

@@ -102,9 +102,11 @@ def save_image_grid(rows: list[tuple[str, list[tuple[str, np.ndarray]]]], path: 
                 ax.set_title(name, fontsize=fontsize)
             if c == 0:
                 ax.set_ylabel(label, fontsize=fontsize)
+    top = 1.0
     if title:
         fig.suptitle(title, fontsize=fontsize + 1)
-    fig.tight_layout()
+        top = 1.0 - 0.3 / fig.get_figheight()  # keep the column titles clear of the sheet's title
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, top))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)

@@ -113,7 +113,7 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
     Raises ``InputError`` for bad settings, an existing non-empty ``out`` without ``overwrite``, or a
     missing optional dependency, before anything is written.
     """
-    from tqdm.auto import tqdm
+    from airender.progress import progress as progress_bar
 
     from airender.bake.raster import rasterize
     from airender.bake.scene import build_level
@@ -143,7 +143,7 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
               "(slow)", file=sys.stderr)
 
     with VTWriter(out, overwrite, OVERWRITE_FLAG) as writer, \
-            tqdm(total=len(unwrap.atlases) * (2 + len(times)), desc="bake", unit="step", disable=not progress) as bar:
+            progress_bar(len(unwrap.atlases) * (2 + len(times)), "bake", "step", disable=not progress) as bar:
         for charts in unwrap.atlases:
             lightmap_id = FIRST_LIGHTMAP_ID + charts.index
             t0 = time.perf_counter()

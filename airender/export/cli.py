@@ -143,3 +143,17 @@ def _export_contest(args: argparse.Namespace, ckpts: list[str], out: Path) -> in
         print(f"note: no checkpoint for lightmaps {', '.join(index['not_exported'])} of {args.data_dir}")
     print(f"check it: python {out / 'selfcheck.py'} --data_dir {args.data_dir}")
     return 0
+
+
+VIEW_USAGE = "airender view --ckpt C [--port P] [--truth DIR] [--lightmap_id ID]"
+
+
+def add_view_parser(sub) -> None:
+    """Register the ``view`` subcommand: the html export served on 127.0.0.1 (airender.export.view)."""
+    from airender.cli_args import add_subcommand
+    from airender.export.view import add_view_arguments, cmd_view
+
+    p = add_subcommand(sub, "view", "serve the WebGL2 viewer of a checkpoint on 127.0.0.1 (with --truth: beside the "
+                                    "ground truth and an error view)", VIEW_USAGE)
+    add_view_arguments(p)
+    p.set_defaults(func=cmd_view)

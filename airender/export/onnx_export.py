@@ -223,6 +223,7 @@ def _export(module: nn.Module, args: tuple, input_names: list[str], output_names
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, deprecated, still exact
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks are constant per graph (hour [1])
         torch.onnx.export(module, args, buffer, dynamo=False, opset_version=OPSET, input_names=input_names,
                           output_names=output_names, dynamic_axes=dynamic, do_constant_folding=True)
     model = onnx.load_from_string(buffer.getvalue())

@@ -24,6 +24,7 @@ from torch import nn
 from airender import __version__
 from airender.errors import InputError
 from airender.fileio import atomic_path
+from airender.nn.basis import BasisMLP
 from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, PeriodicSplineTimeCode
 from airender.nn.hashgrid import HashGridEncoding
 from airender.runtime.packfile import StoredArray, encode_pack
@@ -188,15 +189,26 @@ def model_spec(field: nn.Module, quant: str) -> tuple[dict, dict[str, StoredArra
     else:
         raise UnsupportedModel(f"time encoding {type(time).__name__} is not supported by the exporters")
     mlp = field.mlp
-    for i, layer in enumerate(mlp.hidden_layers):
-        out.linear(f"mlp.hidden_layers.{i}", layer)
-    out.linear("mlp.output_layer", mlp.output_layer)
-    spec["mlp"] = {"layers": len(mlp.hidden_layers), "hidden": int(mlp.hidden), "activation": mlp.activation,
-                   "w0": float(mlp.w0), "static_dim": int(field.static_dim), "dynamic_dim": int(field.dynamic_dim),
-                   "time_in_mlp": field.film is None}
-    if field.film is not None:
+    if isinstance(mlp, BasisMLP):
+        for i, layer in enumerate(mlp.static.hidden_layers):
+            out.linear(f"mlp.static.hidden_layers.{i}", layer)
+        out.linear("mlp.static.output_layer", mlp.static.output_layer)
+        out.linear("mlp.output_layer", mlp.output_layer)
+        spec["mlp"] = {"kind": "basis", "layers": len(mlp.static.hidden_layers), "hidden": int(mlp.static.hidden),
+                       "rank": int(mlp.rank), "activation": mlp.activation, "w0": float(mlp.w0),
+                       "static_dim": int(field.static_dim), "dynamic_dim": int(field.dynamic_dim), "time_in_mlp": False}
         _sequential(out, "film.net", field.film.net, (nn.SiLU,))
-        spec["film"] = {"layers": int(field.film.num_layers), "hidden": int(field.film.net[0].out_features)}
+        spec["film"] = {"kind": "basis", "hidden": int(field.film.net[0].out_features)}
+    else:
+        for i, layer in enumerate(mlp.hidden_layers):
+            out.linear(f"mlp.hidden_layers.{i}", layer)
+        out.linear("mlp.output_layer", mlp.output_layer)
+        spec["mlp"] = {"kind": "mlp", "layers": len(mlp.hidden_layers), "hidden": int(mlp.hidden),
+                       "activation": mlp.activation, "w0": float(mlp.w0), "static_dim": int(field.static_dim),
+                       "dynamic_dim": int(field.dynamic_dim), "time_in_mlp": field.film is None}
+        if field.film is not None:
+            _sequential(out, "film.net", field.film.net, (nn.SiLU,))
+            spec["film"] = {"layers": int(field.film.num_layers), "hidden": int(field.film.net[0].out_features)}
     if field.lamp_head is not None:
         switch: dict = {"off": float(cfg.light_switch[0]), "on": float(cfg.light_switch[1]), "grid": None}
         if field.lamp_grid is not None:

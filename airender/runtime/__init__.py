@@ -7,7 +7,8 @@
     texels = model.query(y, x, t)              # [N, 3] at integer texels y [N], x [N], hours t [N]
 
 The pack layout is described in :mod:`airender.runtime.packfile`, the model in
-:mod:`airender.runtime.model`.
+:mod:`airender.runtime.model`. The package imports nothing but numpy and its own modules (relatively),
+so that ``airender export --format contest`` can copy it into a folder that imports nothing of airender.
 """
 from __future__ import annotations
 

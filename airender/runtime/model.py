@@ -9,8 +9,12 @@ trained module)::
     xy             null | {kind: fourier, freqs, include_input} | {kind: hashgrid, grid: GRID}
     time           {kind: fourier, freqs} | {kind: spline, codes}   (array names)
     xyt_grid       null | GRID: a hash grid over (x, y, t / 24), periodic in t
-    mlp            {layers, hidden, activation: relu|sine, w0, static_dim, dynamic_dim, time_in_mlp}
+    mlp            {kind: mlp, layers, hidden, activation: relu|sine, w0, static_dim, dynamic_dim, time_in_mlp}
+                   | {kind: basis, layers, hidden, rank, activation, w0, static_dim, dynamic_dim: 0}: the
+                   low-rank basis decoder (airender.nn.basis): a time-free MLP ``mlp.static.*`` gives K = rank
+                   values b(x) per pixel; RGB = (W + dW(t)) b(x) + c + dc(t) with W, c = ``mlp.output_layer``
     film           null | {layers}: per-hidden-layer scale and shift from the time code
+                   | {kind: basis}: the basis coefficients' time part [dW (3 K), dc (3)] from the time code
     residual       the MLP predicts a delta added to the baseline frame
     baseline       null | name of the baseline frame [H, W, 3] (training space)
     light_switch   null | {off, on, grid: GRID | null}: a lamp image (linear light) added while the
@@ -76,7 +80,10 @@ class FieldModel:
         self.lamp_grid = ops.HashGrid(switch["grid"], arrays[switch["grid"]["array"]]) \
             if switch and switch.get("grid") else None
         self.blend_knots = np.asarray(sorted(spec["blend_knots"]), F32) if spec.get("blend_knots") else None
-        weight0 = arrays["mlp.hidden_layers.0.weight"]
+        self.basis = self.mlp.get("kind", "mlp") == "basis"
+        self.first_dim = int(self.mlp["rank"] if self.basis else self.mlp["hidden"])  # cached values per pixel
+        prefix = "mlp.static." if self.basis else "mlp."
+        weight0 = arrays[f"{prefix}hidden_layers.0.weight"]
         self.w_static, self.w_dynamic = weight0[:, :self.static_dim], weight0[:, self.static_dim:]
         self._feature_map: np.ndarray | None = None
         self._caches: dict[tuple[int, int], list[ChunkCache]] = {}
@@ -128,7 +135,8 @@ class FieldModel:
         """Everything about pixels uv [N, 2] that does not depend on time (``pix``: flat indices at the
         native resolution, for the exact baseline)."""
         static = self.static_features(uv)
-        first = ops.linear(static, self.w_static, self.arrays["mlp.hidden_layers.0.bias"])
+        first = self.basis_values(static) if self.basis else \
+            ops.linear(static, self.w_static, self.arrays["mlp.hidden_layers.0.bias"])
         baseline = self.baseline_at(uv, pix) if self.spec["residual"] else None
         lamp = self.lamp_image(static, uv) if self.spec.get("light_switch") else None
         return ChunkCache(uv=uv, first=first.astype(F32, copy=False), baseline=baseline, lamp=lamp)
@@ -187,6 +195,34 @@ class FieldModel:
         wrapped = ops.wrap_hours(t)
         return ((wrapped < F32(switch["off"])) | (wrapped > F32(switch["on"]))).astype(F32)
 
+    # --- basis decoder -----------------------------------------------------------------------------------
+    def basis_values(self, static: np.ndarray) -> np.ndarray:
+        """The basis decoder's time-free MLP: static features [N, static_dim] -> b(x) [N, K]."""
+        a, h = self.arrays, static
+        for i in range(int(self.mlp["layers"])):
+            h = ops.linear(h, a[f"mlp.static.hidden_layers.{i}.weight"], a[f"mlp.static.hidden_layers.{i}.bias"])
+            h = np.sin(h * self.w0, out=h) if self.activation == "sine" else ops.relu(h)
+        return ops.linear(h, a["mlp.static.output_layer.weight"], a["mlp.static.output_layer.bias"]).astype(F32, copy=False)
+
+    def coefficients(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Basis coefficients at hours t [N]: (C [N, 3, K], c [N, 3]); RGB = C b(x) + c."""
+        a, rank = self.arrays, self.first_dim
+        weight, bias = a["mlp.output_layer.weight"], a["mlp.output_layer.bias"]
+        hidden = ops.silu(ops.linear(self.time_code(t), a["film.net.0.weight"], a["film.net.0.bias"]))
+        out = ops.linear(hidden, a["film.net.2.weight"], a["film.net.2.bias"])
+        outputs = weight.shape[0]
+        return weight + out[:, :outputs * rank].reshape(-1, outputs, rank), bias + out[:, outputs * rank:]
+
+    def frame_coefficients(self, hour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(C [3, K], c [3]) of one hour [1]; between blend knots the blend of the knots' coefficients
+        (the decoder is linear in them, so this is the blend of the two frames)."""
+        if self.blend_knots is None:
+            weight, bias = self.coefficients(hour)
+            return weight[0], bias[0]
+        before, after, w = ops.neighbouring_hours(self.blend_knots, hour)
+        weight, bias = self.coefficients(np.concatenate([before, after]))
+        return weight[0] + w[0] * (weight[1] - weight[0]), bias[0] + w[0] * (bias[1] - bias[0])
+
     # --- MLP ---------------------------------------------------------------------------------------------
     def _act(self, h: np.ndarray) -> np.ndarray:
         return np.sin(h, out=h) if self.activation == "sine" else ops.relu(h)
@@ -224,6 +260,9 @@ class FieldModel:
 
     def _raw_one_hour(self, cache: ChunkCache, hour: np.ndarray) -> np.ndarray:
         """MLP output [N, 3] at one hour [1] for the cached pixels."""
+        if self.basis:
+            weight, bias = self.coefficients(hour)
+            return ops.linear(cache.first, weight[0], bias[0])
         first = cache.first
         if self.dynamic_dim:
             first = first + self.dynamic_first(cache.uv, hour)
@@ -231,6 +270,10 @@ class FieldModel:
 
     def _raw_rows(self, first: np.ndarray, uv: np.ndarray, t: np.ndarray) -> np.ndarray:
         """MLP output [N, 3] for pixels with static pre-activation first [N, hidden] at hours t [N]."""
+        if self.basis:
+            hours, inverse = np.unique(t, return_inverse=True)
+            weight, bias = self.coefficients(hours)
+            return np.einsum("nk,nok->no", first, weight[inverse]) + bias[inverse]
         if self.dynamic_dim:
             first = first + self.dynamic_first(uv, t)
         film = None
@@ -265,8 +308,10 @@ class FieldModel:
         gate = self.lights_on(hour) if self.spec.get("light_switch") else None
         out = np.empty((height * width, 3), F32)
         start = 0
+        coefficients = self.frame_coefficients(hour) if self.basis else None
         for cache in self.caches(height, width):
-            raw = self._blended(lambda h: self._raw_one_hour(cache, h), hour)
+            raw = ops.linear(cache.first, *coefficients) if self.basis else \
+                self._blended(lambda h: self._raw_one_hour(cache, h), hour)
             rows = cache.first.shape[0]
             out[start:start + rows] = self._compose(raw, cache.baseline, gate, cache.lamp)
             start += rows
@@ -281,7 +326,7 @@ class FieldModel:
         """The time-invariant values of every texel of the native resolution as one ChunkCache (rows in
         row-major texel order), built on first use when it fits in ``texel_cache_bytes``; else None."""
         if self._texel_cache is None and self.texel_cache_bytes > 0:
-            per_texel = 4 * (2 + int(self.mlp["hidden"]) + 3 * bool(self.spec["residual"])
+            per_texel = 4 * (2 + self.first_dim + 3 * bool(self.spec["residual"])
                              + 3 * bool(self.spec.get("light_switch")))
             if self.height * self.width * per_texel <= self.texel_cache_bytes:
                 chunks = self.caches(self.height, self.width)
@@ -329,10 +374,12 @@ class FieldModel:
             rows = np.flatnonzero(inverse == k)
             hour = hours[k:k + 1]
             gate = self.lights_on(hour) if self.spec.get("light_switch") else None
+            coefficients = self.frame_coefficients(hour) if self.basis else None
             for start in range(0, rows.size, CHUNK_PIXELS):
                 chunk = rows[start:start + CHUNK_PIXELS]
                 cache = self._texel_values(pix[chunk])
-                raw = self._blended(lambda h: self._raw_one_hour(cache, h), hour)
+                raw = ops.linear(cache.first, *coefficients) if self.basis else \
+                    self._blended(lambda h: self._raw_one_hour(cache, h), hour)
                 out[chunk] = self._compose(raw, cache.baseline, gate, cache.lamp)
         single = np.flatnonzero(~grouped)
         for start in range(0, single.size, CHUNK_PIXELS):

@@ -38,8 +38,10 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "encoder_ds2_no_xy": ("encoder", {"field": {"be_downsample": 2, "be_with_xy": False}}, "ldr"),
     "quality_hdr": ("quality", {"field": SWITCH}, "hdr"),
     "baseline_hdr_linear": ("baseline", {"data": {"hdr_transform": "linear"}}, "hdr"),
+    "basis": ("basis", {}, "ldr"),
+    "basis_hdr_switch": ("basis", {"field": SWITCH}, "hdr"),
 }
-PRESET_VARIANTS = ["quality", "hashgrid", "baseline", "film", "encoder"]
+PRESET_VARIANTS = ["quality", "hashgrid", "baseline", "film", "encoder", "basis"]
 # trained on demand by the tests that name them (not part of the VARIANTS every format is tested on)
 EXTRA_VARIANTS: dict[str, tuple[str, dict, str]] = {
     "quality_vt": ("quality", {"field": SWITCH}, "vt"),

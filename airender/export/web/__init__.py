@@ -17,12 +17,16 @@ and the uniforms u_hour (hours), u_size (output pixels) and u_exposure (HDR prev
 endian, one after another) and textures.json (their names, sizes and byte offsets, and the uniforms).
 ``--format html`` writes a page that works from file:// : index.html and viewer.js (static assets of
 this folder) and model.js (the shader, the textures in base64, the model's description); the page
-exposes ``window.airenderViewer`` with ``ready`` (a promise), ``setHour(h)`` and ``readPixels()`` (a
-promise of {width, height, data}: RGBA8 rows from the top).
+exposes ``window.airenderViewer`` with ``ready`` (a promise), ``setHour(h)``, ``readPixels()`` (a
+promise of {width, height, data}: RGBA8 rows from the top) and ``comparison``. ``airender view --truth``
+adds truth.js (:func:`truth_script`): the page then shows the ground truth and an error view beside
+the model. :func:`shader_layout` (constants, weight offsets, data) is shared with the WGSL compute
+shader (airender.export.wgsl).
 """
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 from dataclasses import dataclass, field as dataclass_field
@@ -234,9 +238,12 @@ def shader_layout(model: FieldModel) -> ShaderLayout:
     Raises InputError for a model the shaders do not implement."""
     spec, a = model.spec, model.arrays
     mlp = spec["mlp"]
-    if mlp.get("kind", "mlp") != "mlp":
-        raise InputError(f"the shaders decode MLP fields; this model's decoder is {mlp.get('kind')!r} "
+    kind = mlp.get("kind", "mlp")
+    if kind not in ("mlp", "basis"):
+        raise InputError(f"the shaders decode MLP and basis fields; this model's decoder is {kind!r} "
                          f"(export it as a pack or ONNX)")
+    basis = kind == "basis"
+    prefix = "mlp.static." if basis else "mlp."
     hidden, layers = int(mlp["hidden"]), int(mlp["layers"])
     static_dim = int(mlp["static_dim"])
     params = _Params()
@@ -297,9 +304,9 @@ def shader_layout(model: FieldModel) -> ShaderLayout:
         raise InputError("the shader needs a time code: this field has no time harmonics")
     defines.update(CODE_DIM=code_dim, C4=_texels(code_dim), TIME_IN_MLP=int(bool(mlp["time_in_mlp"])))
     # first layer, split by input block
-    weight0 = a["mlp.hidden_layers.0.weight"]
+    weight0 = a[f"{prefix}hidden_layers.0.weight"]
     defines["W_L0S"] = params.matrix(weight0[:, :static_dim])
-    defines["B_L0"] = params.vector(a["mlp.hidden_layers.0.bias"])
+    defines["B_L0"] = params.vector(a[f"{prefix}hidden_layers.0.bias"])
     column = static_dim
     if mlp["time_in_mlp"]:
         defines["W_L0T"] = params.matrix(weight0[:, column:column + code_dim])
@@ -313,12 +320,18 @@ def shader_layout(model: FieldModel) -> ShaderLayout:
         raise InputError(f"the first layer has {weight0.shape[1]} inputs but the shader assembles {column}")
     hid_w, hid_b = [0], [0]
     for i in range(1, layers):
-        hid_w.append(params.matrix(a[f"mlp.hidden_layers.{i}.weight"]))
-        hid_b.append(params.vector(a[f"mlp.hidden_layers.{i}.bias"]))
+        hid_w.append(params.matrix(a[f"{prefix}hidden_layers.{i}.weight"]))
+        hid_b.append(params.vector(a[f"{prefix}hidden_layers.{i}.bias"]))
     int_arrays.update(W_HID=hid_w, B_HID=hid_b)
+    defines["BASIS"] = int(basis)
+    if basis:  # the time-free MLP's last layer gives the basis; mlp.output_layer is the coefficients' mean
+        rank = int(mlp["rank"])
+        defines.update(RANK=rank, R4=_texels(rank), W_BASIS=params.matrix(a["mlp.static.output_layer.weight"]),
+                       B_BASIS=params.vector(a["mlp.static.output_layer.bias"]))
     defines["W_OUT"] = params.matrix(a["mlp.output_layer.weight"])
     defines["B_OUT"] = params.vector(a["mlp.output_layer.bias"])
-    defines["FILM"] = int(bool(spec.get("film")))
+    defines["FILM"] = int(bool(spec.get("film")) and not basis)
+    defines["TIME_NET"] = int(bool(spec.get("film")))  # a generator from the time code (FiLM or coefficients)
     if spec.get("film"):
         film_hidden = a["film.net.0.weight"].shape[0]
         defines.update(FILM_HIDDEN=film_hidden, FH4=_texels(film_hidden),
@@ -412,17 +425,40 @@ def write_glsl(program: ShaderProgram, folder: Path) -> list[Path]:
     return paths
 
 
-def write_html(program: ShaderProgram, folder: Path) -> list[Path]:
-    """index.html, viewer.js and model.js in ``folder``: a viewer page that works from file://."""
+def truth_script(frames: dict[float, np.ndarray], mask: np.ndarray | None, source: str) -> str:
+    """truth.js for the viewer: ground-truth frames {hour: uint8 [H, W, 3] display image} and an optional
+    validity mask [H, W] bool, as ``window.AIRENDER_TRUTH`` (PNG images in base64)."""
+    from PIL import Image
+
+    def png(array: np.ndarray) -> str:
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+    hours = sorted(frames)
+    truth = {"hours": [float(h) for h in hours], "frames": [png(frames[h]) for h in hours],
+             "mask": png(np.where(mask, 255, 0).astype(np.uint8)) if mask is not None else None, "source": source}
+    return "window.AIRENDER_TRUTH = " + json.dumps(truth) + ";\n"
+
+
+def write_html(program: ShaderProgram, folder: Path, truth: str | None = None) -> list[Path]:
+    """index.html, viewer.js and model.js in ``folder``: a viewer page that works from file://; with
+    ``truth`` (the text of truth.js, see :func:`truth_script`) also truth.js, and the page shows the
+    ground truth and the error beside the model."""
     model = {"meta": program.meta, "vertex": program.vertex, "fragment": program.fragment,
              "textures": {name: {"width": t.width, "height": t.height,
                                  "data": base64.b64encode(t.texels.astype("<f4").tobytes()).decode("ascii")}
                           for name, t in program.textures.items()}}
     assets = resources.files(__package__)
     paths = [folder / "model.js", folder / "viewer.js", folder / "index.html"]
+    page = assets.joinpath("index.html").read_text(encoding="utf-8")
+    page = page.replace("<!--TRUTH-->\n", '<script src="truth.js"></script>\n' if truth is not None else "")
     write_text_atomic(paths[0], "window.AIRENDER_MODEL = " + json.dumps(model) + ";\n")
     write_text_atomic(paths[1], assets.joinpath("viewer.js").read_text(encoding="utf-8"))
-    write_text_atomic(paths[2], assets.joinpath("index.html").read_text(encoding="utf-8"))
+    if truth is not None:
+        paths.append(folder / "truth.js")
+        write_text_atomic(paths[-1], truth)
+    write_text_atomic(paths[2], page)
     return paths
 
 

@@ -1,6 +1,6 @@
 // The time-of-day field f(x, y, t) for one hour (u.hour), one invocation per pixel. The model's constants
 // (sizes, parameter offsets, hash-grid levels) are declared above this line by the exporter, which also
-// keeps only the lines of the #if blocks that apply to the model (the shipped shader has no #if left).
+// keeps only the lines of the conditional blocks that apply to the model (no directive is left).
 // Weights live in `params`, hash-grid tables in `tables` (storage buffers of vec4<f32>, the same data as
 // the GLSL path's textures, row by row). Output: `rgb[y * width + x]` = (display value, 1): sRGB in
 // [0, 1] for LDR data, linear radiance for HDR data, pixels row-major from the top.
@@ -176,7 +176,7 @@ fn time_code(t: f32) -> array<vec4<f32>, C4> {
     return code;
 }
 
-#if FILM
+#if TIME_NET
 var<private> fh: array<vec4<f32>, FH4>;  // FiLM generator's hidden layer at the hour being decoded
 
 fn film_out(r: i32) -> f32 {
@@ -186,6 +186,48 @@ fn film_out(r: i32) -> f32 {
 }
 #endif
 
+#if BASIS
+var<private> g_basis: array<vec4<f32>, R4>;  // the basis decoder's K values of this pixel (time-free)
+
+// The basis decoder's time-free MLP from g_first: its hidden layers, then the basis layer.
+fn basis_values() {
+    var h: array<vec4<f32>, H4>;
+    for (var j = 0; j < HIDDEN; j++) { h[j >> 2u][j & 3] = act(g_first[j >> 2u][j & 3]); }
+    for (var i = 1; i < LAYERS; i++) {
+        var nh: array<vec4<f32>, H4>;
+        for (var j = 0; j < HIDDEN; j++) {
+            var v = P1(B_HID[i] * 4 + j);
+            for (var k = 0; k < H4; k++) { v += dot(P4(W_HID[i] + j * H4 + k), h[k]); }
+            nh[j >> 2u][j & 3] = act(v);
+        }
+        h = nh;
+    }
+    for (var j = 0; j < RANK; j++) {
+        var v = P1(B_BASIS * 4 + j);
+        for (var k = 0; k < H4; k++) { v += dot(P4(W_BASIS + j * H4 + k), h[k]); }
+        g_basis[j >> 2u][j & 3] = v;
+    }
+}
+
+// The basis decoder at hour t: (W + dW(t)) b + c + dc(t), dW and dc from the coefficient MLP.
+fn raw_at(t: f32, uv: vec2<f32>) -> vec3<f32> {
+    var code = time_code(t);
+    for (var i = 0; i < FILM_HIDDEN; i++) {
+        var a = P1(B_F0 * 4 + i);
+        for (var k = 0; k < C4; k++) { a += dot(P4(W_F0 + i * C4 + k), code[k]); }
+        fh[i >> 2u][i & 3] = a / (1.0 + exp(-a));
+    }
+    var res: vec3<f32>;
+    for (var c = 0; c < 3; c++) {
+        var v = P1(B_OUT * 4 + c) + film_out(3 * RANK + c);
+        for (var j = 0; j < RANK; j++) {
+            v += (P1((W_OUT + c * R4) * 4 + j) + film_out(c * RANK + j)) * g_basis[j >> 2u][j & 3];
+        }
+        res[c] = v;
+    }
+    return res;
+}
+#else
 // The MLP output at hour t for the pixel whose static pre-activation is g_first.
 fn raw_at(t: f32, uv: vec2<f32>) -> vec3<f32> {
     var code = time_code(t);
@@ -240,6 +282,7 @@ fn raw_at(t: f32, uv: vec2<f32>) -> vec3<f32> {
     }
     return res;
 }
+#endif
 
 #if LIGHT_SWITCH
 fn lamp_image(uv: vec2<f32>) -> vec3<f32> {
@@ -293,6 +336,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var k = 0; k < S4; k++) { a += dot(P4(W_L0S + j * S4 + k), g_static[k]); }
         g_first[j >> 2u][j & 3] = a;
     }
+#if BASIS
+    basis_values();
+#endif
     let t = u.hour;
 #if TIME_BLEND
     let wrapped = fmod(t, 24.0);

@@ -160,7 +160,7 @@ void time_code(float t, out vec4 code[C4]) {
 #endif
 }
 
-#if FILM
+#if TIME_NET
 float film_out(int r, vec4 fh[FH4]) {
     float a = P1(B_F2 * 4 + r);
     for (int k = 0; k < FH4; ++k) a += dot(P4(W_F2 + r * FH4 + k), fh[k]);
@@ -168,6 +168,52 @@ float film_out(int r, vec4 fh[FH4]) {
 }
 #endif
 
+#if BASIS
+vec4 g_basis[R4];  // the basis decoder's K values of this pixel (time-free)
+
+// The basis decoder's time-free MLP from g_first: its hidden layers, then the basis layer.
+void basis_values() {
+    vec4 h[H4];
+    for (int k = 0; k < H4; ++k) h[k] = vec4(0.0);
+    for (int j = 0; j < HIDDEN; ++j) GET(h, j) = act(GET(g_first, j));
+    for (int i = 1; i < LAYERS; ++i) {
+        vec4 nh[H4];
+        for (int k = 0; k < H4; ++k) nh[k] = vec4(0.0);
+        for (int j = 0; j < HIDDEN; ++j) {
+            float v = P1(B_HID[i] * 4 + j);
+            for (int k = 0; k < H4; ++k) v += dot(P4(W_HID[i] + j * H4 + k), h[k]);
+            GET(nh, j) = act(v);
+        }
+        h = nh;
+    }
+    for (int k = 0; k < R4; ++k) g_basis[k] = vec4(0.0);
+    for (int j = 0; j < RANK; ++j) {
+        float v = P1(B_BASIS * 4 + j);
+        for (int k = 0; k < H4; ++k) v += dot(P4(W_BASIS + j * H4 + k), h[k]);
+        GET(g_basis, j) = v;
+    }
+}
+
+// The basis decoder at hour t: (W + dW(t)) b + c + dc(t), dW and dc from the coefficient MLP.
+vec3 raw_at(float t, vec2 uv) {
+    vec4 code[C4];
+    time_code(t, code);
+    vec4 fh[FH4];
+    for (int k = 0; k < FH4; ++k) fh[k] = vec4(0.0);
+    for (int i = 0; i < FILM_HIDDEN; ++i) {
+        float a = P1(B_F0 * 4 + i);
+        for (int k = 0; k < C4; ++k) a += dot(P4(W_F0 + i * C4 + k), code[k]);
+        GET(fh, i) = a / (1.0 + exp(-a));
+    }
+    vec3 rgb;
+    for (int c = 0; c < 3; ++c) {
+        float v = P1(B_OUT * 4 + c) + film_out(3 * RANK + c, fh);
+        for (int j = 0; j < RANK; ++j) v += (P1((W_OUT + c * R4) * 4 + j) + film_out(c * RANK + j, fh)) * GET(g_basis, j);
+        rgb[c] = v;
+    }
+    return rgb;
+}
+#else
 // The MLP output at hour t for the pixel whose static pre-activation is g_first.
 vec3 raw_at(float t, vec2 uv) {
     vec4 code[C4];
@@ -229,6 +275,7 @@ vec3 raw_at(float t, vec2 uv) {
     }
     return rgb;
 }
+#endif
 
 #if LIGHT_SWITCH
 vec3 lamp_image(vec2 uv) {
@@ -280,6 +327,9 @@ void main() {
         }
         GET(g_first, j) = a;
     }
+#if BASIS
+    basis_values();
+#endif
     float t = u_hour;
 #if TIME_BLEND
     float wrapped = mod(t, 24.0);

@@ -6,6 +6,13 @@
 //   setHour(h)   draw hour h (fractional, periodic); a promise resolved when the frame is drawn
 //   readPixels() a promise of {width, height, data}: the frame as RGBA8 rows from the top
 //   hour         the hour on screen
+//   comparison   with ground truth (truth.js, window.AIRENDER_TRUTH, written by `airender view --truth`):
+//                {truthHour, psnr} of the frame on screen against the nearest ground-truth hour, else null
+//
+// Ground truth: {hours: [h, ...], frames: [PNG as base64, ...] (8-bit display values, the same
+// exposure as the model's preview), mask: PNG as base64 or null (non-zero = valid), source: text}.
+// The page then shows it beside the model with an error view (|model - truth| of the 8-bit display
+// values, mean over RGB, x ERROR_GAIN, as a heat map) and the PSNR over the valid pixels.
 "use strict";
 
 (function () {
@@ -16,6 +23,12 @@
   const play = document.getElementById("play");
   const status = document.getElementById("status");
   const HOURS_PER_SECOND = 2.0;
+  const ERROR_GAIN = 4.0;
+  const HEAT = [[0, 0, 0], [80, 18, 123], [222, 73, 60], [253, 160, 30], [252, 253, 191]];
+  const truth = window.AIRENDER_TRUTH || null;
+  const truthImages = [];  // per ground-truth hour: ImageData of the frame
+  let truthMask = null;    // Uint8Array of 0/1 per pixel, or null (every pixel valid)
+  let comparison = null;
 
   let gl = null;
   let program = null;
@@ -85,9 +98,123 @@
     gl.viewport(0, 0, canvas.width, canvas.height);
     gl.uniform1f(hourLocation, hour);
     gl.drawArrays(gl.TRIANGLES, 0, 3);
+    if (truth && truthImages.length) compare();
     slider.value = String(wrap(hour));
     const minutes = Math.round(wrap(hour) * 60) % (24 * 60);
     label.textContent = String(Math.floor(minutes / 60)).padStart(2, "0") + ":" + String(minutes % 60).padStart(2, "0");
+  }
+
+  function hourText(h) {
+    const minutes = Math.round(wrap(h) * 60) % (24 * 60);
+    return String(Math.floor(minutes / 60)).padStart(2, "0") + ":" + String(minutes % 60).padStart(2, "0");
+  }
+
+  function nearestTruth(h) {
+    let best = 0;
+    let bestDistance = Infinity;
+    truth.hours.forEach(function (t, k) {
+      const d = Math.abs(wrap(h) - wrap(t));
+      const distance = Math.min(d, 24 - d);
+      if (distance < bestDistance) { best = k; bestDistance = distance; }
+    });
+    return best;
+  }
+
+  function heat(v) {
+    const x = Math.min(Math.max(v, 0), 1) * (HEAT.length - 1);
+    const i = Math.min(Math.floor(x), HEAT.length - 2);
+    const f = x - i;
+    return HEAT[i].map(function (c, k) { return c + f * (HEAT[i + 1][k] - c); });
+  }
+
+  // The model's frame on screen against the nearest ground-truth hour: truth panel, error heat map, PSNR.
+  function compare() {
+    const k = nearestTruth(hour);
+    const width = canvas.width;
+    const height = canvas.height;
+    const reference = truthImages[k];
+    document.getElementById("truth").getContext("2d").putImageData(reference, 0, 0);
+    const bottomUp = new Uint8Array(width * height * 4);
+    gl.readPixels(0, 0, width, height, gl.RGBA, gl.UNSIGNED_BYTE, bottomUp);
+    const errorCanvas = document.getElementById("error");
+    const context = errorCanvas.getContext("2d");
+    const out = context.createImageData(width, height);
+    let squared = 0;
+    let count = 0;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const p = ((height - 1 - y) * width + x) * 4;
+        const q = (y * width + x) * 4;
+        let sum = 0;
+        for (let c = 0; c < 3; c++) {
+          const d = bottomUp[p + c] - reference.data[q + c];
+          sum += Math.abs(d);
+          if (!truthMask || truthMask[y * width + x]) squared += d * d;
+        }
+        if (!truthMask || truthMask[y * width + x]) count += 3;
+        const color = truthMask && !truthMask[y * width + x] ? [40, 40, 40] : heat(sum / 3 / 255 * ERROR_GAIN);
+        out.data[q] = color[0];
+        out.data[q + 1] = color[1];
+        out.data[q + 2] = color[2];
+        out.data[q + 3] = 255;
+      }
+    }
+    context.putImageData(out, 0, 0);
+    const mse = count ? squared / count / (255 * 255) : 0;
+    const psnr = mse > 0 ? 10 * Math.log10(1 / mse) : Infinity;
+    comparison = { truthHour: truth.hours[k], psnr: psnr };
+    const at = Math.abs(wrap(truth.hours[k]) - wrap(hour)) < 1e-6 ? "" :
+      " (model at " + hourText(hour) + ", nearest ground truth " + hourText(truth.hours[k]) + ")";
+    document.getElementById("truth-title").textContent = "ground truth " + hourText(truth.hours[k]);
+    document.getElementById("error-title").textContent = "error |model - truth| x" + ERROR_GAIN;
+    document.getElementById("truth-status").textContent = "PSNR " + (isFinite(psnr) ? psnr.toFixed(2) : "inf") +
+      " dB on 8-bit display values" + (truthMask ? " (valid pixels)" : "") + at + "; ground truth: " + truth.source;
+  }
+
+  function loadImage(base64) {
+    return new Promise(function (resolve, reject) {
+      const image = new Image();
+      image.onload = function () {
+        const scratch = document.createElement("canvas");
+        scratch.width = image.width;
+        scratch.height = image.height;
+        const context = scratch.getContext("2d");
+        context.drawImage(image, 0, 0);
+        resolve(context.getImageData(0, 0, image.width, image.height));
+      };
+      image.onerror = function () { reject(new Error("a ground-truth image does not decode")); };
+      image.src = "data:image/png;base64," + base64;
+    });
+  }
+
+  function loadTruth() {
+    if (!truth) return Promise.resolve();
+    for (const id of ["truth-panel", "error-panel", "view-title", "snap-label", "truth-status"]) {
+      document.getElementById(id).hidden = false;
+    }
+    document.getElementById("panels").classList.remove("single");
+    for (const id of ["truth", "error"]) {
+      document.getElementById(id).width = canvas.width;
+      document.getElementById(id).height = canvas.height;
+    }
+    const loads = truth.frames.map(loadImage);
+    if (truth.mask) loads.push(loadImage(truth.mask));
+    return Promise.all(loads).then(function (images) {
+      for (const image of images) {
+        if (image.width !== canvas.width || image.height !== canvas.height) {
+          throw new Error("ground truth is " + image.width + " x " + image.height + ", the model " + canvas.width +
+                          " x " + canvas.height);
+        }
+      }
+      if (truth.mask) {
+        const mask = images.pop();
+        truthMask = new Uint8Array(canvas.width * canvas.height);
+        for (let i = 0; i < truthMask.length; i++) truthMask[i] = mask.data[4 * i] > 0 ? 1 : 0;
+      }
+      truthImages.push(...images);
+      if (document.getElementById("snap").checked) hour = truth.hours[nearestTruth(hour)];
+      draw();
+    });
   }
 
   function setHour(h) {
@@ -140,12 +267,17 @@
       status.textContent = "cannot show the field: " + error.message;
       reject(error);
     }
+  }).then(loadTruth).catch(function (error) {
+    status.textContent = "cannot show the field: " + error.message;
+    throw error;
   });
   ready.catch(function () {});
 
   slider.addEventListener("input", function () {
     setPlaying(false);
-    setHour(Number(slider.value));
+    const h = Number(slider.value);
+    const snap = truth && document.getElementById("snap").checked;
+    setHour(snap ? truth.hours[nearestTruth(h)] : h);
   });
   play.addEventListener("click", function () {
     setPlaying(!playing);
@@ -156,6 +288,7 @@
     setHour: setHour,
     readPixels: readPixels,
     get hour() { return hour; },
+    get comparison() { return comparison; },
     meta: model.meta,
   };
 })();
