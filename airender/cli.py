@@ -150,7 +150,13 @@ def _load_for_render(args: argparse.Namespace):
     from airender.engine.trainer import resolve_device
     from airender.tiles.model import load_model
 
-    loaded = load_model(args.ckpt, resolve_device(args.device), getattr(args, "lightmap_id", ""))
+    lightmap_id = getattr(args, "lightmap_id", "")
+    loaded = load_model(args.ckpt, resolve_device(args.device), lightmap_id)
+    stored = loaded.config.data.lightmap_id
+    if lightmap_id and not getattr(loaded, "tiled", False) and lightmap_id != stored:
+        raise InputError(f"--lightmap_id {lightmap_id}: {args.ckpt} is one field, trained on "
+                         f"{'lightmap ' + stored if stored else 'the first lightmap or frames of its data'}; "
+                         f"--lightmap_id picks an atlas of a tiled checkpoint")
     if getattr(args, "baseline_path", None) and getattr(loaded, "tiled", False):
         raise InputError(f"--baseline_path: {args.ckpt} is a tiled model (one baseline per tile); it renders "
                          f"from its own")
@@ -292,6 +298,7 @@ def cmd_render_all(args: argparse.Namespace) -> int:
     from airender.checks import check_output_dir
     from airender.fileio import make_dir
     from airender.images import hdr_preview_exposure, preview_uint8, save_frame, save_gif
+    from airender.progress import progress
     from airender.render import frame_name, make_decoder
 
     times = hour_range(args.start_hour, args.end_hour, args.step)

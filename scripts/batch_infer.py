@@ -3,7 +3,7 @@
     python scripts/batch_infer.py --ckpt runs/delta_small/best.ckpt --infer_script scripts/infer.py \
         --output_dir runs/batch_infer --start_hour 0 --end_hour 23
 
-Writes tod_<hour>.png (tod_<hour>.exr for HDR models) and day.gif into --output_dir. ``--infer_script``
+Writes tod_<HH.HH>.png, e.g. tod_07.00.png (.exr for HDR models; zero-padded so names sort by time) and day.gif into --output_dir. ``--infer_script``
 is accepted for compatibility: the frames are rendered in this process by the same code as
 scripts/infer.py (``airender render``), loading the model once instead of once per hour. Extra flags
 (--step, --width, --height, --device, --baseline_path, --format, --gif) are those of ``airender render-all``.

@@ -52,10 +52,10 @@ def test_roadmap_commands(courtyard, tmp_path):
                     "--infer_script", str(REPO / "scripts" / "infer.py"), "--output_dir", str(batch_dir),
                     "--start_hour", "0", "--end_hour", "23")
     assert batch.returncode == 0, batch.stderr
-    assert sorted(p.name for p in batch_dir.glob("tod_*.png")) == sorted(f"tod_{h}.png" for h in range(24))
+    assert sorted(p.name for p in batch_dir.glob("tod_*.png")) == sorted(f"tod_{h:02d}.00.png" for h in range(24))
     assert (batch_dir / "day.gif").is_file()
     # the hour-18 frame of batch_infer is the same decode as infer.py's (same stored baseline)
-    assert np.array_equal(np.asarray(Image.open(batch_dir / "tod_18.png")), np.asarray(Image.open(out)))
+    assert np.array_equal(np.asarray(Image.open(batch_dir / "tod_18.00.png")), np.asarray(Image.open(out)))
 
 
 def test_residual_mode_false_parses_as_false(courtyard, tmp_path):

@@ -35,6 +35,7 @@ from . import ops
 from .ops import F32
 
 CHUNK_PIXELS = 1 << 16
+BASIS_BLOCK = 1 << 14  # pixels per [K, n] block of a basis decoder's frame cache
 GROUP_ROWS = 256  # query rows at one hour from which they run as one batch (see FieldModel.query)
 
 
@@ -42,12 +43,15 @@ GROUP_ROWS = 256  # query rows at one hour from which they run as one batch (see
 class ChunkCache:
     """Time-invariant values of a chunk of N pixels: uv [N, 2]; first [N, hidden] the first layer's
     pre-activation from the static inputs (bias included); baseline [N, 3] (training space) or None;
-    lamp [N, 3] (linear light) or None."""
+    lamp [N, 3] (linear light) or None. The frame caches of a basis decoder keep the basis K-major in
+    ``blocks`` instead of ``first`` (one [K, n] matrix per block of rows: the per-frame product reads it
+    contiguously)."""
 
     uv: np.ndarray
-    first: np.ndarray
+    first: np.ndarray | None
     baseline: np.ndarray | None
     lamp: np.ndarray | None
+    blocks: list[np.ndarray] | None = None  # basis decoder, frame caches: b(x) as [K, n] per BASIS_BLOCK rows
 
 
 class FieldModel:
@@ -104,15 +108,23 @@ class FieldModel:
             self._feature_map = x
         return self._feature_map
 
-    def static_features(self, uv: np.ndarray) -> np.ndarray:
-        """Time-invariant MLP inputs [N, static_dim] at pixel centres uv [N, 2]."""
+    def _grid(self, grid: ops.HashGrid, uv: np.ndarray, lattice: tuple | None) -> np.ndarray:
+        """Features of a hash grid at uv [N, 2]; with ``lattice`` = (column plans by grid, v [R]) the points
+        are a band of frame rows and the grid is read row by row (:meth:`ops.HashGrid.frame`)."""
+        if lattice is not None and grid.dims == 2:
+            plans, v = lattice
+            return grid.frame(plans[id(grid)], v)
+        return grid(uv)
+
+    def static_features(self, uv: np.ndarray, lattice: tuple | None = None) -> np.ndarray:
+        """Time-invariant MLP inputs [N, static_dim] at pixel centres uv [N, 2] (``lattice``: see _grid)."""
         parts = []
         if self.spec.get("encoder"):
             parts.append(ops.bilinear(self.feature_map(), uv))
         xy = self.spec.get("xy")
         if xy:
             if xy["kind"] == "hashgrid":
-                parts.append(self.xy_grid(uv))
+                parts.append(self._grid(self.xy_grid, uv, lattice))
             else:
                 parts.append(ops.fourier_xy(uv, self.arrays[xy["freqs"]], bool(xy["include_input"])))
         return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
@@ -123,33 +135,48 @@ class FieldModel:
             return self.baseline.reshape(-1, 3)[pix]
         return ops.bilinear(np.ascontiguousarray(self.baseline.transpose(2, 0, 1)), uv)
 
-    def lamp_image(self, static: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    def lamp_image(self, static: np.ndarray, uv: np.ndarray, lattice: tuple | None = None) -> np.ndarray:
         """Lamp image [N, 3] >= 0 in linear light."""
         if self.lamp_grid is not None:
-            static = np.concatenate([static, self.lamp_grid(uv)], axis=1)
+            static = np.concatenate([static, self._grid(self.lamp_grid, uv, lattice)], axis=1)
         a = self.arrays
         hidden = ops.relu(ops.linear(static, a["lamp_head.0.weight"], a["lamp_head.0.bias"]))
         return ops.softplus(ops.linear(hidden, a["lamp_head.2.weight"], a["lamp_head.2.bias"]))
 
-    def prepare(self, uv: np.ndarray, pix: np.ndarray | None = None) -> ChunkCache:
+    def prepare(self, uv: np.ndarray, pix: np.ndarray | None = None, lattice: tuple | None = None) -> ChunkCache:
         """Everything about pixels uv [N, 2] that does not depend on time (``pix``: flat indices at the
-        native resolution, for the exact baseline)."""
-        static = self.static_features(uv)
+        native resolution, for the exact baseline; ``lattice``: the pixels are a band of frame rows, see
+        :meth:`_grid`)."""
+        static = self.static_features(uv, lattice)
         first = self.basis_values(static) if self.basis else \
             ops.linear(static, self.w_static, self.arrays["mlp.hidden_layers.0.bias"])
         baseline = self.baseline_at(uv, pix) if self.spec["residual"] else None
-        lamp = self.lamp_image(static, uv) if self.spec.get("light_switch") else None
+        lamp = self.lamp_image(static, uv, lattice) if self.spec.get("light_switch") else None
         return ChunkCache(uv=uv, first=first.astype(F32, copy=False), baseline=baseline, lamp=lamp)
 
+    def _frame_chunks(self, height: int, width: int):
+        """Chunk caches of every pixel of a height x width frame, bands of whole rows in row-major order."""
+        native = (height, width) == (self.height, self.width)
+        u = (np.arange(width, dtype=F32) + F32(0.5)) / F32(width)
+        plans = {id(g): g.frame_columns(u) for g in (self.xy_grid, self.lamp_grid) if g is not None and g.dims == 2}
+        rows_per_chunk = max(1, CHUNK_PIXELS // width)
+        for top in range(0, height, rows_per_chunk):
+            rows = np.arange(top, min(top + rows_per_chunk, height), dtype=np.int64)
+            pix = (rows[:, None] * width + np.arange(width, dtype=np.int64)[None, :]).reshape(-1)
+            v = (rows.astype(F32) + F32(0.5)) / F32(height)
+            yield self.prepare(ops.pixel_centres(pix, height, width), pix if native else None, (plans, v))
+
     def caches(self, height: int, width: int) -> list[ChunkCache]:
-        """Chunk caches covering every pixel of a height x width frame in row-major order."""
+        """Chunk caches covering every pixel of a height x width frame in row-major order (bands of rows)."""
         key = (height, width)
         if key not in self._caches:
-            native = key == (self.height, self.width)
             chunks = []
-            for start in range(0, height * width, CHUNK_PIXELS):
-                pix = np.arange(start, min(start + CHUNK_PIXELS, height * width), dtype=np.int64)
-                chunks.append(self.prepare(ops.pixel_centres(pix, height, width), pix if native else None))
+            for cache in self._frame_chunks(height, width):
+                if self.basis:  # K-major blocks for the per-frame product
+                    cache.blocks = [np.ascontiguousarray(cache.first[s:s + BASIS_BLOCK].T)
+                                    for s in range(0, cache.first.shape[0], BASIS_BLOCK)]
+                    cache.first = None
+                chunks.append(cache)
             while len(self._caches) >= 2:
                 self._caches.pop(next(iter(self._caches)))
             self._caches[key] = chunks
@@ -310,12 +337,29 @@ class FieldModel:
         start = 0
         coefficients = self.frame_coefficients(hour) if self.basis else None
         for cache in self.caches(height, width):
-            raw = ops.linear(cache.first, *coefficients) if self.basis else \
-                self._blended(lambda h: self._raw_one_hour(cache, h), hour)
-            rows = cache.first.shape[0]
-            out[start:start + rows] = self._compose(raw, cache.baseline, gate, cache.lamp)
+            rows = cache.uv.shape[0]
+            if self.basis:
+                plain = not self.spec["residual"] and cache.lamp is None
+                raw = out[start:start + rows] if plain else np.empty((rows, 3), F32)
+                self._basis_rows(cache.blocks, coefficients, raw)
+                if not plain:
+                    out[start:start + rows] = self._compose(raw, cache.baseline, gate, cache.lamp)
+            else:
+                raw = self._blended(lambda h: self._raw_one_hour(cache, h), hour)
+                out[start:start + rows] = self._compose(raw, cache.baseline, gate, cache.lamp)
             start += rows
         return out.reshape(height, width, 3)
+
+    @staticmethod
+    def _basis_rows(blocks: list[np.ndarray], coefficients: tuple[np.ndarray, np.ndarray], out: np.ndarray) -> None:
+        """out [n, 3] = C b + c for the basis blocks [K, n_i] (n = sum n_i) and coefficients (C [3, K], c [3])."""
+        weight, bias = coefficients
+        start = 0
+        for block in blocks:
+            values = weight @ block  # [3, n_i]: the block is read once, contiguously
+            values += bias[:, None]
+            out[start:start + block.shape[1]] = values.T
+            start += block.shape[1]
 
     def decode(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Frame at hour ``t`` (fractional hours allowed, periodic) as float32 [H, W, 3] display values:
@@ -329,12 +373,11 @@ class FieldModel:
             per_texel = 4 * (2 + self.first_dim + 3 * bool(self.spec["residual"])
                              + 3 * bool(self.spec.get("light_switch")))
             if self.height * self.width * per_texel <= self.texel_cache_bytes:
-                chunks = self.caches(self.height, self.width)
+                chunks = list(self._frame_chunks(self.height, self.width))
                 joined = {name: None if getattr(chunks[0], name) is None
                           else np.concatenate([getattr(c, name) for c in chunks])
                           for name in ("uv", "first", "baseline", "lamp")}
                 self._texel_cache = ChunkCache(**joined)
-                self._caches.pop((self.height, self.width), None)
         return self._texel_cache
 
     def _texel_values(self, pix: np.ndarray) -> ChunkCache:

@@ -149,6 +149,59 @@ class HashGrid:
             out[:, level * self.features:(level + 1) * self.features] = self.level(coords, level)
         return out
 
+    def _axis(self, values: np.ndarray, level: int, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Along axis d: (lower vertex [n], upper vertex [n], weight of the upper one [n]) at coordinates
+        values [n], as :meth:`level` computes them per point."""
+        pos = values * self.scale[level, d]
+        base = np.floor(pos)
+        frac = (pos - base).astype(F32)
+        low = base.astype(np.int64)
+        top = self.vertices[level, d] - 1
+        return np.clip(low, 0, top), np.clip(low + 1, 0, top), frac
+
+    def frame_columns(self, u: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per level, what :meth:`frame` needs of the columns u [W]: (vertex columns touched [C], position of
+        each column's lower and upper vertex among them [2 W], weight of the upper one [W])."""
+        u = np.asarray(u, F32)
+        plan = []
+        for level in range(self.levels):
+            x0, x1, fx = self._axis(u, level, 0)
+            columns, column_of = np.unique(np.concatenate([x0, x1]), return_inverse=True)
+            plan.append((columns, column_of, fx))
+        return plan
+
+    def frame(self, columns: list[tuple[np.ndarray, np.ndarray, np.ndarray]], v: np.ndarray) -> np.ndarray:
+        """Features [len(v) * W, L * F] at the lattice of points (u[j], v[i]) in row-major order (i slowest):
+        a band of pixel rows of a frame whose columns u [W] were planned by :meth:`frame_columns`. 2D grids
+        only. The same function as ``__call__`` at those points (up to float rounding): each level is read
+        at the vertices the band touches and interpolated along x, then along y, which costs far less per
+        point than gathering four corners per point."""
+        if self.dims != 2:
+            raise ValueError("HashGrid.frame: only for 2D grids")
+        v = np.asarray(v, F32)
+        width = columns[0][2].size
+        out = np.empty((v.size, width, self.out_dim), F32)
+        for level in range(self.levels):
+            vertex_columns, column_of, fx = columns[level]
+            y0, y1, fy = self._axis(v, level, 1)
+            rows, inverse = np.unique(np.concatenate([y0, y1]), return_inverse=True)  # vertex rows touched
+            if self.dense[level]:
+                index = rows[:, None] * self.strides[level, 1] + vertex_columns[None, :]
+            else:
+                index = np.bitwise_xor(vertex_columns[None, :] * PRIMES[0], rows[:, None] * PRIMES[1]) \
+                    & (self.table_size - 1)
+            vertex = np.take(self.table, index + self.offsets[level], axis=0)  # [rows, columns, F]
+            left, right = vertex[:, column_of[:width]], vertex[:, column_of[width:]]
+            right -= left
+            right *= fx[None, :, None]
+            right += left  # along x: [rows, W, F]
+            top, bottom = right[inverse[:v.size]], right[inverse[v.size:]]
+            bottom -= top
+            bottom *= fy[:, None, None]
+            bottom += top
+            out[:, :, level * self.features:(level + 1) * self.features] = bottom
+        return out.reshape(-1, self.out_dim)
+
 
 def conv2d(image: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
     """2D convolution (cross-correlation, zero padding): image [C_in, H, W], weight [C_out, C_in, k, k],

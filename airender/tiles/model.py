@@ -324,16 +324,11 @@ def read_any_checkpoint(path: str | Path) -> dict:
 
 def load_model(path: str | Path, device: torch.device | str = "cpu",
                lightmap_id: str = "") -> LoadedCheckpoint | LoadedTiled:
-    """Load a single-field checkpoint (as :func:`airender.engine.checkpoint.load_checkpoint`) or a tiled
-    one (its atlas ``lightmap_id``, default the first). ``lightmap_id`` given for a single field must be
-    the one it was trained on when the checkpoint names one."""
+    """Load a single-field checkpoint (as :func:`airender.engine.checkpoint.load_checkpoint`; ``lightmap_id``
+    is not used) or a tiled one (its atlas ``lightmap_id``, default the first)."""
     ckpt = read_any_checkpoint(path)
     if ckpt["format"] == TILED_FORMAT:
         model = TiledModel(ckpt, device, path)
         atlas = model.atlas(lightmap_id)
         return LoadedTiled(model, atlas, model.config, atlas.desc, ckpt, atlas.atlas_id)
-    loaded = field_from_checkpoint(path, ckpt, device)
-    stored = loaded.config.data.lightmap_id
-    if lightmap_id and stored and lightmap_id != stored:
-        raise InputError(f"--lightmap_id {lightmap_id}: {path} is one field trained on lightmap {stored}")
-    return loaded
+    return field_from_checkpoint(path, ckpt, device)

@@ -41,6 +41,7 @@ from typing import Callable, Iterator
 from airender.config import ExperimentConfig, SECTION_TYPES
 from airender.errors import InputError
 from airender.fileio import append_line_durable, make_dir, write_json_atomic
+from airender.progress import progress
 from airender.tiles.jobs import RESULT_FILE, TILES_FOLDER, TileJob, is_done, run_tile, tile_config, tile_dir
 from airender.tiles.plan import TilePlan, plan_tiles
 
@@ -263,38 +264,6 @@ def _ray(jobs: list[TileJob], ray) -> Iterator[dict]:
 
 
 # --- the fit ----------------------------------------------------------------------------------------------
-class _Progress:
-    """One tqdm bar over the tiles on a terminal; elsewhere a plain line per finished tile at most every
-    ``every_s`` seconds, and the last one."""
-
-    def __init__(self, total: int, done: int, every_s: float = 15.0, enabled: bool = True):
-        from tqdm.auto import tqdm
-
-        self.total, self.done, self.start_done = total, done, done
-        self.every_s, self.enabled = every_s, enabled
-        self.t0 = self.last = time.perf_counter()
-        self.bar = tqdm(total=total, initial=done, unit="tile", desc="tiles", dynamic_ncols=True, smoothing=0.0,
-                        mininterval=0.5) if enabled and sys.stderr.isatty() else None
-
-    def update(self, status: str) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.set_postfix_str(status, refresh=False)
-            self.bar.update(1)
-            return
-        now = time.perf_counter()
-        if self.enabled and (now - self.last >= self.every_s or self.done == self.total):
-            self.last = now
-            rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
-            eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-            print(f"tiles {self.done}/{self.total} ({100.0 * self.done / self.total:.0f} %)  {status}  elapsed "
-                  f"{now - self.t0:.0f} s  eta {eta:.0f} s", flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _scalar_metrics(metrics: dict) -> dict:
     return {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
 
@@ -353,7 +322,7 @@ def fit_tiled(config: ExperimentConfig, workers: int = 1, ray: str = "", overwri
             results = _ray(jobs, ray_module)
         else:
             results = _serial(jobs)
-        progress = _Progress(len(tiles), done, enabled=config.train.progress)
+        bar = progress(len(tiles), "tiles", "tile", initial=done, disable=not config.train.progress)
         try:
             for row in results:
                 fitted += 1
@@ -366,9 +335,11 @@ def fit_tiled(config: ExperimentConfig, workers: int = 1, ray: str = "", overwri
                     "threads": row["threads"], "device": row["device"], "tiles_done": done + fitted,
                     "tiles": len(tiles), "elapsed_s": round(time.perf_counter() - started, 3)}))
                 psnr = metrics.get("psnr")
-                progress.update(f"{row['key']} {row['seconds']:.1f} s" + (f" {psnr:.2f} dB" if psnr is not None else ""))
+                bar.set_postfix_str(f"{row['key']} {row['seconds']:.1f} s" + (f" {psnr:.2f} dB" if psnr is not None
+                                                                               else ""))
+                bar.update(1)
         finally:
-            progress.close()
+            bar.close()
             if ray_started:
                 ray_module.shutdown()
     seconds = time.perf_counter() - started

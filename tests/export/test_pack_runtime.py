@@ -235,3 +235,30 @@ def test_command_line_registration(trained, tmp_path):
     result = run_cli("export", "--ckpt", str(tmp_path / "none.ckpt"), "--out", str(tmp_path / "b.airpack"))
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert result.stderr.startswith("error: ") and not (tmp_path / "b.airpack").exists()
+
+
+def test_hash_grid_frame_path_equals_per_point():
+    """The row-band path of whole frames (HashGrid.frame) is the per-point hash grid at every pixel of the band,
+    for dense and hashed levels, at a frame size unlike the grid's."""
+    from airender.export.pack import _Collector, _grid_spec
+    from airender.nn.hashgrid import HashGridEncoding
+    from airender.runtime import ops
+
+    torch.manual_seed(0)
+    encoding = HashGridEncoding(2, 8, 2, 8, 4, 200)
+    with torch.no_grad():
+        encoding.table.normal_(0.0, 1.0)  # every row distinct
+    collector = _Collector("fp32")
+    spec = _grid_spec(collector, "grid", encoding)
+    grid = ops.HashGrid(spec, collector.arrays["grid"].data)
+    assert grid.dense.any() and not grid.dense.all()
+    height, width = 97, 203
+    u = (np.arange(width, dtype=np.float32) + np.float32(0.5)) / np.float32(width)
+    plan = grid.frame_columns(u)
+    for rows in (np.arange(0, 7), np.arange(40, 41), np.arange(90, 97)):
+        v = (rows.astype(np.float32) + np.float32(0.5)) / np.float32(height)
+        pix = (rows[:, None] * width + np.arange(width)[None, :]).reshape(-1)
+        expected = grid(ops.pixel_centres(pix, height, width))
+        assert np.abs(grid.frame(plan, v) - expected).max() <= 1e-5
+        assert np.abs(expected - encoding(torch.from_numpy(ops.pixel_centres(pix, height, width))).detach().numpy()).max() \
+            <= 1e-5
