@@ -1,5 +1,5 @@
-"""The ``airender`` command line: train, render, render-all, eval, demo, bake, convert, export, bench,
-compare, sweep.
+"""The ``airender`` command line: train, render, render-all, eval, demo, bake, convert, export, view,
+bench, compare, sweep.
 
 Bad input prints one line ``error: <file>: <problem>`` and exits with status 2, writing nothing.
 """
@@ -460,11 +460,12 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     from airender.bake.cli import add_bake_parser
     from airender.convert import add_convert_parser
     from airender.experiments import add_compare_parser, add_sweep_parser
-    from airender.export.cli import add_export_parser
+    from airender.export.cli import add_export_parser, add_view_parser
 
     add_train_parser(sub, preset)
     for add in (add_render_parser, add_render_all_parser, add_eval_parser, add_demo_parser, add_bake_parser,
-                add_convert_parser, add_export_parser, add_bench_parser, add_compare_parser, add_sweep_parser):
+                add_convert_parser, add_export_parser, add_view_parser, add_bench_parser, add_compare_parser,
+                add_sweep_parser):
         add(sub)
     return parser
 

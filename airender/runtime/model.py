@@ -27,6 +27,8 @@ Array names follow the trained module's state dict (``mlp.hidden_layers.0.weight
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +38,7 @@ from .ops import F32
 
 CHUNK_PIXELS = 1 << 16
 BASIS_BLOCK = 1 << 14  # pixels per [K, n] block of a basis decoder's frame cache
+THREADS = max(1, min(8, os.cpu_count() or 1))  # default worker threads of whole-frame work
 GROUP_ROWS = 256  # query rows at one hour from which they run as one batch (see FieldModel.query)
 
 
@@ -93,6 +96,16 @@ class FieldModel:
         self._caches: dict[tuple[int, int], list[ChunkCache]] = {}
         self.texel_cache_bytes = 0  # > 0: query() keeps the native texels' time-invariant values up to this size
         self._texel_cache: ChunkCache | None = None
+        self.threads = THREADS  # whole frames are decoded (and their caches built) chunk by chunk on this many threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _map(self, work, items: list) -> list:
+        """[work(item) for item in items], on ``threads`` threads (numpy releases the GIL in its array work)."""
+        if self.threads <= 1 or len(items) <= 1:
+            return [work(item) for item in items]
+        if self._pool is None or self._pool._max_workers != self.threads:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="airender-runtime")
+        return list(self._pool.map(work, items))
 
     # --- time-invariant inputs -----------------------------------------------------------------------------
     def feature_map(self) -> np.ndarray:
@@ -154,29 +167,37 @@ class FieldModel:
         lamp = self.lamp_image(static, uv, lattice) if self.spec.get("light_switch") else None
         return ChunkCache(uv=uv, first=first.astype(F32, copy=False), baseline=baseline, lamp=lamp)
 
-    def _frame_chunks(self, height: int, width: int):
-        """Chunk caches of every pixel of a height x width frame, bands of whole rows in row-major order."""
+    def _frame_chunks(self, height: int, width: int, finish=None) -> list[ChunkCache]:
+        """Chunk caches of every pixel of a height x width frame: bands of whole rows in row-major order,
+        built on ``threads`` threads; ``finish(cache)`` (optional) runs on each in its thread."""
         native = (height, width) == (self.height, self.width)
         u = (np.arange(width, dtype=F32) + F32(0.5)) / F32(width)
         plans = {id(g): g.frame_columns(u) for g in (self.xy_grid, self.lamp_grid) if g is not None and g.dims == 2}
+        if self.spec.get("encoder"):
+            self.feature_map()  # once, before the threads share it
         rows_per_chunk = max(1, CHUNK_PIXELS // width)
-        for top in range(0, height, rows_per_chunk):
+
+        def band(top: int) -> ChunkCache:
             rows = np.arange(top, min(top + rows_per_chunk, height), dtype=np.int64)
             pix = (rows[:, None] * width + np.arange(width, dtype=np.int64)[None, :]).reshape(-1)
             v = (rows.astype(F32) + F32(0.5)) / F32(height)
-            yield self.prepare(ops.pixel_centres(pix, height, width), pix if native else None, (plans, v))
+            cache = self.prepare(ops.pixel_centres(pix, height, width), pix if native else None, (plans, v))
+            if finish is not None:
+                finish(cache)
+            return cache
+
+        return self._map(band, list(range(0, height, rows_per_chunk)))
 
     def caches(self, height: int, width: int) -> list[ChunkCache]:
         """Chunk caches covering every pixel of a height x width frame in row-major order (bands of rows)."""
         key = (height, width)
         if key not in self._caches:
-            chunks = []
-            for cache in self._frame_chunks(height, width):
-                if self.basis:  # K-major blocks for the per-frame product
-                    cache.blocks = [np.ascontiguousarray(cache.first[s:s + BASIS_BLOCK].T)
-                                    for s in range(0, cache.first.shape[0], BASIS_BLOCK)]
-                    cache.first = None
-                chunks.append(cache)
+            def to_blocks(cache: ChunkCache) -> None:  # basis decoder: K-major blocks for the per-frame product
+                cache.blocks = [np.ascontiguousarray(cache.first[s:s + BASIS_BLOCK].T)
+                                for s in range(0, cache.first.shape[0], BASIS_BLOCK)]
+                cache.first = None
+
+            chunks = self._frame_chunks(height, width, to_blocks if self.basis else None)
             while len(self._caches) >= 2:
                 self._caches.pop(next(iter(self._caches)))
             self._caches[key] = chunks
@@ -334,20 +355,24 @@ class FieldModel:
         hour = np.full((1,), t, dtype=F32)
         gate = self.lights_on(hour) if self.spec.get("light_switch") else None
         out = np.empty((height * width, 3), F32)
-        start = 0
         coefficients = self.frame_coefficients(hour) if self.basis else None
-        for cache in self.caches(height, width):
-            rows = cache.uv.shape[0]
+        caches = self.caches(height, width)
+        starts = np.cumsum([0] + [cache.uv.shape[0] for cache in caches])
+
+        def chunk(k: int) -> None:  # rows [starts[k], starts[k + 1]) of the frame
+            cache = caches[k]
+            start, stop = int(starts[k]), int(starts[k + 1])
             if self.basis:
                 plain = not self.spec["residual"] and cache.lamp is None
-                raw = out[start:start + rows] if plain else np.empty((rows, 3), F32)
+                raw = out[start:stop] if plain else np.empty((stop - start, 3), F32)
                 self._basis_rows(cache.blocks, coefficients, raw)
                 if not plain:
-                    out[start:start + rows] = self._compose(raw, cache.baseline, gate, cache.lamp)
+                    out[start:stop] = self._compose(raw, cache.baseline, gate, cache.lamp)
             else:
                 raw = self._blended(lambda h: self._raw_one_hour(cache, h), hour)
-                out[start:start + rows] = self._compose(raw, cache.baseline, gate, cache.lamp)
-            start += rows
+                out[start:stop] = self._compose(raw, cache.baseline, gate, cache.lamp)
+
+        self._map(chunk, list(range(len(caches))))
         return out.reshape(height, width, 3)
 
     @staticmethod
@@ -373,7 +398,7 @@ class FieldModel:
             per_texel = 4 * (2 + self.first_dim + 3 * bool(self.spec["residual"])
                              + 3 * bool(self.spec.get("light_switch")))
             if self.height * self.width * per_texel <= self.texel_cache_bytes:
-                chunks = list(self._frame_chunks(self.height, self.width))
+                chunks = self._frame_chunks(self.height, self.width)
                 joined = {name: None if getattr(chunks[0], name) is None
                           else np.concatenate([getattr(c, name) for c in chunks])
                           for name in ("uv", "first", "baseline", "lamp")}
