@@ -29,7 +29,7 @@ import torch
 
 from airender.data.sequence import TODSequence
 from airender.errors import InputError
-from airender.fileio import atomic_path, make_dir, write_json_atomic
+from airender.fileio import make_dir, write_json_atomic
 
 Window = tuple[int, int, int, int]  # (top, left, height, width) in texels
 CACHE_FRAMES = "frames.f32"

@@ -62,8 +62,11 @@ class FieldModel:
     radiance for HDR); ``query(y, x, t)`` -> [N, 3] at single texels of the native resolution.
 
     Everything about a resolution that does not depend on time is computed on its first decode and kept
-    (the two most recent resolutions); per frame only the time code, FiLM parameters, time-dependent grid
-    features and the remaining layers run.
+    (the two most recent resolutions); per frame only the time code, FiLM parameters (or a basis
+    decoder's coefficients), time-dependent grid features and the remaining layers run. Whole frames and
+    their caches are processed in bands of rows on ``threads`` threads. ``texel_cache_bytes`` > 0 makes
+    ``query`` keep the native texels' time-invariant values (built on first use, when they fit), so a
+    query gathers them instead of computing them; either way a texel costs the same wherever it is.
     """
 
     def __init__(self, header: dict, arrays: dict[str, np.ndarray], nbytes: int = 0, source: str = "pack"):
@@ -156,20 +159,25 @@ class FieldModel:
         hidden = ops.relu(ops.linear(static, a["lamp_head.0.weight"], a["lamp_head.0.bias"]))
         return ops.softplus(ops.linear(hidden, a["lamp_head.2.weight"], a["lamp_head.2.bias"]))
 
-    def prepare(self, uv: np.ndarray, pix: np.ndarray | None = None, lattice: tuple | None = None) -> ChunkCache:
+    def prepare(self, uv: np.ndarray, pix: np.ndarray | None = None, lattice: tuple | None = None,
+                blocks: bool = False) -> ChunkCache:
         """Everything about pixels uv [N, 2] that does not depend on time (``pix``: flat indices at the
         native resolution, for the exact baseline; ``lattice``: the pixels are a band of frame rows, see
-        :meth:`_grid`)."""
+        :meth:`_grid`; ``blocks``: a basis decoder's frame cache, see ChunkCache)."""
         static = self.static_features(uv, lattice)
-        first = self.basis_values(static) if self.basis else \
-            ops.linear(static, self.w_static, self.arrays["mlp.hidden_layers.0.bias"])
         baseline = self.baseline_at(uv, pix) if self.spec["residual"] else None
         lamp = self.lamp_image(static, uv, lattice) if self.spec.get("light_switch") else None
+        if self.basis and blocks:  # a frame cache: the basis K-major, BASIS_BLOCK pixels per block
+            return ChunkCache(uv=uv, first=None, baseline=baseline, lamp=lamp,
+                              blocks=[self.basis_values(static[s:s + BASIS_BLOCK], k_major=True)
+                                      for s in range(0, static.shape[0], BASIS_BLOCK)])
+        first = self.basis_values(static) if self.basis else \
+            ops.linear(static, self.w_static, self.arrays["mlp.hidden_layers.0.bias"])
         return ChunkCache(uv=uv, first=first.astype(F32, copy=False), baseline=baseline, lamp=lamp)
 
-    def _frame_chunks(self, height: int, width: int, finish=None) -> list[ChunkCache]:
+    def _frame_chunks(self, height: int, width: int, blocks: bool = False) -> list[ChunkCache]:
         """Chunk caches of every pixel of a height x width frame: bands of whole rows in row-major order,
-        built on ``threads`` threads; ``finish(cache)`` (optional) runs on each in its thread."""
+        built on ``threads`` threads (``blocks``: see :meth:`prepare`)."""
         native = (height, width) == (self.height, self.width)
         u = (np.arange(width, dtype=F32) + F32(0.5)) / F32(width)
         plans = {id(g): g.frame_columns(u) for g in (self.xy_grid, self.lamp_grid) if g is not None and g.dims == 2}
@@ -181,10 +189,7 @@ class FieldModel:
             rows = np.arange(top, min(top + rows_per_chunk, height), dtype=np.int64)
             pix = (rows[:, None] * width + np.arange(width, dtype=np.int64)[None, :]).reshape(-1)
             v = (rows.astype(F32) + F32(0.5)) / F32(height)
-            cache = self.prepare(ops.pixel_centres(pix, height, width), pix if native else None, (plans, v))
-            if finish is not None:
-                finish(cache)
-            return cache
+            return self.prepare(ops.pixel_centres(pix, height, width), pix if native else None, (plans, v), blocks)
 
         return self._map(band, list(range(0, height, rows_per_chunk)))
 
@@ -192,12 +197,7 @@ class FieldModel:
         """Chunk caches covering every pixel of a height x width frame in row-major order (bands of rows)."""
         key = (height, width)
         if key not in self._caches:
-            def to_blocks(cache: ChunkCache) -> None:  # basis decoder: K-major blocks for the per-frame product
-                cache.blocks = [np.ascontiguousarray(cache.first[s:s + BASIS_BLOCK].T)
-                                for s in range(0, cache.first.shape[0], BASIS_BLOCK)]
-                cache.first = None
-
-            chunks = self._frame_chunks(height, width, to_blocks if self.basis else None)
+            chunks = self._frame_chunks(height, width, blocks=self.basis)
             while len(self._caches) >= 2:
                 self._caches.pop(next(iter(self._caches)))
             self._caches[key] = chunks
@@ -244,13 +244,19 @@ class FieldModel:
         return ((wrapped < F32(switch["off"])) | (wrapped > F32(switch["on"]))).astype(F32)
 
     # --- basis decoder -----------------------------------------------------------------------------------
-    def basis_values(self, static: np.ndarray) -> np.ndarray:
-        """The basis decoder's time-free MLP: static features [N, static_dim] -> b(x) [N, K]."""
+    def basis_values(self, static: np.ndarray, k_major: bool = False) -> np.ndarray:
+        """The basis decoder's time-free MLP: static features [N, static_dim] -> b(x) [N, K] (or, with
+        ``k_major``, [K, N] contiguous: the last layer computed transposed, no copy)."""
         a, h = self.arrays, static
         for i in range(int(self.mlp["layers"])):
             h = ops.linear(h, a[f"mlp.static.hidden_layers.{i}.weight"], a[f"mlp.static.hidden_layers.{i}.bias"])
             h = np.sin(h * self.w0, out=h) if self.activation == "sine" else ops.relu(h)
-        return ops.linear(h, a["mlp.static.output_layer.weight"], a["mlp.static.output_layer.bias"]).astype(F32, copy=False)
+        weight, bias = a["mlp.static.output_layer.weight"], a["mlp.static.output_layer.bias"]
+        if k_major:
+            out = weight @ h.T
+            out += bias[:, None]
+            return out.astype(F32, copy=False)
+        return ops.linear(h, weight, bias).astype(F32, copy=False)
 
     def coefficients(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Basis coefficients at hours t [N]: (C [N, 3, K], c [N, 3]); RGB = C b(x) + c."""
@@ -438,25 +444,28 @@ class FieldModel:
         out = np.empty((y.size, 3), F32)
         hours, inverse, counts = np.unique(t, return_inverse=True, return_counts=True)
         grouped = counts[inverse] >= GROUP_ROWS
+        tasks = []  # (rows of the output, their hour [1] or None for one hour per row)
         for k in np.flatnonzero(counts >= GROUP_ROWS):
             rows = np.flatnonzero(inverse == k)
-            hour = hours[k:k + 1]
-            gate = self.lights_on(hour) if self.spec.get("light_switch") else None
-            coefficients = self.frame_coefficients(hour) if self.basis else None
-            for start in range(0, rows.size, CHUNK_PIXELS):
-                chunk = rows[start:start + CHUNK_PIXELS]
-                cache = self._texel_values(pix[chunk])
-                raw = ops.linear(cache.first, *coefficients) if self.basis else \
-                    self._blended(lambda h: self._raw_one_hour(cache, h), hour)
-                out[chunk] = self._compose(raw, cache.baseline, gate, cache.lamp)
+            tasks += [(rows[start:start + CHUNK_PIXELS], hours[k:k + 1]) for start in range(0, rows.size, CHUNK_PIXELS)]
         single = np.flatnonzero(~grouped)
-        for start in range(0, single.size, CHUNK_PIXELS):
-            chunk = single[start:start + CHUNK_PIXELS]
+        tasks += [(single[start:start + CHUNK_PIXELS], None) for start in range(0, single.size, CHUNK_PIXELS)]
+        coefficients = {float(h[0]): self.frame_coefficients(h) for _, h in tasks if h is not None and self.basis}
+
+        def run(task) -> None:
+            chunk, hour = task
             cache = self._texel_values(pix[chunk])
-            hours_chunk = t[chunk]
-            raw = self._blended(lambda h: self._raw_rows(cache.first, cache.uv, h), hours_chunk)
-            gate = self.lights_on(hours_chunk) if cache.lamp is not None else None
+            if hour is None:
+                hours_chunk = t[chunk]
+                raw = self._blended(lambda h: self._raw_rows(cache.first, cache.uv, h), hours_chunk)
+                gate = self.lights_on(hours_chunk) if cache.lamp is not None else None
+            else:
+                gate = self.lights_on(hour) if cache.lamp is not None else None
+                raw = (coefficients[float(hour[0])][0] @ cache.first.T).T + coefficients[float(hour[0])][1] \
+                    if self.basis else self._blended(lambda h: self._raw_one_hour(cache, h), hour)
             out[chunk] = self._compose(raw, cache.baseline, gate, cache.lamp)
+
+        self._map(run, tasks)
         return ops.to_display(out, self.transform)
 
     def _size(self, width: int | None, height: int | None) -> tuple[int, int]:

@@ -198,8 +198,7 @@ class HashGrid:
             top, bottom = right[inverse[:v.size]], right[inverse[v.size:]]
             bottom -= top
             bottom *= fy[:, None, None]
-            bottom += top
-            out[:, :, level * self.features:(level + 1) * self.features] = bottom
+            np.add(bottom, top, out=out[:, :, level * self.features:(level + 1) * self.features])
         return out.reshape(-1, self.out_dim)
 
 

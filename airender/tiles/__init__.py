@@ -4,5 +4,6 @@
 ordinary training run on its window; ``runner`` fits every tile in this process, in local worker
 processes or as Ray tasks, resumably, and writes the tiled checkpoint; ``model`` decodes and queries a
 tiled checkpoint as one model; ``seams`` measures quality along tile borders against tile interiors;
-``bench`` times and sizes synthetic atlases up to 16384 x 16384 texels.
+``synthetic`` writes sparse atlases of any size; ``bench`` times and sizes tiled fits of them
+(``airender bench --atlas``).
 """

@@ -52,13 +52,13 @@ def tiled_checkpoint(config: dict, tile_size: int, overlap: int, atlases: list[d
             "tiles": tiles}
 
 
+@dataclass(frozen=True)
 class _Region:
-    """The texels of one tile that land in an output frame: output rows [r0, r1) x columns [c0, c1),
-    their uv [N, 2] in the tile's window and (at the native resolution) flat window indices pix [N]."""
+    """The texels of tile ``tile`` that land in an output frame: output rows [r0, r1) x columns [c0, c1)."""
 
-    def __init__(self, tile: int, rows: tuple[int, int], cols: tuple[int, int], uv: torch.Tensor,
-                 pix: torch.Tensor | None):
-        self.tile, self.rows, self.cols, self.uv, self.pix = tile, rows, cols, uv, pix
+    tile: int
+    rows: tuple[int, int]
+    cols: tuple[int, int]
 
 
 class TiledFrameDecoder:
@@ -92,32 +92,35 @@ class TiledFrameDecoder:
 
     def _region(self, i: int) -> _Region | None:
         tile = self.atlas.tiles[i]
-        top, left, win_h, win_w = tile["window"]
         r0, r1 = self._span(tile["y"], tile["height"], self.height, self.desc.height)
         c0, c1 = self._span(tile["x"], tile["width"], self.width, self.desc.width)
-        if r1 <= r0 or c1 <= c0:
-            return None
-        rows = torch.arange(r0, r1, device=self.device)
-        cols = torch.arange(c0, c1, device=self.device)
+        return _Region(i, (r0, r1), (c0, c1)) if r1 > r0 and c1 > c0 else None
+
+    def _inputs(self, region: _Region) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uv [N, 2] of the region's output pixels in the tile's window, and (at the native resolution) their
+        flat window indices pix [N] (made when the region's cache is, and not kept beside it)."""
+        top, left, win_h, win_w = self.atlas.tiles[region.tile]["window"]
+        rows = torch.arange(*region.rows, device=self.device)
+        cols = torch.arange(*region.cols, device=self.device)
         if self.native:
             pix = ((rows[:, None] - top) * win_w + (cols[None, :] - left)).reshape(-1)
-            return _Region(i, (r0, r1), (c0, c1), pixel_centres(pix, win_h, win_w), pix)
+            return pixel_centres(pix, win_h, win_w), pix
         yc = (rows.double() + 0.5) * self.desc.height / self.height
         xc = (cols.double() + 0.5) * self.desc.width / self.width
         u = ((xc - left) / win_w)[None, :].expand(len(rows), -1)
         v = ((yc - top) / win_h)[:, None].expand(-1, len(cols))
-        return _Region(i, (r0, r1), (c0, c1), torch.stack((u, v), dim=-1).reshape(-1, 2).float(), None)
+        return torch.stack((u, v), dim=-1).reshape(-1, 2).float(), None
 
     def _caches_of(self, region: _Region, field: torch.nn.Module) -> list:
         if region.tile in self._caches:
             self._caches.move_to_end(region.tile)
             return self._caches[region.tile][0]
         feature_map = field.encoder_features() if field.encoder is not None else None
+        uv, pix = self._inputs(region)
         caches, size = [], 0
-        for start in range(0, region.uv.shape[0], self.chunk_pixels):
+        for start in range(0, uv.shape[0], self.chunk_pixels):
             stop = start + self.chunk_pixels
-            cache = field.prepare(region.uv[start:stop], None if region.pix is None else region.pix[start:stop],
-                                  feature_map)
+            cache = field.prepare(uv[start:stop], None if pix is None else pix[start:stop], feature_map)
             caches.append(cache)
             size += sum(v.numel() * v.element_size() for v in vars(cache).values() if isinstance(v, torch.Tensor))
         while self._caches and self._kept + size > self.cache_bytes:

@@ -42,7 +42,7 @@ from airender.config import ExperimentConfig, SECTION_TYPES
 from airender.errors import InputError
 from airender.fileio import append_line_durable, make_dir, write_json_atomic
 from airender.progress import progress
-from airender.tiles.jobs import RESULT_FILE, TILES_FOLDER, TileJob, is_done, run_tile, tile_config, tile_dir
+from airender.tiles.jobs import TILES_FOLDER, TileJob, is_done, run_tile, tile_config, tile_dir
 from airender.tiles.plan import TilePlan, plan_tiles
 
 TILING_FILE = "tiling.json"

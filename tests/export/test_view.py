@@ -138,3 +138,14 @@ def test_view_bad_input(argv, message, trained, export_data, tmp_path):
     argv = [a.format(tmp=tmp_path, hdr=export_data["hdr"]) for a in argv]
     with pytest.raises(InputError, match=message):
         view_main("--ckpt", str(trained("hashgrid")), *argv)
+
+
+def test_view_help_names_each_default_once():
+    parser = argparse.ArgumentParser(prog="airender")
+    sub = parser.add_subparsers(dest="command")
+    add_view_parser(sub)
+    view = sub.choices["view"]
+    assert view.usage.startswith("airender view --ckpt C")
+    for action in view._actions:
+        if action.option_strings and action.dest != "help" and not action.required:
+            assert action.help.count("(default:") == 1, action.dest

@@ -18,7 +18,7 @@ from airender.cli import main
 from airender.data.frame_store import VTSource, build_frame_cache
 from airender.data.readers import read_image
 from airender.data.virtual_texture import VTLightmap, write_virtual_texture
-from airender.engine.checkpoint import load_checkpoint, read_checkpoint
+from airender.engine.checkpoint import load_checkpoint
 from airender.render import FrameDecoder
 from airender.tiles.model import TiledModel, load_model, read_any_checkpoint
 from airender.tiles.plan import plan_atlas
@@ -148,6 +148,13 @@ def test_render_equals_assembled_tile_decodes(run, tmp_path, capsys):
                  "--out", str(tmp_path / "b.exr"), "--device", "cpu"]) == 0
     np.testing.assert_allclose(read_image(tmp_path / "b.exr")[0], assembled(run, "5", 16, 32, 6.0).numpy(),
                                rtol=1e-6, atol=1e-6)
+    assert main(["render", "--ckpt", str(run / "last.ckpt"), "--time", "9.5", "--width", "20", "--height", "24",
+                 "--out", str(tmp_path / "half.exr"), "--device", "cpu"]) == 0  # another size: tile by tile too
+    half, _ = read_image(tmp_path / "half.exr")
+    assert half.shape == (24, 20, 3) and np.isfinite(half).all()
+    assert not half[0:8, 8:16].any()  # the empty tile (0, 16) at half size
+    corner = FrameDecoder(load_checkpoint(run / "tiles" / "3_0_0" / "last.ckpt").field, 8, 8).decode(9.5)
+    np.testing.assert_allclose(half[0:8, 0:8], corner.numpy(), rtol=1e-6, atol=1e-6)  # same pixel centres
     assert main(["render-all", "--ckpt", str(run / "last.ckpt"), "--step", "12", "--out_dir", str(tmp_path / "all"),
                  "--device", "cpu"]) == 0
     assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["day.gif", "tod_00.00.exr", "tod_12.00.exr"]
