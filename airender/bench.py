@@ -186,7 +186,9 @@ def untrained_preset_field(name: str, sequence: TODSequence, device: torch.devic
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data_dir", "--data", dest="data_dir", default="",
                    help="frames for the data-path and training benchmarks (default: the bundled sample scene)")
-    p.add_argument("--ckpt", action="append", default=[], help="checkpoint to time (repeatable)")
+    p.add_argument("--ckpt", action="append", default=[],
+                   help="checkpoint to time, or an exported .airpack (timed in the numpy runtime; bytes: the "
+                        "file's) (repeatable)")
     p.add_argument("--preset", action="append", default=[],
                    help="untrained preset to time at the data's size (repeatable; decode time does not depend on "
                         "the weights); default without --ckpt: baseline")
@@ -270,11 +272,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"(b) training, Baseline (SIREN {config.field.hidden}x{config.field.layers}), batch "
               f"{config.train.batch_size}: {rate / 1e3:,.0f}k samples/s")
     if "decode" in parts:
-        fields = [(Path(path).parent.name or path, load_checkpoint(path, device).field) for path in args.ckpt]
+        from airender.export.packed import is_pack, time_pack
+
+        packs = {path: Path(path).name for path in args.ckpt if is_pack(path)}  # numpy runtime, timed on their own
+        fields = [(Path(path).parent.name or path, load_checkpoint(path, device).field) for path in args.ckpt
+                  if path not in packs]
         for name in args.preset or ([] if args.ckpt else ["baseline"]):
             fields.append((name, untrained_preset_field(name, sequence, device)))
         timings = [time_decode(f, label, args.width, args.height, args.repeats, half=args.half,
                                compile_decode=args.compile) for label, f in fields]
+        pack_timings = [time_pack(path, label, args.width, args.height, args.repeats) for path, label in packs.items()]
+        by_label = {t.label: t for t in timings}
+        timings += pack_timings
         results["decode"] = [t.__dict__ for t in timings]
         reference = timings[0].decode_ms_median
         print(f"(c) whole-frame decode {args.width}x{args.height} on {device} (median of {args.repeats}, "
@@ -282,14 +291,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for t in timings:
             print(f"    {t.label:24s} {t.decode_ms_median:9.2f} ms/frame  (x{reference / t.decode_ms_median:5.2f} vs "
                   f"first)  cache {t.prepare_ms:8.1f} ms  queries {t.queries_per_s / 1e6:6.2f}M/s  "
-                  f"{t.model_bytes / 1024:8.1f} KiB")
+                  f"{t.model_bytes / 1024:8.1f} KiB" + (f"  ({t.device})" if t.device.startswith("numpy") else ""))
         if runtimes != ["torch"]:
             from airender.export.bench_runtimes import REFERENCE, bench_runtimes, print_runtimes
 
             reference = None if any(label == REFERENCE for label, _ in fields) else \
                 untrained_preset_field(REFERENCE, sequence, device)
-            rows = bench_runtimes(fields, runtimes, args.width, args.height, args.repeats,
-                                  {t.label: t for t in timings}, reference)
+            rows = bench_runtimes(fields, runtimes, args.width, args.height, args.repeats, by_label, reference)
+            if "numpy" in runtimes:  # a pack decodes in the numpy runtime only, at its own precision
+                from airender.export.bench_runtimes import RuntimeTiming
+
+                rows += [RuntimeTiming(t.label, t.device, t.decode_ms_median, t.prepare_ms, t.queries_per_s,
+                                       t.model_bytes, t.decode_ms_all) for t in pack_timings]
             results["runtimes"] = [r.__dict__ for r in rows]
             print_runtimes(rows, args.width, args.height, args.repeats, f"{torch.get_num_threads()} torch threads")
     if args.out:

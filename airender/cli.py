@@ -152,6 +152,10 @@ def _load_for_render(args: argparse.Namespace):
 
     lightmap_id = getattr(args, "lightmap_id", "")
     loaded = load_model(args.ckpt, resolve_device(args.device), lightmap_id)
+    if getattr(loaded, "packed", False) and (lightmap_id or getattr(args, "baseline_path", None)):
+        flag = f"--lightmap_id {lightmap_id}" if lightmap_id else "--baseline_path"
+        raise InputError(f"{flag}: {args.ckpt} is an exported pack (one field, its baseline inside); it renders "
+                         f"as it is")
     stored = loaded.config.data.lightmap_id
     if lightmap_id and not getattr(loaded, "tiled", False) and lightmap_id != stored:
         raise InputError(f"--lightmap_id {lightmap_id}: {args.ckpt} is one field, trained on "
@@ -184,7 +188,7 @@ def replace_baseline(field, path: str) -> None:
 
 
 def _add_render_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt)")
+    p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt) or an exported .airpack")
     p.add_argument("--width", type=int, default=0, help="output width (default: the training width)")
     p.add_argument("--height", type=int, default=0, help="output height (default: the training height)")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N "
@@ -332,7 +336,7 @@ def add_eval_parser(sub) -> None:
 
     p = add_subcommand(sub, "eval", "metrics of a checkpoint against ground-truth frames",
                        "airender eval --ckpt C --data_dir DIR [--extra DIR2 ...] [--lpips_weights FILE] [options]")
-    p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt)")
+    p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt) or an exported .airpack")
     p.add_argument("--data_dir", "--data", dest="data_dir", required=True,
                    help="ground truth (either layout); times the model was not trained on are held-out frames")
     p.add_argument("--lightmap_id", default="", help="contest layout: which lightmap (default: the first)")
@@ -377,6 +381,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report.write(out_dir)
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report), loaded.desc.is_hdr,
                          title=f"{Path(args.ckpt).name}")
+    report.shadow_edges(out_dir / "shadow_edges.png", groups, loaded.desc.is_hdr, title=f"{Path(args.ckpt).name}")
     print(report.to_markdown())
     size = report.size
     print(f"model: {size['model_bytes']:,} bytes the decoder reads = {size['percent_of_raw']:.2f} % of the raw float32 "

@@ -61,6 +61,7 @@ def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0
     report.write(out_dir / "eval")
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report, 9), loaded.desc.is_hdr,
                          title="airender demo: ground truth | prediction | error")
+    report.shadow_edges(out_dir / "shadow_edges.png", groups, loaded.desc.is_hdr, title="airender demo")
     decoder = FrameDecoder(loaded.field)
     renders = out_dir / "renders"
     for hour in DEMO_RENDER_HOURS:
@@ -71,5 +72,6 @@ def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0
     write_text_atomic(out_dir / "metrics.md", report.to_markdown())
     print(table)
     print(f"demo finished in {time.perf_counter() - started:.0f} s: renders in {renders}, contact sheet "
-          f"{out_dir / 'contact_sheet.png'}, day animation {out_dir / 'day.gif'}, metrics {out_dir / 'metrics.md'}")
+          f"{out_dir / 'contact_sheet.png'}, moving shadows {out_dir / 'shadow_edges.png'}, day animation "
+          f"{out_dir / 'day.gif'}, metrics {out_dir / 'metrics.md'}")
     return report.means

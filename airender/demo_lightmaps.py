@@ -12,9 +12,11 @@ frames beside the switch).
 
 Outputs in ``out_dir``: the run (best.ckpt, last.ckpt, train_log.jsonl, config.json), ``eval/`` (metrics
 per frame as json/csv/md, metrics_vs_hour.png), ``metrics.md``, ``summary.json`` (budget, steps, seconds,
-means, size), ``contact_sheet.png`` (ground truth | prediction | error), ``renders/`` (tone-mapped PNG and
-linear EXR per hour of ``LIGHTMAP_RENDER_HOURS``) and ``day.gif``. Pictures show invalid texels (mask -1,
-counted by no metric) as black and use one exposure, from the ground truth at noon, for every hour.
+means, size), ``contact_sheet.png`` (ground truth | prediction | error), ``shadow_edges.png`` (crops of
+the daylight held-out times where the sun's shadows moved, beside the blend of the neighbouring hours),
+``renders/`` (tone-mapped PNG and linear EXR per hour of ``LIGHTMAP_RENDER_HOURS``) and ``day.gif``.
+Pictures show invalid texels (mask -1, counted by no metric) as black and use one exposure, from the
+ground truth at noon, for every hour.
 """
 from __future__ import annotations
 
@@ -132,6 +134,8 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
             for group, t in keys]
     contact_sheet(rows, out_dir / "contact_sheet.png",
                   title=f"airender demo --lightmaps ({LIGHTMAP_DEMO_PRESET}, hprc-vt)")
+    report.shadow_edges(out_dir / "shadow_edges.png", groups, loaded.desc.is_hdr, title="airender demo --lightmaps",
+                        view=lambda image: tone_map(image, exposure))
 
     decoder = FrameDecoder(loaded.field)
     renders = make_dir(out_dir / "renders")

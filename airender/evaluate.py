@@ -114,6 +114,15 @@ class EvalReport:
                  preview_uint8(self.predictions[(g, t)], is_hdr, exposure)) for g, t in keys]
         contact_sheet(rows, path, title=title)
 
+    def shadow_edges(self, path: Path, groups: list, is_hdr: bool, title: str = "", **options) -> Path | None:
+        """Crops where the sun's shadows moved in each between_day frame: ground truth | prediction | blend
+        of the neighbouring trained hours (of the group 'hours' in ``groups``) | error; nothing is written
+        (None) without a between_day frame or kept images. See :func:`airender.shadow_edges.write_shadow_edges`
+        (``options``: count, size, exposure, view, max_frames)."""
+        from airender.shadow_edges import write_shadow_edges
+
+        return write_shadow_edges(self, groups, path, is_hdr, title=title, **options)
+
 
 def _fmt(name: str, value: float | None) -> str:
     if value is None:

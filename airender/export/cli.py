@@ -1,7 +1,8 @@
 """``airender export --ckpt C --format pack|onnx|glsl|wgsl|html|contest --out PATH [--quant fp32|fp16|int8]``
 and ``airender view --ckpt C [--port P] [--truth DIR]``.
 
-``--format contest`` takes one ``--ckpt`` per lightmap and the dataset (``--data_dir``) they belong to.
+``--format contest`` takes one ``--ckpt`` per lightmap and the dataset (``--data_dir``) they belong to;
+a tiled checkpoint (``airender train --tile_size N``) exports with it alone (the other formats refuse it).
 
 Bad input (a missing or foreign checkpoint, an unknown format or precision, an output path that cannot
 be written, a model a format does not support) raises InputError before anything is written.
@@ -92,9 +93,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         check_writable(prepare_path(out), False)
 
-    from airender.engine.checkpoint import load_checkpoint
+    from airender.engine.checkpoint import field_from_checkpoint
+    from airender.tiles.model import TILED_FORMAT, read_any_checkpoint
 
-    loaded = load_checkpoint(ckpts[0], "cpu")
+    raw = read_any_checkpoint(ckpts[0])
+    if raw["format"] == TILED_FORMAT:
+        raise InputError(f"{ckpts[0]}: a tiled checkpoint (one field per tile); --format {fmt} exports one field, "
+                         f"a tiled run exports with --format contest --data_dir DATASET")
+    loaded = field_from_checkpoint(ckpts[0], raw, "cpu")
     field = loaded.field
     try:
         if fmt == "pack":

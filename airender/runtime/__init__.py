@@ -6,6 +6,9 @@
     small = model.decode(7.25, width=320, height=180)
     texels = model.query(y, x, t)              # [N, 3] at integer texels y [N], x [N], hours t [N]
 
+A tiled run's atlas is one pack per tile, decoded together by :class:`TiledFieldModel`
+(:mod:`airender.runtime.tiled`; the contest export writes them).
+
 The pack layout is described in :mod:`airender.runtime.packfile`, the model in
 :mod:`airender.runtime.model`. The package imports nothing but numpy and its own modules (relatively),
 so that ``airender export --format contest`` can copy it into a folder that imports nothing of airender.
@@ -16,8 +19,9 @@ from pathlib import Path
 
 from .model import FieldModel
 from .packfile import PackError, read_pack
+from .tiled import TiledFieldModel
 
-__all__ = ["FieldModel", "PackError", "load"]
+__all__ = ["FieldModel", "PackError", "TiledFieldModel", "load"]
 
 
 def load(path: str | Path) -> FieldModel:

@@ -328,7 +328,12 @@ def read_any_checkpoint(path: str | Path) -> dict:
 def load_model(path: str | Path, device: torch.device | str = "cpu",
                lightmap_id: str = "") -> LoadedCheckpoint | LoadedTiled:
     """Load a single-field checkpoint (as :func:`airender.engine.checkpoint.load_checkpoint`; ``lightmap_id``
-    is not used) or a tiled one (its atlas ``lightmap_id``, default the first)."""
+    is not used), a tiled one (its atlas ``lightmap_id``, default the first) or an exported pack
+    (:func:`airender.export.packed.load_pack`: decoded by the numpy runtime on the CPU)."""
+    from airender.export.packed import is_pack, load_pack
+
+    if is_pack(path):
+        return load_pack(path, lightmap_id)
     ckpt = read_any_checkpoint(path)
     if ckpt["format"] == TILED_FORMAT:
         model = TiledModel(ckpt, device, path)

@@ -1,8 +1,9 @@
 """Decoder of the lightmaps exported into this folder: ``reconstruct(dataset, lightmap_id, coords)``.
 
 Written by ``airender export --format contest``; needs numpy only (``runtime/`` is a copy of
-airender.runtime, the numpy decoder of airender's packs; ``packs/`` holds one pack per lightmap and
-``lightmaps.json`` says which pack is which lightmap)::
+airender.runtime, the numpy decoder of airender's packs; ``packs/`` holds one pack per lightmap, or
+for a lightmap of a tiled run one pack per tile, and ``lightmaps.json`` says which pack is which
+lightmap)::
 
     from Interface import reconstruct
     rgb = reconstruct("courtyard", 0, coords)   # coords [N, 3] = (y, x, t) -> rgb [N, 3] float32
@@ -20,7 +21,9 @@ Random access: a texel's value depends only on (y, x, t), and every texel costs 
 is. The time-invariant part of every texel of a lightmap (its hash-grid features and their first-layer
 projection) is computed once, on the lightmap's first use (:meth:`ContestDecoder.prepare`), and kept
 when it fits in ``CACHE_BYTES``; each call then gathers those rows and runs the per-hour part.
-Rows of a call that share an hour run as one batch, as a whole-frame decode does.
+Rows of a call that share an hour run as one batch, as a whole-frame decode does. A tiled lightmap
+(its lightmaps.json entry lists "tiles") sends each texel to its tile's model, found arithmetically from
+(y, x); texels of tiles that were not fitted (no valid texel) are 0.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RUNTIME_NAME = "_airender_contest_runtime"
-CACHE_BYTES = 2 << 30  # per lightmap: larger atlases compute the time-invariant part on every call
+CACHE_BYTES = 2 << 30  # per lightmap (per tile of a tiled one): larger ones compute the time-invariant part per call
 HOURS_PER_DAY = 24.0
 
 
@@ -58,7 +61,8 @@ def _runtime(folder: Path):
 class ContestDecoder:
     """The lightmaps of one exported folder (default: this file's folder).
 
-    ``lightmaps``: the entries of lightmaps.json, each {id, level (or null), width, height, pack, bytes}.
+    ``lightmaps``: the entries of lightmaps.json, each {id, level (or null), width, height, pack, bytes}
+    (a tiled lightmap: tile_size and tiles [{y, x, height, width, window, pack, bytes}] instead of pack).
     Models are loaded on first use and kept.
     """
 
@@ -105,14 +109,21 @@ class ContestDecoder:
         return names
 
     def model(self, dataset, lightmap_id):
-        """The decoder of one lightmap (airender.runtime.FieldModel), loaded on first use."""
+        """The decoder of one lightmap (airender.runtime.FieldModel, or TiledFieldModel over the packs of
+        its tiles), loaded on first use."""
         entry = self.entry(dataset, lightmap_id)
         key = self.lightmaps.index(entry)
         if key not in self._models:
-            model = _runtime(self.folder).load(self.folder / entry["pack"])
+            runtime = _runtime(self.folder)
+            if "tiles" in entry:
+                tiles = [(tile, runtime.load(self.folder / tile["pack"])) for tile in entry["tiles"]]
+                model = runtime.TiledFieldModel(tiles, int(entry["height"]), int(entry["width"]),
+                                                int(entry["tile_size"]))
+            else:
+                model = runtime.load(self.folder / entry["pack"])
             if (model.height, model.width) != (int(entry["height"]), int(entry["width"])):
-                raise ValueError(f"{entry['pack']}: decodes {model.width}x{model.height}, lightmaps.json says "
-                                 f"{entry['width']}x{entry['height']}")
+                raise ValueError(f"{entry.get('pack', _name(entry))}: decodes {model.width}x{model.height}, "
+                                 f"lightmaps.json says {entry['width']}x{entry['height']}")
             model.texel_cache_bytes = self.cache_bytes
             self._models[key] = model
         return self._models[key]

@@ -3,15 +3,22 @@
     OUT/Interface.py      reconstruct(dataset, lightmap_id, coords) -> [N, 3] float32 (numpy only)
     OUT/runtime/          a copy of airender.runtime (the numpy decoder), so that OUT imports nothing
                           of airender
-    OUT/packs/*.airpack   one pack per lightmap (airender.runtime.packfile)
+    OUT/packs/*.airpack   one pack per lightmap (airender.runtime.packfile); a lightmap of a tiled run:
+                          packs/lightmap_NAME/tile_Y_X.airpack, one pack per fitted tile (its window)
     OUT/lightmaps.json    which pack is which lightmap: {format, format_version, layout, dataset,
-                          lightmaps: [{id, level, width, height, pack, bytes, checkpoint, trained_on}]}
+                          lightmaps: [{id, level, width, height, pack, bytes, checkpoint, trained_on}]};
+                          a tiled lightmap has, instead of "pack", "tile_size" and "tiles": [{y, x, height,
+                          width, window [top, left, h, w], pack, bytes}], and its "bytes" are the tile packs
+                          plus 32 bytes of index per tile
     OUT/selfcheck.py      the release's evaluation loop and weighted score on a dataset (see its docstring)
     OUT/README.md         how to call it
 
 Each checkpoint is matched to a lightmap of the dataset ``--data_dir`` by the lightmap its data
 description names ("... (lightmap LEVEL:ID)" for the first layout, "... (lightmap ID, Original)" for the
-virtual-texture layout), or by ``--lightmap_ids`` given in the order of the checkpoints. The folder is
+virtual-texture layout), or by ``--lightmap_ids`` given in the order of the checkpoints. A tiled
+checkpoint (``airender train --tile_size N``) gives every lightmap of the dataset that one of its atlases
+names (by its data description, or its atlas id in the virtual-texture layout); ``--lightmap_ids`` is
+refused with it. The runtime decodes such a lightmap with ``TiledFieldModel``. The folder is
 built beside OUT and renamed into place when complete; an existing OUT is replaced only when it holds an
 earlier contest export (its lightmaps.json), and any other non-empty folder is refused.
 """
@@ -30,7 +37,7 @@ from airender import __version__
 from airender.errors import InputError, OutputError
 
 LAYOUTS = {"first": "hprc", "virtual-texture": "hprc-vt"}
-RUNTIME_FILES = ("__init__.py", "model.py", "ops.py", "packfile.py")
+RUNTIME_FILES = ("__init__.py", "model.py", "ops.py", "packfile.py", "tiled.py")
 INDEX_NAME = "lightmaps.json"
 _SOURCE_LIGHTMAP = re.compile(r"\(lightmap (?:(?P<level>[^():,]*):)?(?P<id>\d+)(?:, [^()]*)?\)\s*$")
 
@@ -105,15 +112,66 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
+def _pack_name(target: DatasetLightmap) -> str:
+    return f"lightmap_{_safe(target.name.replace(':', '_'))}"
+
+
+def _claim(target: DatasetLightmap, owners: dict, ckpt: str, desc, data_dir: Path) -> None:
+    """Record that lightmap ``target`` comes from ``ckpt`` (data description ``desc``); InputError when
+    another checkpoint gave it already, the sizes differ, or the data were LDR."""
+    if target in owners:
+        raise InputError(f"{ckpt}: lightmap {target.name} already comes from {owners[target]}")
+    owners[target] = ckpt
+    if (desc.width, desc.height) != (target.width, target.height):
+        raise InputError(f"{ckpt}: trained at {desc.width}x{desc.height}, but lightmap {target.name} of "
+                         f"{data_dir} is {target.width}x{target.height}")
+    if not desc.is_hdr:
+        raise InputError(f"{ckpt}: trained on LDR frames; the contest layouts hold HDR radiance")
+
+
+def _atlas_lightmap(atlas, lightmaps: list[DatasetLightmap], protocol: str) -> DatasetLightmap | None:
+    """The dataset lightmap an atlas of a tiled checkpoint is: the one its data description names, or (in
+    the virtual-texture layout) the one whose id is the atlas id; None when there is none."""
+    named = lightmap_of_source(atlas.desc.source)
+    if named is not None:
+        level, ident = named
+        matches = [m for m in lightmaps if m.ident == ident and (level is None or m.level in (level, None))]
+    elif protocol == LAYOUTS["virtual-texture"] and atlas.atlas_id.isdigit():
+        matches = [m for m in lightmaps if m.ident == int(atlas.atlas_id)]
+    else:
+        matches = []
+    return matches[0] if len(matches) == 1 else None
+
+
+def _tiled_entry(atlas, target: DatasetLightmap, tile_size: int, quant: str,
+                 pack_bytes) -> tuple[dict, dict[str, bytes]]:
+    """The lightmaps.json entry (without checkpoint and trained_on) of a tiled atlas and its tile packs."""
+    from airender.tiles.model import INDEX_BYTES_PER_TILE
+
+    folder = f"packs/{_pack_name(target)}"
+    blobs, tiles = {}, []
+    for i, tile in enumerate(atlas.tiles):
+        blob = pack_bytes(atlas.field(i), quant)
+        pack = f"{folder}/tile_{int(tile['y'])}_{int(tile['x'])}.airpack"
+        blobs[pack] = blob
+        tiles.append({"y": int(tile["y"]), "x": int(tile["x"]), "height": int(tile["height"]),
+                      "width": int(tile["width"]), "window": [int(v) for v in tile["window"]], "pack": pack,
+                      "bytes": len(blob)})
+    size = sum(len(b) for b in blobs.values()) + INDEX_BYTES_PER_TILE * len(tiles)
+    return {"id": target.ident, "level": target.level, "width": target.width, "height": target.height,
+            "tile_size": int(tile_size), "tiles": tiles, "bytes": size}, blobs
+
+
 def contest_files(ckpts: list[str], data_dir: str | Path, lightmap_ids: list[str] | None = None,
                   quant: str = "fp32") -> tuple[dict[str, bytes], dict]:
     """Everything the folder holds, built in memory: ({relative path: bytes}, the lightmaps.json dict).
 
     Raises InputError (before anything is written) for a checkpoint that names no lightmap of the dataset
     (and no --lightmap_ids), two checkpoints of one lightmap, a size that differs from the lightmap's, LDR
-    data, or a model the pack format does not support."""
-    from airender.engine.checkpoint import load_checkpoint
+    data, a model the pack format does not support, or --lightmap_ids with a tiled checkpoint."""
+    from airender.engine.checkpoint import field_from_checkpoint
     from airender.export.pack import pack_bytes
+    from airender.tiles.model import TILED_FORMAT, TiledModel, read_any_checkpoint
 
     data_dir = Path(data_dir)
     protocol, lightmaps = dataset_lightmaps(data_dir)
@@ -125,7 +183,27 @@ def contest_files(ckpts: list[str], data_dir: str | Path, lightmap_ids: list[str
     files: dict[str, bytes] = {}
     entries, owners = [], {}
     for k, ckpt in enumerate(ckpts):
-        loaded = load_checkpoint(ckpt, "cpu")
+        raw = read_any_checkpoint(ckpt)
+        if raw["format"] == TILED_FORMAT:
+            if lightmap_ids:
+                raise InputError(f"--lightmap_ids: {ckpt} is a tiled checkpoint, whose atlases name their "
+                                 f"lightmaps; leave --lightmap_ids out")
+            tiled = TiledModel(raw, "cpu", ckpt)
+            given = 0
+            for atlas in tiled.atlases.values():
+                target = _atlas_lightmap(atlas, lightmaps, protocol)
+                if target is None:
+                    continue
+                _claim(target, owners, ckpt, atlas.desc, data_dir)
+                entry, blobs = _tiled_entry(atlas, target, tiled.tile_size, quant, pack_bytes)
+                files.update(blobs)
+                entries.append({**entry, "checkpoint": str(ckpt), "trained_on": atlas.desc.source})
+                given += 1
+            if not given:
+                have = ", ".join(f"{a.atlas_id} ({a.desc.source or 'unnamed'})" for a in tiled.atlases.values())
+                raise InputError(f"{ckpt}: none of its atlases ({have}) is a lightmap of {data_dir}")
+            continue
+        loaded = field_from_checkpoint(ckpt, raw, "cpu")
         desc = loaded.desc
         if lightmap_ids:
             level, ident = _parse_id(lightmap_ids[k])
@@ -136,16 +214,9 @@ def contest_files(ckpts: list[str], data_dir: str | Path, lightmap_ids: list[str
                 raise InputError(f"{ckpt}: its data ({desc.source or 'unnamed'}) name no lightmap; give "
                                  f"--lightmap_ids (one per --ckpt)")
             target = _find(lightmaps, *named, ckpt, data_dir)
-        if target in owners:
-            raise InputError(f"{ckpt}: lightmap {target.name} already comes from {owners[target]}")
-        owners[target] = ckpt
-        if (desc.width, desc.height) != (target.width, target.height):
-            raise InputError(f"{ckpt}: trained at {desc.width}x{desc.height}, but lightmap {target.name} of "
-                             f"{data_dir} is {target.width}x{target.height}")
-        if not desc.is_hdr:
-            raise InputError(f"{ckpt}: trained on LDR frames; the contest layouts hold HDR radiance")
+        _claim(target, owners, ckpt, desc, data_dir)
         blob = pack_bytes(loaded.field, quant)
-        pack = f"packs/lightmap_{_safe(target.name.replace(':', '_'))}.airpack"
+        pack = f"packs/{_pack_name(target)}.airpack"
         files[pack] = blob
         entries.append({"id": target.ident, "level": target.level, "width": target.width, "height": target.height,
                         "pack": pack, "bytes": len(blob), "checkpoint": str(ckpt), "trained_on": desc.source})

@@ -21,8 +21,9 @@ alone (numpy); scoring imports airender (``airender.protocols``, the implementat
 needs the LPIPS-Alex v0.1 weights (``--lpips_weights`` or the AIRENDER_LPIPS_WEIGHTS variable); without
 them LPIPS is left out and the score is renormalised over the other parts (and says so).
 
-Compression ratio = the bytes of every pack (everything the decoder reads, stored as it is) / the raw
-float32 data of 24 hours per lightmap (H x W x 3 x 4 x 24 bytes).
+Compression ratio = the bytes of every pack (everything the decoder reads, stored as it is; a tiled
+lightmap: its tile packs plus 32 bytes of index per tile) / the raw float32 data of 24 hours per
+lightmap (H x W x 3 x 4 x 24 bytes).
 
 Score: each metric maps linearly from its worst value (score 0) to its best (score 1), clipped, and
 the parts are weighted with the release's published weights: compression 30 %, decode time 30 %,
