@@ -36,9 +36,10 @@ def add_export_parser(sub) -> None:
     p.add_argument("--format", default="pack", help=f"one of {', '.join(FORMATS)} (default: pack)")
     p.add_argument("--out", required=True, help="output file (pack, onnx) or folder (glsl, wgsl, html, contest)")
     p.add_argument("--quant", default="fp32",
-                   help="pack precision: fp32, fp16 or int8 (int8: per-level scales for hash-grid tables, "
-                        "per-output-channel scales for weights); also the packs of --format contest; other "
-                        "formats: fp32 (default: fp32)")
+                   help="precision of the stored data: fp32, fp16 or int8 (int8: per-level scales for hash-grid "
+                        "tables, per-output-channel scales for weights) for pack, the packs of contest, and the "
+                        "textures / buffers of glsl, html and wgsl (the shaders decode what the pack of that "
+                        "precision decodes); onnx: fp32 only (default: fp32)")
     p.add_argument("--data_dir", default="",
                    help="--format contest: the lightmap dataset (either contest layout) the checkpoints were "
                         "trained on (default: none)")
@@ -75,9 +76,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise InputError(f"--format {fmt}: not an export format (choose from {', '.join(FORMATS)})")
     if quant not in QUANTS:
         raise InputError(f"--quant {quant}: not a precision (choose from {', '.join(QUANTS)})")
-    if fmt not in ("pack", "contest") and quant != "fp32":
-        raise InputError(f"--quant {quant}: only --format pack (and the packs of contest) stores reduced precision; "
-                         f"{fmt} is float32")
+    if fmt == "onnx" and quant != "fp32":
+        raise InputError(f"--quant {quant}: --format onnx is float32 only (reduced precision: --format pack, "
+                         f"contest, glsl, wgsl, html)")
     if fmt == "contest":
         return _export_contest(args, ckpts, out)
     if len(ckpts) > 1:
@@ -119,13 +120,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         elif fmt == "wgsl":
             from airender.export.wgsl import write_wgsl
 
-            written = write_wgsl(field, out)
-            print(f"wrote {', '.join(str(p) for p in written)}")
+            written = write_wgsl(field, out, quant)
+            print(f"wrote {', '.join(str(p) for p in written)} ({quant} data: {written[1].stat().st_size:,} bytes "
+                  f"in {written[1].name})")
         else:
-            from airender.export.web import write_web
+            from airender.export.web import export_web
 
-            written = write_web(field, out, fmt)
-            print(f"wrote {', '.join(str(p) for p in written)}")
+            written, nbytes = export_web(field, out, fmt, quant)
+            where = "textures.bin" if fmt == "glsl" else "the textures of model.js, before base64"
+            print(f"wrote {', '.join(str(p) for p in written)} ({quant} data: {nbytes:,} bytes, {where})")
     except OSError as exc:
         raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from None
     return 0

@@ -5,10 +5,11 @@ computation (airender.export.web: the same weights, tables, offsets and the same
 with one invocation per pixel and the data in storage buffers instead of textures. Files written:
 
     field.wgsl     the shader, entry point ``main``, @workgroup_size(8, 8, 1)
-    buffers.bin    the storage buffers' contents one after another (little-endian float32, vec4 aligned)
-    buffers.json   the buffer layout (below), the model's size, hours, LDR/HDR and transform
+    buffers.bin    the storage buffers' contents one after another (little endian, 4-byte aligned)
+    buffers.json   the buffer layout (below), the model's size, hours, LDR/HDR, transform and precision
 
-Bindings (group 0; buffers.json lists those the model uses, with their byte ranges in buffers.bin):
+Bindings (group 0; buffers.json lists those the model uses, with their byte ranges in buffers.bin, their
+WGSL type and the dtype of the values):
 
     0  uniform               Uniforms {hour: f32, width: u32, height: u32, pad: u32} (16 bytes)
     1  storage, read         params: array<vec4<f32>>    every weight and bias (rows padded to vec4s)
@@ -16,6 +17,14 @@ Bindings (group 0; buffers.json lists those the model uses, with their byte rang
     3  storage, read         baseline: array<vec4<f32>>  the baseline frame [H * W] (residual fields)
     4  storage, read         features: array<vec4<f32>>  the baseline CNN's feature map (encoder fields)
     5  storage, read_write   rgb: array<vec4<f32>>       output, width * height vec4s, row-major from the top
+    6  storage, read         weights: array<u32>         int8 only: the int8 weight matrices, 4 values a word
+    7  storage, read         wscale: array<f32>          int8 only: their scales, one per matrix row
+
+At ``quant`` fp16 and int8 (airender.export.web describes which data are at which precision) a vec4 of
+float16 values is stored as vec2<u32> (read with unpack2x16float), one of int8 values as a u32 (the
+first value in the low byte, sign-extended with extractBits and multiplied by its scale), an 8-bit
+baseline pixel as a u32 (unpack4x8unorm): the element of every buffer is still one texel of the GLSL
+path's textures.
 
 Dispatch ceil(width / 8) x ceil(height / 8) workgroups. Output ``rgb[y * width + x].xyz`` is the display
 value that airender.runtime's ``decode`` returns: sRGB in [0, 1] for LDR data, linear radiance for HDR.
@@ -32,24 +41,28 @@ import numpy as np
 from torch import nn
 
 from airender import __version__
-from airender.export.pack import pack_bytes
-from airender.export.web import GridLayout, ShaderLayout, _texels, shader_layout
+from airender.export.web import GridLayout, ShaderLayout, _texels, pack_model, shader_layout
 from airender.fileio import atomic_path, write_text_atomic
 from airender.runtime.model import FieldModel
-from airender.runtime.packfile import parse_pack
+from airender.runtime.packfile import StoredArray
 
 WORKGROUP = (8, 8)
 UNIFORM_BYTES = 16
-BINDINGS = {"params": 1, "tables": 2, "baseline": 3, "features": 4}
+BINDINGS = {"params": 1, "tables": 2, "baseline": 3, "features": 4, "weights": 6, "wscale": 7}
 OUTPUT_BINDING = 5
-TEXTURE_OF = {"params": "u_params", "tables": "u_tables", "baseline": "u_baseline", "features": "u_features"}
+TEXTURE_OF = {"params": "u_params", "tables": "u_tables", "baseline": "u_baseline", "features": "u_features",
+              "weights": "u_weights", "wscale": "u_wscale"}
+# WGSL element type of a buffer by the dtype and channels of its texture
+ELEMENT_TYPES = {("float32", 4): "vec4<f32>", ("float16", 4): "vec2<u32>", ("int8", 4): "u32", ("uint8", 4): "u32",
+                 ("float32", 1): "f32"}
 _CONDITION = re.compile(r"^(?P<name>[A-Z_][A-Z0-9_]*)(?:\s*(?P<op>==|!=)\s*(?P<value>-?\d+))?$")
 
 
 @dataclass
 class WGSLProgram:
-    """A field as a WGSL compute shader: ``code``, the storage buffers [n, 4] float32 by name, and
-    ``layout`` (the buffers.json description)."""
+    """A field as a WGSL compute shader: ``code``, the storage buffers by name ([n, 4] float32, float16,
+    int8 or uint8, or [n, 1] float32: one texel of the GLSL path's textures a row), and ``layout`` (the
+    buffers.json description)."""
 
     code: str
     buffers: dict[str, np.ndarray]
@@ -128,6 +141,8 @@ def _grid_wgsl(grid: GridLayout) -> str:
         + ", ".join(str(int(bool(d))) for d in spec["dense"]) + ");",
         f"var<private> {prefix}_OFFSET: array<i32, {levels}> = array<i32, {levels}>("
         + ", ".join(str(int(o)) for o in spec["offsets"]) + ");",
+        *([f"var<private> {prefix}_QS: array<f32, {levels}> = array<f32, {levels}>("
+           + ", ".join(_float(v) for v in grid.scales) + ");"] if grid.scales is not None else []),
         "",
         f"fn {grid.function}(coords: vec3<f32>) -> array<vec4<f32>, {prefix}_F4> {{",
         f"    var feats: array<vec4<f32>, {prefix}_F4>;",
@@ -160,7 +175,8 @@ def _grid_wgsl(grid: GridLayout) -> str:
         f"            if ({prefix}_DENSE[l] == 1) {{ row = {dense}; }}",
         f"            row += {prefix}_OFFSET[l];",
         f"            for (var q = 0; q < {prefix}_TPR; q++) {{",
-        f"                let v = T4({prefix}_BASE + row * {prefix}_TPR + q);",
+        f"                let v = T4({prefix}_BASE + row * {prefix}_TPR + q)"
+        + (f" * {prefix}_QS[l];" if grid.scales is not None else ";"),
         "                for (var e = 0; e < 4; e++) {",
         "                    let f = q * 4 + e;",
         f"                    let j = l * {prefix}_F + f;",
@@ -191,28 +207,43 @@ def wgsl_source(layout: ShaderLayout, height: int, width: int) -> str:
         prelude.append(f"var<private> {name}: array<i32, {len(values)}> = array<i32, {len(values)}>("
                        + ", ".join(str(int(v)) for v in values) + ");")
     template = resources.files("airender.export.web").joinpath("field.comp.wgsl").read_text(encoding="utf-8")
-    body = preprocess(template, defines)
+    body = preprocess(template, {**defines, **precision_flags(layout)})
     grids = "\n\n".join(_grid_wgsl(g) for g in layout.grids)
     return "\n".join(prelude) + "\n\n" + body.replace("//@GRIDS", grids)
 
 
-def wgsl_program(model: FieldModel) -> WGSLProgram:
-    """The compute shader, storage buffers and buffer layout that decode ``model`` (a pack's runtime model)."""
-    layout = shader_layout(model)
+def precision_flags(layout: ShaderLayout) -> dict[str, int]:
+    """The template's precision switches (``#if`` names only, not declared in the module) of ``layout``."""
+    dtypes = {name: texture.dtype for name, texture in layout.textures.items()}
+    flags = {"PARAMS_F16": dtypes.get("u_params") == "float16", "WEIGHTS_I8": "u_weights" in dtypes,
+             "TABLES_F16": dtypes.get("u_tables") == "float16", "TABLES_I8": dtypes.get("u_tables") == "int8",
+             "BASELINE_U8": dtypes.get("u_baseline") == "uint8", "FEATURES_F16": dtypes.get("u_features") == "float16"}
+    flags["ANY_F16"] = "float16" in dtypes.values()
+    flags["ANY_I8"] = "int8" in dtypes.values()
+    return {name: int(value) for name, value in flags.items()}
+
+
+def wgsl_program(model: FieldModel, stored: dict[str, StoredArray] | None = None) -> WGSLProgram:
+    """The compute shader, storage buffers and buffer layout that decode ``model`` (a pack's runtime model,
+    at its pack's precision; an int8 pack's needs ``stored``, see airender.export.web.shader_layout)."""
+    layout = shader_layout(model, stored)
     code = wgsl_source(layout, model.height, model.width)
     buffers, entries, offset = {}, [], 0
     for name, binding in BINDINGS.items():
         texture = layout.textures.get(TEXTURE_OF[name])
         if texture is None:
             continue
-        data = np.ascontiguousarray(texture.texels.reshape(-1, 4), dtype=np.float32)
+        channels = int(texture.texels.shape[2])
+        data = np.ascontiguousarray(texture.texels.reshape(-1, channels))
         buffers[name] = data
-        entries.append({"name": name, "binding": binding, "type": "array<vec4<f32>>", "access": "read",
-                        "offset": offset, "nbytes": int(data.nbytes), "elements": int(data.shape[0])})
+        entries.append({"name": name, "binding": binding, "type": f"array<{ELEMENT_TYPES[texture.dtype, channels]}>",
+                        "dtype": texture.dtype, "access": "read", "offset": offset, "nbytes": int(data.nbytes),
+                        "elements": int(data.shape[0])})
         offset += int(data.nbytes)
     meta = {"format": "airender-wgsl", "format_version": 1, "airender_version": __version__,
             "width": model.width, "height": model.height, "is_hdr": model.is_hdr, "times": model.times,
-            "transform": model.transform, "entry_point": "main", "workgroup_size": [*WORKGROUP, 1],
+            "transform": model.transform, "quant": layout.quant, "entry_point": "main",
+            "workgroup_size": [*WORKGROUP, 1],
             "dispatch": "ceil(width / 8), ceil(height / 8), 1",
             "uniforms": {"binding": 0, "nbytes": UNIFORM_BYTES,
                          "fields": [{"name": "hour", "type": "f32", "offset": 0},
@@ -225,23 +256,28 @@ def wgsl_program(model: FieldModel) -> WGSLProgram:
     return WGSLProgram(code=code, buffers=buffers, layout=meta)
 
 
-def field_wgsl(field: nn.Module) -> tuple[FieldModel, WGSLProgram]:
-    """The fp32 runtime model of ``field`` (a TODField) and its WGSL program."""
-    contents = parse_pack(pack_bytes(field, "fp32"), "field")
-    model = FieldModel(contents.header, contents.arrays, contents.nbytes)
-    return model, wgsl_program(model)
+def field_wgsl(field: nn.Module, quant: str = "fp32") -> tuple[FieldModel, WGSLProgram]:
+    """The runtime model of ``field``'s pack (a TODField) at precision ``quant`` and its WGSL program (whose
+    data are that pack's values)."""
+    model, stored = pack_model(field, quant)
+    return model, wgsl_program(model, stored)
 
 
-def write_wgsl(field: nn.Module, out: str | Path) -> list[Path]:
-    """field.wgsl, buffers.bin and buffers.json of ``field`` in the folder ``out`` (each written atomically);
-    returns the paths. Everything is built before the first file is written."""
-    _, program = field_wgsl(field)
+def buffer_bytes(data: np.ndarray) -> bytes:
+    """A storage buffer's contents: ``data`` little endian."""
+    return data.astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def write_wgsl(field: nn.Module, out: str | Path, quant: str = "fp32") -> list[Path]:
+    """field.wgsl, buffers.bin and buffers.json of ``field`` at precision ``quant`` in the folder ``out``
+    (each written atomically); returns the paths. Everything is built before the first file is written."""
+    _, program = field_wgsl(field, quant)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / "field.wgsl", folder / "buffers.bin", folder / "buffers.json"]
     write_text_atomic(paths[0], program.code)
     with atomic_path(paths[1]) as tmp:
-        tmp.write_bytes(b"".join(b.astype("<f4").tobytes() for b in program.buffers.values()))
+        tmp.write_bytes(b"".join(buffer_bytes(b) for b in program.buffers.values()))
     write_text_atomic(paths[2], json.dumps(program.layout, indent=2) + "\n")
     return paths
 

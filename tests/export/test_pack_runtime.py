@@ -186,7 +186,7 @@ def test_export_command(trained, tmp_path, capsys):
     (("--ckpt", "{tmp}/missing.ckpt", "--out", "{tmp}/a.airpack"), "missing.ckpt: no such checkpoint"),
     (("--ckpt", "{ckpt}", "--out", "{tmp}/a.airpack", "--format", "zip"), "--format zip: not an export format"),
     (("--ckpt", "{ckpt}", "--out", "{tmp}/a.airpack", "--quant", "int4"), "--quant int4: not a precision"),
-    (("--ckpt", "{ckpt}", "--out", "{tmp}/a.onnx", "--format", "onnx", "--quant", "int8"), "only --format pack"),
+    (("--ckpt", "{ckpt}", "--out", "{tmp}/a.onnx", "--format", "onnx", "--quant", "int8"), "onnx is float32 only"),
     (("--ckpt", "{ckpt}", "--out", "{tmp}/file.txt/a.airpack"), "not a folder"),
     (("--ckpt", "{ckpt}", "--out", "{tmp}"), "is a folder"),
     (("--ckpt", "{tmp}/file.txt", "--out", "{tmp}/a.airpack"), "file.txt: not"),

@@ -100,12 +100,12 @@ def test_glsl_files(name, trained, tmp_path):
     assert (description["width"], description["height"]) == (WIDTH, HEIGHT)
 
 
-def test_web_formats_refuse_file_targets_and_quant(trained, tmp_path):
+def test_web_formats_refuse_file_targets_and_onnx_quant(trained, tmp_path):
     target = tmp_path / "file.html"
     target.write_text("")
     with pytest.raises(InputError, match="not a folder"):
         export_main("--ckpt", str(trained("hashgrid")), "--format", "html", "--out", str(target))
-    with pytest.raises(InputError, match="only --format pack"):
-        export_main("--ckpt", str(trained("hashgrid")), "--format", "glsl", "--out", str(tmp_path / "g"),
+    with pytest.raises(InputError, match="onnx is float32"):
+        export_main("--ckpt", str(trained("hashgrid")), "--format", "onnx", "--out", str(tmp_path / "g.onnx"),
                     "--quant", "fp16")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.html"]

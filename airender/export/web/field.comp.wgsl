@@ -13,22 +13,81 @@ struct Uniforms {
 }
 
 @group(0) @binding(0) var<uniform> u: Uniforms;
+#if PARAMS_F16
+// Reduced precision (the exporter's flags PARAMS_F16, WEIGHTS_I8, TABLES_F16, TABLES_I8, BASELINE_U8,
+// FEATURES_F16): a texel of float16 values is a vec2<u32> (two halves a word, the first in the low bits),
+// one of int8 or uint8 values a u32 (the first in the low byte); int8 weight matrices are in `weights`
+// with one scale per row in `wscale`; int8 tables are scaled per level by the grid functions.
+@group(0) @binding(1) var<storage, read> params: array<vec2<u32>>;
+#else
 @group(0) @binding(1) var<storage, read> params: array<vec4<f32>>;
+#endif
 #if HAS_TABLES
+#if TABLES_F16
+@group(0) @binding(2) var<storage, read> tables: array<vec2<u32>>;
+#elif TABLES_I8
+@group(0) @binding(2) var<storage, read> tables: array<u32>;
+#else
 @group(0) @binding(2) var<storage, read> tables: array<vec4<f32>>;
 #endif
+#endif
 #if RESIDUAL
+#if BASELINE_U8
+@group(0) @binding(3) var<storage, read> baseline: array<u32>;
+#else
 @group(0) @binding(3) var<storage, read> baseline: array<vec4<f32>>;
 #endif
+#endif
 #if ENCODER
+#if FEATURES_F16
+@group(0) @binding(4) var<storage, read> features: array<vec2<u32>>;
+#else
 @group(0) @binding(4) var<storage, read> features: array<vec4<f32>>;
 #endif
+#endif
 @group(0) @binding(5) var<storage, read_write> rgb: array<vec4<f32>>;
+#if WEIGHTS_I8
+@group(0) @binding(6) var<storage, read> weights: array<u32>;
+@group(0) @binding(7) var<storage, read> wscale: array<f32>;
+#endif
 
+#if ANY_F16
+// four float16 values, two a word
+fn unpack_half4(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
+#endif
+#if ANY_I8
+// four int8 values q (the first in the low byte), as f32
+fn unpack_int8x4(w: u32) -> vec4<f32> {
+    let s = bitcast<i32>(w);
+    return vec4<f32>(f32(extractBits(s, 0u, 8u)), f32(extractBits(s, 8u, 8u)), f32(extractBits(s, 16u, 8u)),
+                     f32(extractBits(s, 24u, 8u)));
+}
+#endif
+#if WEIGHTS_I8
+// texel i of the parameters: i >> 20 == 0: params (biases, time codes); else the int8 matrix m = i >> 20
+// in weights, times the scale of its row (wscale)
+fn P4(i: i32) -> vec4<f32> {
+    let m = i >> 20u;
+    let t = i & 1048575;
+    if (m == 0) { return unpack_half4(params[t]); }
+    return unpack_int8x4(weights[Q_START[m] + t]) * wscale[Q_SCALE0[m] + t / Q_TPR[m]];
+}
+fn P1(i: i32) -> f32 { return P4(i >> 2u)[i & 3]; }
+#elif PARAMS_F16
+fn P4(i: i32) -> vec4<f32> { return unpack_half4(params[i]); }
+fn P1(i: i32) -> f32 { return P4(i >> 2u)[i & 3]; }
+#else
 fn P4(i: i32) -> vec4<f32> { return params[i]; }
 fn P1(i: i32) -> f32 { return params[i >> 2u][i & 3]; }
+#endif
 #if HAS_TABLES
+#if TABLES_F16
+fn T4(i: i32) -> vec4<f32> { return unpack_half4(tables[i]); }
+#elif TABLES_I8
+fn T4(i: i32) -> vec4<f32> { return unpack_int8x4(tables[i]); }
+#else
 fn T4(i: i32) -> vec4<f32> { return tables[i]; }
+#endif
 #endif
 
 // x mod y with the result's sign of y (GLSL mod, numpy's %)
@@ -100,7 +159,11 @@ fn bilinear_taps(uv: vec2<f32>, size: vec2<i32>, f: ptr<function, vec2<f32>>) ->
 }
 
 #if RESIDUAL
+#if BASELINE_U8
+fn base_at(x: i32, y: i32) -> vec3<f32> { return unpack4x8unorm(baseline[y * BASE_W + x]).xyz; }
+#else
 fn base_at(x: i32, y: i32) -> vec3<f32> { return baseline[y * BASE_W + x].xyz; }
+#endif
 
 fn baseline_at(uv: vec2<f32>) -> vec3<f32> {
     var f: vec2<f32>;
@@ -112,7 +175,11 @@ fn baseline_at(uv: vec2<f32>) -> vec3<f32> {
 #endif
 
 #if ENCODER
+#if FEATURES_F16
+fn F4(i: i32) -> vec4<f32> { return unpack_half4(features[i]); }
+#else
 fn F4(i: i32) -> vec4<f32> { return features[i]; }
+#endif
 
 fn encoder_features(uv: vec2<f32>) {
     var f: vec2<f32>;

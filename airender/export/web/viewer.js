@@ -37,11 +37,29 @@
   let playing = false;
   let lastTime = 0;
 
-  function floatsFromBase64(text) {
+  function bytesFromBase64(text) {
     const binary = atob(text);
     const bytes = new Uint8Array(binary.length);
     for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-    return new Float32Array(bytes.buffer);
+    return bytes;
+  }
+
+  // A data texture of model.js: {width, height, format, data: base64 of its texels, little endian}.
+  // format: RGBA32F (float32), RGBA16F (IEEE half bits), RGBA8I (int8), RGBA8 (uint8, read as q / 255)
+  // or R32F (float32, one channel); RGBA32F where it is missing.
+  function uploadTexture(texture) {
+    const formats = {
+      RGBA32F: [gl.RGBA32F, gl.RGBA, gl.FLOAT, Float32Array],
+      RGBA16F: [gl.RGBA16F, gl.RGBA, gl.HALF_FLOAT, Uint16Array],
+      RGBA8I: [gl.RGBA8I, gl.RGBA_INTEGER, gl.BYTE, Int8Array],
+      RGBA8: [gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, Uint8Array],
+      R32F: [gl.R32F, gl.RED, gl.FLOAT, Float32Array],
+    };
+    const format = formats[texture.format || "RGBA32F"];
+    if (!format) throw new Error("unknown texture format " + texture.format);
+    const [internal, layout, type, View] = format;
+    gl.texImage2D(gl.TEXTURE_2D, 0, internal, texture.width, texture.height, 0, layout, type,
+                  new View(bytesFromBase64(texture.data).buffer));
   }
 
   function compile(type, source) {
@@ -76,8 +94,7 @@
       gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
       gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
       gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
-      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA32F, texture.width, texture.height, 0, gl.RGBA, gl.FLOAT,
-                    floatsFromBase64(texture.data));
+      uploadTexture(texture);
       gl.uniform1i(gl.getUniformLocation(program, name), unit);
       unit += 1;
     }
