@@ -428,18 +428,7 @@ class FieldModel:
         Rows that share an hour with many others (at least ``GROUP_ROWS``) run as one batch at that hour,
         as a frame decode does; the others run row by row. The cost of a row does not depend on where its
         texel is."""
-        y = np.asarray(y).reshape(-1)
-        x = np.asarray(x).reshape(-1)
-        if y.shape != x.shape:
-            raise ValueError(f"y has {y.size} entries but x has {x.size}")
-        if not (np.issubdtype(y.dtype, np.integer) and np.issubdtype(x.dtype, np.integer)):
-            if not (np.array_equal(y, np.round(y)) and np.array_equal(x, np.round(x))):
-                raise ValueError("y and x must be integer texel coordinates")
-        y, x = y.astype(np.int64), x.astype(np.int64)
-        if bool(((y < 0) | (y >= self.height) | (x < 0) | (x >= self.width)).any()):
-            raise ValueError(f"texel outside the {self.width}x{self.height} frame")
-        t = np.broadcast_to(np.asarray(t, dtype=F32).reshape(-1) if np.ndim(t) else np.asarray([t], F32),
-                            y.shape).astype(F32)
+        y, x, t = ops.texel_arguments(y, x, t, self.height, self.width)
         pix = y * self.width + x
         out = np.empty((y.size, 3), F32)
         hours, inverse, counts = np.unique(t, return_inverse=True, return_counts=True)

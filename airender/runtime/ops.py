@@ -20,6 +20,25 @@ def pixel_centres(pix: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.stack(((x + F32(0.5)) / F32(width), (y + F32(0.5)) / F32(height)), axis=1)
 
 
+def texel_arguments(y, x, t, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random-access arguments checked and shaped: integer texels y [N], x [N] (int64) of a height x width
+    frame and hours t [N] (float32; one hour is used for all). ValueError for mismatched lengths,
+    non-integer or out-of-range texels."""
+    y = np.asarray(y).reshape(-1)
+    x = np.asarray(x).reshape(-1)
+    if y.shape != x.shape:
+        raise ValueError(f"y has {y.size} entries but x has {x.size}")
+    if not (np.issubdtype(y.dtype, np.integer) and np.issubdtype(x.dtype, np.integer)):
+        if not (np.array_equal(y, np.round(y)) and np.array_equal(x, np.round(x))):
+            raise ValueError("y and x must be integer texel coordinates")
+    y, x = y.astype(np.int64), x.astype(np.int64)
+    if bool(((y < 0) | (y >= height) | (x < 0) | (x >= width)).any()):
+        raise ValueError(f"texel outside the {width}x{height} frame")
+    t = np.broadcast_to(np.asarray(t, dtype=F32).reshape(-1) if np.ndim(t) else np.asarray([t], F32),
+                        y.shape).astype(F32)
+    return y, x, t
+
+
 def wrap_hours(t: np.ndarray) -> np.ndarray:
     """Hours [N] float32 -> [0, 24) (floored modulo, as torch's ``%``)."""
     return np.mod(np.asarray(t, dtype=F32), HOURS_PER_DAY)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ops
 from .model import FieldModel
 from .ops import F32
 
@@ -72,18 +73,7 @@ class TiledFieldModel:
         """Display values [N, 3] at integer texels (y [N], x [N]) of the atlas at hours t [N] (or one hour
         for all): each texel goes to its tile's model at its place in the tile's window; 0 where no tile
         was fitted."""
-        y = np.asarray(y).reshape(-1)
-        x = np.asarray(x).reshape(-1)
-        if y.shape != x.shape:
-            raise ValueError(f"y has {y.size} entries but x has {x.size}")
-        if not (np.issubdtype(y.dtype, np.integer) and np.issubdtype(x.dtype, np.integer)):
-            if not (np.array_equal(y, np.round(y)) and np.array_equal(x, np.round(x))):
-                raise ValueError("y and x must be integer texel coordinates")
-        y, x = y.astype(np.int64), x.astype(np.int64)
-        if bool(((y < 0) | (y >= self.height) | (x < 0) | (x >= self.width)).any()):
-            raise ValueError(f"texel outside the {self.width}x{self.height} frame")
-        t = np.broadcast_to(np.asarray(t, dtype=F32).reshape(-1) if np.ndim(t) else np.asarray([t], F32),
-                            y.shape).astype(F32)
+        y, x, t = ops.texel_arguments(y, x, t, self.height, self.width)
         out = np.zeros((y.size, 3), F32)
         if y.size == 0:
             return out
