@@ -75,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from airender.config import config_problems
     from airender.checks import check_output_dir
     from airender.data import load_sequence
-    from airender.engine.run_folder import check_run_folder, out_dir_for
+    from airender.engine.run_folder import check_run_folder, out_dir_for, run_lock
     from airender.engine.trainer import Trainer
 
     tiled = _train_tiled(args)
@@ -97,15 +97,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if checkpoint is None:
         check_run_folder(out_dir, args.overwrite)
     sequence = load_sequence(config.data.data_dir, config.data.lightmap_id, config.data.component)
-    trainer = Trainer(config, sequence, overwrite=args.overwrite)
-    if checkpoint is not None:
-        trainer.resume_from(checkpoint)
-        if trainer.step >= trainer.total_steps:
-            print(f"{checkpoint}: the run already trained its {trainer.total_steps} planned steps; nothing to do "
-                  f"(a larger --max_steps or --epochs continues it)")
-            return 0
-        print(f"resuming {checkpoint} at step {trainer.step} of {trainer.total_steps}")
-    result = trainer.fit()
+    with run_lock(out_dir):
+        trainer = Trainer(config, sequence, overwrite=args.overwrite)
+        if checkpoint is not None:
+            trainer.resume_from(checkpoint)
+            if trainer.step >= trainer.total_steps:
+                print(f"{checkpoint}: the run already trained its {trainer.total_steps} planned steps; nothing to "
+                      f"do (a larger --max_steps or --epochs continues it)")
+                return 0
+            print(f"resuming {checkpoint} at step {trainer.step} of {trainer.total_steps}")
+        result = trainer.fit()
     best = f"{result.best_metric:.4g}" if result.best_metric is not None else "-"
     print(f"trained {result.steps} of {result.planned_steps} steps in {result.seconds:.1f} s "
           f"({result.samples_per_s / 1e3:.0f}k samples/s); best validation {config.train.monitor} {best}; "

@@ -1,9 +1,11 @@
-"""Run folders: never replace a run unless asked, suggest a free name, and rebuild a run's configuration
-for ``--resume`` (only the budget may change)."""
+"""Run folders: never replace a run unless asked, never let two commands write one run at once, suggest a
+free name, and rebuild a run's configuration for ``--resume`` (only the budget may change)."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from airender.errors import InputError
 
 RUN_FILES = ("best.ckpt", "last.ckpt", "config.json", "train_log.jsonl", "baseline.png", "baseline.exr")
 RUN_FOLDERS = ("eval", "tb")
+LOCK_FILE = ".airender.lock"  # held (flock) by the command that writes the run; removed when it ends
 # Options that may change when a run is continued: how long it trains, and how it reports. Everything
 # else defines the model and its data and must stay as the run was started.
 RESUMABLE_OPTIONS = frozenset({"epochs", "max_steps", "time_budget_s", "progress", "tensorboard", "device"})
@@ -19,6 +22,45 @@ RESUMABLE_OPTIONS = frozenset({"epochs", "max_steps", "time_budget_s", "progress
 
 def out_dir_for(config: ExperimentConfig) -> Path:
     return Path(config.out_dir) if config.out_dir else Path("runs") / config.name
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path):
+    """Hold ``folder``'s run lock while the block writes the run (the folder is made if needed).
+
+    An exclusive ``flock`` on ``folder/.airender.lock``: the operating system releases it when the process
+    ends, even by ``kill -9``, so a lock file left behind never blocks a later run. Raises InputError when
+    another process holds it (two trainings of one run folder would overwrite each other's checkpoints
+    and log). Where ``fcntl`` does not exist (not POSIX) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - POSIX only
+        yield
+        return
+    from airender.fileio import make_dir
+
+    path = make_dir(folder) / LOCK_FILE
+    while True:
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise InputError(f"{folder}: another airender command is writing this run now; wait for it to end or "
+                             f"choose another --out_dir") from None
+        try:  # the file may have been removed and made anew by the holder we waited on: lock the current one
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
 
 
 def existing_run_files(folder: Path) -> list[str]:

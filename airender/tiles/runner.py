@@ -273,7 +273,7 @@ def fit_tiled(config: ExperimentConfig, workers: int = 1, ray: str = "", overwri
     """Fit every tile of ``config``'s data that is not done yet, then write the tiled ``last.ckpt`` and
     ``best.ckpt`` and ``sizes.json`` (see the module docstring). ``workers``: local processes (1: here);
     ``ray``: "" (no Ray), "auto", "local" or an address."""
-    from airender.engine.run_folder import out_dir_for
+    from airender.engine.run_folder import out_dir_for, run_lock
 
     if workers < 1:
         raise InputError(f"--workers: must be 1 or more, got {workers}")
@@ -281,6 +281,13 @@ def fit_tiled(config: ExperimentConfig, workers: int = 1, ray: str = "", overwri
         raise InputError("--workers/--ray: choose one (Ray runs one task per tile on the cluster's resources)")
     plan, continuing = prepare_run(config, overwrite)
     run_dir = out_dir_for(config)
+    with run_lock(run_dir):
+        return _fit_plan(config, plan, continuing, run_dir, workers, ray, overwrite, echo)
+
+
+def _fit_plan(config: ExperimentConfig, plan: TilePlan, continuing: bool, run_dir: Path, workers: int, ray: str,
+              overwrite: bool, echo: Callable[[str], None]) -> TiledResult:
+    """The body of :func:`fit_tiled`, run while this process holds the run folder's lock."""
     if overwrite:
         clear_tiled_run(run_dir)
     make_dir(run_dir)
