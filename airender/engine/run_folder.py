@@ -26,7 +26,8 @@ def out_dir_for(config: ExperimentConfig) -> Path:
 
 @contextlib.contextmanager
 def run_lock(folder: Path):
-    """Hold ``folder``'s run lock while the block writes the run (the folder is made if needed).
+    """Hold ``folder``'s run lock while the block writes the run (the folder is made if needed, and removed
+    again if the block leaves it empty, e.g. when the command is refused before writing anything).
 
     An exclusive ``flock`` on ``folder/.airender.lock``: the operating system releases it when the process
     ends, even by ``kill -9``, so a lock file left behind never blocks a later run. Raises InputError when
@@ -39,6 +40,7 @@ def run_lock(folder: Path):
         return
     from airender.fileio import make_dir
 
+    created = not Path(folder).exists()
     path = make_dir(folder) / LOCK_FILE
     while True:
         handle = open(path, "a+")
@@ -61,6 +63,9 @@ def run_lock(folder: Path):
     finally:
         path.unlink(missing_ok=True)
         handle.close()
+        if created:  # a command refused before writing anything leaves no folder behind
+            with contextlib.suppress(OSError):
+                Path(folder).rmdir()
 
 
 def existing_run_files(folder: Path) -> list[str]:

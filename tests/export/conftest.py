@@ -88,3 +88,25 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     """PSNR in dB of a against b (same shape), for values with range ``peak``."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(peak ** 2 / mse)
+
+
+def run_without_torch(folder: Path, statements: str, cwd: Path) -> str:
+    """Run ``statements`` in a fresh interpreter that cannot import airender or torch, with ``folder`` (a
+    contest export) first on sys.path and ``reconstruct`` imported from its Interface.py; returns stdout.
+    ``loaded`` (a sorted list) names the airender and torch modules that got imported (none, if the folder
+    is self-contained)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('airender', 'torch'):\n"
+            "            raise ImportError('blocked: ' + name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            f"sys.path.insert(0, {str(folder)!r})\n"
+            "from Interface import reconstruct\n"
+            + statements.replace("loaded", "sorted(m for m in sys.modules if m.split('.')[0] in ('airender', 'torch'))"))
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
