@@ -110,14 +110,16 @@ def resume_checkpoint(target: str | Path) -> Path:
     return path
 
 
-def differing_options(stored: ExperimentConfig, wanted: ExperimentConfig) -> list[str]:
-    """``--name (stored -> wanted)`` for every option that differs and may not change on resume."""
+def differing_options(stored: ExperimentConfig, wanted: ExperimentConfig,
+                      may_change: frozenset[str] = RESUMABLE_OPTIONS) -> list[str]:
+    """``--name (stored -> wanted)`` for every option that differs and is not in ``may_change`` (default:
+    the options a resumed run may change)."""
     out = []
     for section in SECTION_TYPES:
         a, b = getattr(stored, section), getattr(wanted, section)
         for f in dataclasses.fields(a):
             old, new = getattr(a, f.name), getattr(b, f.name)
-            if old != new and f.name not in RESUMABLE_OPTIONS:
+            if old != new and f.name not in may_change:
                 out.append(f"--{f.name} ({old!r} -> {new!r})")
     return out
 

@@ -38,7 +38,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
 
-from airender.config import ExperimentConfig, SECTION_TYPES
+from airender.config import ExperimentConfig
 from airender.errors import InputError
 from airender.fileio import append_line_durable, make_dir, write_json_atomic
 from airender.progress import progress
@@ -89,20 +89,6 @@ def read_tiling(folder: str | Path) -> tuple[ExperimentConfig, dict]:
         raise InputError(f"{path}: not a readable tiled run ({type(exc).__name__}: {exc})") from None
 
 
-def differing_tiled_options(stored: ExperimentConfig, wanted: ExperimentConfig) -> list[str]:
-    """``--name (stored -> wanted)`` for every option that differs, except RUNTIME_OPTIONS."""
-    import dataclasses
-
-    out = []
-    for section in SECTION_TYPES:
-        a, b = getattr(stored, section), getattr(wanted, section)
-        for f in dataclasses.fields(a):
-            old, new = getattr(a, f.name), getattr(b, f.name)
-            if old != new and f.name not in RUNTIME_OPTIONS:
-                out.append(f"--{f.name} ({old!r} -> {new!r})")
-    return out
-
-
 def clear_tiled_run(folder: Path) -> None:
     """Remove a previous run's artefacts from ``folder`` (single-field or tiled; the frame cache stays)."""
     from airender.engine.run_folder import clear_run_folder
@@ -117,13 +103,13 @@ def clear_tiled_run(folder: Path) -> None:
 def _check_folder_state(run_dir: Path, config: ExperimentConfig, overwrite: bool) -> bool:
     """True when ``run_dir`` holds this same tiled run (to continue); refuses any other run there
     unless ``overwrite``."""
-    from airender.engine.run_folder import check_run_folder
+    from airender.engine.run_folder import check_run_folder, differing_options
 
     if overwrite:
         return False
     if is_tiled_run(run_dir):
         stored, _ = read_tiling(run_dir)
-        changed = differing_tiled_options(stored, config)
+        changed = differing_options(stored, config, RUNTIME_OPTIONS)
         if changed:
             raise InputError(f"{run_dir}: holds a tiled run with other options ({', '.join(changed)}); rerun it "
                              f"with its own options to continue it, pass --overwrite to replace it, or choose "

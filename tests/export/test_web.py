@@ -47,6 +47,27 @@ def expected_srgb8(model, meta: dict, hour: float) -> np.ndarray:
     return np.round(encoded * 255.0).astype(np.uint8)
 
 
+def viewer_pixels(browser, page_file: Path, hours: list[float]) -> dict[float, np.ndarray]:
+    """Open the viewer page ``page_file`` and read back its image after ``setHour(h)`` for each hour: {hour:
+    RGB uint8 [HEIGHT, WIDTH, 3]}; asserts the native size and an opaque image."""
+    page = browser.new_page()
+    images = {}
+    try:
+        page.goto(page_file.as_uri())
+        page.evaluate("() => window.airenderViewer.ready")
+        for hour in hours:
+            page.evaluate(f"() => window.airenderViewer.setHour({hour})")
+            shown = page.evaluate("() => window.airenderViewer.readPixels().then("
+                                  "r => ({width: r.width, height: r.height, data: Array.from(r.data)}))")
+            assert (shown["width"], shown["height"]) == (WIDTH, HEIGHT)
+            pixels = np.array(shown["data"], np.uint8).reshape(HEIGHT, WIDTH, 4)
+            assert (pixels[..., 3] == 255).all()
+            images[hour] = pixels[..., :3]
+    finally:
+        page.close()
+    return images
+
+
 @pytest.mark.parametrize("name", ["quality_switch", "hashgrid3d_switch", "baseline_switch_spline_blend",
                                   "encoder_ds2_no_xy", "film", "quality_hdr", "basis", "basis_hdr_switch"])
 def test_viewer_draws_the_numpy_decode(name, trained, browser, tmp_path):
@@ -54,21 +75,9 @@ def test_viewer_draws_the_numpy_decode(name, trained, browser, tmp_path):
     written = write_web(field, tmp_path / "viewer", "html")
     assert sorted(p.name for p in written) == ["index.html", "model.js", "viewer.js"]
     model, program = field_program(field)
-    page = browser.new_page()
-    try:
-        page.goto((tmp_path / "viewer" / "index.html").as_uri())
-        page.evaluate("() => window.airenderViewer.ready")
-        for hour in HOURS:
-            page.evaluate(f"() => window.airenderViewer.setHour({hour})")
-            shown = page.evaluate("() => window.airenderViewer.readPixels().then("
-                                  "r => ({width: r.width, height: r.height, data: Array.from(r.data)}))")
-            assert (shown["width"], shown["height"]) == (WIDTH, HEIGHT)
-            pixels = np.array(shown["data"], np.uint8).reshape(HEIGHT, WIDTH, 4)
-            assert (pixels[..., 3] == 255).all()
-            expected = expected_srgb8(model, program.meta, hour)
-            assert psnr(pixels[..., :3] / 255.0, expected / 255.0) >= 40.0, (name, hour)
-    finally:
-        page.close()
+    for hour, pixels in viewer_pixels(browser, tmp_path / "viewer" / "index.html", HOURS).items():
+        expected = expected_srgb8(model, program.meta, hour)
+        assert psnr(pixels / 255.0, expected / 255.0) >= 40.0, (name, hour)
 
 
 def test_viewer_reports_missing_webgl(trained, browser, tmp_path):

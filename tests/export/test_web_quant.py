@@ -17,7 +17,8 @@ from airender.export.web import data_bytes, export_web, field_program
 from airender.export.wgsl import BINDINGS, buffer_bytes, field_wgsl
 from tests.export.conftest import HEIGHT, WIDTH, psnr
 from tests.export.test_pack_runtime import export_main
-from tests.export.test_web import CHROMIUM, HOURS, browser, expected_srgb8  # noqa: F401 (the WebGL2 browser fixture)
+from tests.export.test_web import (  # noqa: F401 (browser: the WebGL2 browser fixture)
+    CHROMIUM, HOURS, browser, expected_srgb8, viewer_pixels)
 from tests.export.test_wgsl import RUNNER, WEBGPU_ARGS
 
 # (variant, precision): the brief's variants first, then ones that reach the other data paths (an 8-bit
@@ -46,23 +47,11 @@ def test_viewer_draws_the_quantised_pack(name, quant, trained, browser, tmp_path
     assert model.header["quant"] == quant and program.meta["quant"] == quant
     fp32 = data_bytes(field_program(field)[1])
     assert nbytes == data_bytes(program) <= bound(name, quant) * fp32, (name, quant, nbytes, fp32)
-    page = browser.new_page()
     measured = []
-    try:
-        page.goto((tmp_path / "viewer" / "index.html").as_uri())
-        page.evaluate("() => window.airenderViewer.ready")
-        for hour in HOURS:
-            page.evaluate(f"() => window.airenderViewer.setHour({hour})")
-            shown = page.evaluate("() => window.airenderViewer.readPixels().then("
-                                  "r => ({width: r.width, height: r.height, data: Array.from(r.data)}))")
-            assert (shown["width"], shown["height"]) == (WIDTH, HEIGHT)
-            pixels = np.array(shown["data"], np.uint8).reshape(HEIGHT, WIDTH, 4)
-            assert (pixels[..., 3] == 255).all()
-            expected = expected_srgb8(model, program.meta, hour)  # the numpy runtime's decode of the pack
-            measured.append(psnr(pixels[..., :3] / 255.0, expected / 255.0))
-            assert measured[-1] >= 40.0, (name, quant, hour, measured[-1])
-    finally:
-        page.close()
+    for hour, pixels in viewer_pixels(browser, tmp_path / "viewer" / "index.html", HOURS).items():
+        expected = expected_srgb8(model, program.meta, hour)  # the numpy runtime's decode of the pack
+        measured.append(psnr(pixels / 255.0, expected / 255.0))
+        assert measured[-1] >= 40.0, (name, quant, hour, measured[-1])
     print(f"\n{name} {quant}: data {nbytes:,} bytes ({nbytes / fp32:.3f} of fp32's {fp32:,}); PSNR vs the {quant} "
           f"pack's numpy decode at {HOURS}: {', '.join(f'{p:.2f}' for p in measured)} dB")
 
