@@ -365,6 +365,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from airender.tiles.model import load_model
     from airender.protocols import evaluate_protocol, resolve_protocol
     from airender.sizes import compression_report
+    from airender.sun_picture import write_sun_term_sheet
 
     for hour in args.switch_hours or []:
         check_hour(hour, "--switch_hours")
@@ -383,6 +384,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report), loaded.desc.is_hdr,
                          title=f"{Path(args.ckpt).name}")
     report.shadow_edges(out_dir / "shadow_edges.png", groups, loaded.desc.is_hdr, title=f"{Path(args.ckpt).name}")
+    write_sun_term_sheet(loaded.field, [r["time"] for r in report.rows if r["group"] == "between_day"],
+                         out_dir / "sun_term.png", title=f"{Path(args.ckpt).name}: what the sun term learned")
     print(report.to_markdown())
     size = report.size
     print(f"model: {size['model_bytes']:,} bytes the decoder reads = {size['percent_of_raw']:.2f} % of the raw float32 "

@@ -100,6 +100,11 @@ class FieldConfig:
                                      "exactly 0 at the trained hours where the data have it 0 and between two "
                                      "such hours (the sun at night, the lamps by day); every source and the sum "
                                      "are supervised (--loss_source_w)")
+    sun_path: str = option("", "add direct sunlight as a term of its own (a per-texel response to the sun's "
+                               "direction times a learned visibility of that direction), evaluated at the true "
+                               "time, also with --time_blend: 'learn' learns the sun's "
+                               "daily path from the frames; FILE reads it from JSON (a baker meta.json, a table "
+                               "{hour: [x, y, z]} or a \"location\"; see the README) ('': no sun term)")
 
 
 @dataclass

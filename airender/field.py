@@ -17,6 +17,8 @@ from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, Period
 from airender.nn.hashgrid import HashGridEncoding
 from airender.nn.mlp import MLP, FiLMGenerator
 from airender.nn.sources import SourceGate, compose_sources
+from airender.nn.sun_path import SunPath
+from airender.nn.sun_term import SunTerm
 
 LAMP_HIDDEN = 32
 LAMP_GRID_LEVELS = 8
@@ -34,7 +36,8 @@ class DataDescription:
     only multiples of 1/255 (an 8-bit source), so storing it as 8 bits is exact; sources: the light
     sources a model trained with ``components`` predicts, in order (empty otherwise); source_off_hours:
     per source, the trained hours at which it is identically zero (0 at every valid texel), from which
-    its on/off gate is built.
+    its on/off gate is built; sun_table: with ``--sun_path FILE``, {hour: unit direction towards the sun}
+    read from the file (the field fits its sun path to it; empty otherwise).
     """
 
     height: int
@@ -50,6 +53,7 @@ class DataDescription:
     baseline_8bit: bool = False
     sources: list[str] = field(default_factory=list)
     source_off_hours: dict[str, list[float]] = field(default_factory=dict)
+    sun_table: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -67,7 +71,8 @@ class StaticCache:
     time-invariant inputs (bias included); baseline [N, 3] the baseline frame at those pixels in the
     training space (None when unused); lamp [N, 3] the linear-light lamp image (None without a light
     switch); source_baseline [N, S, 3] the baseline frame of each light source in the training space
-    (residual mode with ``components``, else None).
+    (residual mode with ``components``, else None); sun [N, C] the sun term's time-free part (``sun_path``,
+    see SunTerm.prepare; else None).
     """
 
     uv: torch.Tensor
@@ -75,6 +80,7 @@ class StaticCache:
     baseline: torch.Tensor | None
     lamp: torch.Tensor | None = None
     source_baseline: torch.Tensor | None = None
+    sun: torch.Tensor | None = None
 
 
 class TODField(nn.Module):
@@ -96,6 +102,11 @@ class TODField(nn.Module):
     ``source_baseline`` [H, W, S, 3], which replaces ``baseline``), each multiplied by its on/off gate
     (``source_gate``, built from ``desc.source_off_hours``) and clamped at 0; the prediction is their sum
     in linear light (see :mod:`airender.nn.sources`). :meth:`decode_components` decodes the sources.
+
+    With ``sun_path`` the direct sunlight is a term of its own, added in linear light: a per-texel response
+    to the sun's direction times a learned visibility of that direction (:class:`airender.nn.sun_term.SunTerm`),
+    on a sun path given by ``desc.sun_table`` or learned. It is evaluated at the true time, also with
+    ``time_blend`` (which blends the rest): between two trained hours it sees the sun where it is then.
     """
 
     def __init__(self, cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None,
@@ -153,6 +164,16 @@ class TODField(nn.Module):
             self.lamp_head = nn.Sequential(nn.Linear(lamp_in, LAMP_HIDDEN), nn.ReLU(), nn.Linear(LAMP_HIDDEN, 3))
             nn.init.zeros_(self.lamp_head[-1].weight)
             nn.init.constant_(self.lamp_head[-1].bias, -4.0)
+        self.sun = None
+        if cfg.sun_path:
+            if self.sources:
+                raise ValueError("--sun_path: not with --components (the sun is then a source of its own)")
+            table = None
+            if cfg.sun_path != "learn":
+                if not desc.sun_table:
+                    raise ValueError(f"--sun_path {cfg.sun_path}: the data description holds no sun table")
+                table = {float(hour): tuple(direction) for hour, direction in desc.sun_table.items()}
+            self.sun = SunTerm(self.static_dim, SunPath(table))
         self.source_gate = None
         if self.sources:
             self.source_gate = SourceGate(desc.train_times or desc.times,
@@ -287,13 +308,19 @@ class TODField(nn.Module):
         return F.softplus(self.lamp_head(static))
 
     def compose(self, raw: torch.Tensor, baseline: torch.Tensor | None, gate: torch.Tensor | None = None,
-                lamp: torch.Tensor | None = None) -> torch.Tensor:
-        """MLP output [N, 3] -> prediction in the training space: adds the baseline in residual mode, and
-        ``gate`` [N or 1] x ``lamp`` [N, 3] in linear light with a light switch."""
+                lamp: torch.Tensor | None = None, sun: torch.Tensor | None = None) -> torch.Tensor:
+        """MLP output [N, 3] -> prediction in the training space: adds the baseline in residual mode,
+        ``gate`` [N or 1] x ``lamp`` [N, 3] in linear light with a light switch, and ``sun`` [N, 3] (linear
+        light) with a sun term."""
         out = raw + baseline if self.cfg.residual_mode else raw
+        if self.lamp_head is None and sun is None:
+            return out
+        linear = self.transform.to_linear(out)
         if self.lamp_head is not None:
-            out = self.transform.from_linear(self.transform.to_linear(out) + gate[:, None] * lamp)
-        return out
+            linear = linear + gate[:, None] * lamp
+        if sun is not None:
+            linear = linear + sun
+        return self.transform.from_linear(linear)
 
     def compose_sources(self, raw: torch.Tensor, source_baseline: torch.Tensor | None,
                         t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -342,7 +369,8 @@ class TODField(nn.Module):
                 parts: dict | None = None) -> torch.Tensor:
         """Prediction [N, 3] in the training space for pixels uv [N, 2] at hours t [N]. With a light switch,
         ``parts`` (a dict) receives the lamp image "lamp" [N, 3] (linear light); with ``components`` it receives
-        "sources" [N, S, 3], each source in the training space as gated by time, before the clamp at 0."""
+        "sources" [N, S, 3], each source in the training space as gated by time, before the clamp at 0; with a
+        sun term "sun" [N, 3] (linear light) and "sun_visibility" [N, 1]."""
         static = self.static_features(uv, pix)
         if self.sources:
             raw = self._blended(lambda hours: self._raw(static, uv, hours), t)
@@ -353,13 +381,14 @@ class TODField(nn.Module):
             return out
         baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode else None
         raw = self._blended(lambda hours: self._raw(static, uv, hours), t)
+        sun = self.sun(static, t, parts) if self.sun is not None else None
         if self.lamp_head is None:
-            return self.compose(raw, baseline)
+            return self.compose(raw, baseline, sun=sun)
         gate = self.lights_on(t)
         lamp = self.lamp_image(static, uv)
         if parts is not None:
             parts.update(lamp=lamp)
-        return self.compose(raw, baseline, gate, lamp)
+        return self.compose(raw, baseline, gate, lamp, sun)
 
     def get_loss_dict(self, batch, losses, step: int) -> dict[str, torch.Tensor]:
         """Named, weighted loss terms of one batch (``losses``: a LossAssembler). With a light switch,
@@ -389,7 +418,8 @@ class TODField(nn.Module):
         baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode and not self.sources else None
         lamp = self.lamp_image(static, uv) if self.lamp_head is not None else None
         source_baseline = self.source_baseline_at(uv, pix) if self.uses_source_baseline else None
-        return StaticCache(uv=uv, first=first, baseline=baseline, lamp=lamp, source_baseline=source_baseline)
+        return StaticCache(uv=uv, first=first, baseline=baseline, lamp=lamp, source_baseline=source_baseline,
+                           sun=self.sun.prepare(static) if self.sun is not None else None)
 
     @torch.no_grad()
     def decode(self, cache: StaticCache, t: float) -> torch.Tensor:
@@ -403,9 +433,10 @@ class TODField(nn.Module):
         raw = self._blended(lambda hours: self._raw_cached(cache, hours), t_row)
         if self.sources:
             return self.compose_sources(raw, cache.source_baseline, t_row)[0]
+        sun = self.sun.decode(cache.sun, t_row) if self.sun is not None else None
         if self.lamp_head is None:
-            return self.compose(raw, cache.baseline)
-        return self.compose(raw, cache.baseline, self.lights_on(t_row), cache.lamp)
+            return self.compose(raw, cache.baseline, sun=sun)
+        return self.compose(raw, cache.baseline, self.lights_on(t_row), cache.lamp, sun)
 
     @torch.no_grad()
     def decode_components(self, cache: StaticCache, t: float) -> torch.Tensor:

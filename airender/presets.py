@@ -1,9 +1,9 @@
 """Named presets: flag bundles on top of the defaults (which are the roadmap's section-8 Baseline).
 
 ``airender train --preset hashgrid --data_dir ...``; flags given on the command line override the
-preset. Every preset but ``quality`` keeps the Baseline's training budget (20 epochs x 200k samples),
-so that they compare at the same data, seed and budget; ``quality`` is the best small model we know
-and trains 8x longer. Light switches are a property of the data, not of a preset: add
+preset. Every preset but ``quality``, ``sun`` and ``basis`` keeps the Baseline's training budget (20 epochs
+x 200k samples), so that they compare at the same data, seed and budget; ``quality`` is the best small
+model we know and trains 8x longer, and ``sun`` and ``basis`` are variants of it. Light switches are a property of the data, not of a preset: add
 ``--light_switch 6 18`` for data whose local lights follow the contest's rule.
 """
 from __future__ import annotations
@@ -14,6 +14,12 @@ import dataclasses
 from airender.config import ExperimentConfig
 
 _BASELINE = {"field": {"xy_include_input": True}}
+
+_QUALITY_FIELD = {"encoding": "hashgrid", "grid_dims": 2, "grid_levels": 12, "grid_log2_size": 12, "grid_features": 4,
+                  "grid_base_res": 16, "activation": "relu", "hidden": 64, "layers": 2, "film": True,
+                  "film_hidden": 16, "time_encoding": "fourier", "time_harmonics": 4, "time_blend": True,
+                  "residual_mode": False, "store_dtype": "float16"}
+_QUALITY_TRAIN = {"lr": 5e-3, "grid_lr": 2e-2, "epochs": 80, "samples_per_epoch": 400_000}
 
 PRESETS: dict[str, dict[str, dict]] = {
     # The roadmap's section-8 settings: SIREN 64x6, Fourier 4/4 with raw xy, residual on hour 12.
@@ -44,11 +50,11 @@ PRESETS: dict[str, dict[str, dict]] = {
     # decoding between hours by blending the neighbouring hours, float16 storage, and 8x the Baseline's
     # training samples. (Learned per-hour spline codes instead of Fourier time measured 0.7 dB lower on the
     # hours and 3-4 dB lower on the lamps-on frames next to a light switch.)
-    "quality": {"field": {"encoding": "hashgrid", "grid_dims": 2, "grid_levels": 12, "grid_log2_size": 12,
-                          "grid_features": 4, "grid_base_res": 16, "activation": "relu", "hidden": 64, "layers": 2,
-                          "film": True, "film_hidden": 16, "time_encoding": "fourier", "time_harmonics": 4,
-                          "time_blend": True, "residual_mode": False, "store_dtype": "float16"},
-                "train": {"lr": 5e-3, "grid_lr": 2e-2, "epochs": 80, "samples_per_epoch": 400_000}},
+    "quality": {"field": dict(_QUALITY_FIELD), "train": dict(_QUALITY_TRAIN)},
+    # quality with direct sunlight as a term of its own (airender/nn/sun_term.py) on a learned sun path
+    # (--sun_path FILE gives it instead): on the courtyard renders 0.8 dB above quality on the hours, as
+    # good between them; not exportable yet (render, eval and bench take its checkpoint).
+    "sun": {"field": {**_QUALITY_FIELD, "sun_path": "learn"}, "train": dict(_QUALITY_TRAIN)},
     # quality's hash grid and budget with a low-rank basis decoder (airender/nn/basis.py): the time-free MLP
     # gives 32 values per pixel, cached once; per frame 32 x 3 coefficients from 12 time harmonics, so a
     # frame costs 96 multiply-adds per pixel (the CPU preset). On the sample scene rank 16 / 4 harmonics

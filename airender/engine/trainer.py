@@ -99,7 +99,7 @@ class Trainer:
             has_mask=seq.mask is not None, source=seq.source, names=list(seq.names),
             train_times=[seq.time_list()[i] for i in self.train_ids],
             baseline_8bit=not seq.is_hdr and is_8bit(seq.frames[self.baseline_index]),
-            **self._source_description())
+            sun_table=self._sun_table(), **self._source_description())
         self.lpips_model = self._lpips_model_if_needed()
         self.validator = Validator(self._validation_groups(), tcfg.val_downsample, seq.is_hdr,
                                    self._validation_suite())
@@ -175,6 +175,18 @@ class Trainer:
         return {"sources": list(SOURCES),
                 "source_off_hours": {name: [times[i] for i in self.train_ids if bool(dark[i, s])]
                                      for s, name in enumerate(SOURCES)}}
+
+    def _sun_table(self) -> dict[str, list[float]]:
+        """With --sun_path FILE: {hour: unit direction} read from the file (InputError naming it when it is
+        unreadable); else empty (no sun term, or a learned path)."""
+        sun_path = self.config.field.sun_path
+        if sun_path and self.config.field.components:
+            raise InputError("--sun_path: not with --components (the sun is then a light source of its own)")
+        if not sun_path or sun_path == "learn":
+            return {}
+        from airender.data.sun_table import read_sun_table
+
+        return {f"{hour:g}": list(direction) for hour, direction in read_sun_table(sun_path).items()}
 
     def _lpips_model_if_needed(self):
         from airender.evaluate import build_metric_suite

@@ -157,6 +157,9 @@ def model_spec(field: nn.Module, quant: str) -> tuple[dict, dict[str, StoredArra
     cfg, desc = field.cfg, field.desc
     if getattr(cfg, "components", False) or getattr(field, "sources", ()):
         raise UnsupportedModel("fields of several light sources (--components) are not supported by the exporters")
+    if getattr(field, "sun", None) is not None:
+        raise UnsupportedModel("fields with a sun term (--sun_path) are not supported by the exporters yet; "
+                               "render, eval and bench take their checkpoint")
     if field.mlp.output_layer.out_features != 3:
         raise UnsupportedModel(f"the field's MLP has {field.mlp.output_layer.out_features} outputs; the exporters "
                                "decode RGB fields (3 outputs)")
