@@ -53,7 +53,7 @@ PRESETS: dict[str, dict[str, dict]] = {
     "quality": {"field": dict(_QUALITY_FIELD), "train": dict(_QUALITY_TRAIN)},
     # quality with direct sunlight as a term of its own (airender/nn/sun_term.py) on a learned sun path
     # (--sun_path FILE gives it instead): on the courtyard renders 0.8 dB above quality on the hours, as
-    # good between them; not exportable yet (render, eval and bench take its checkpoint).
+    # good between them; ships as a pack (numpy runtime, contest interface), not yet as ONNX or shaders.
     "sun": {"field": {**_QUALITY_FIELD, "sun_path": "learn"}, "train": dict(_QUALITY_TRAIN)},
     # quality's hash grid and budget with a low-rank basis decoder (airender/nn/basis.py): the time-free MLP
     # gives 32 values per pixel, cached once; per frame 32 x 3 coefficients from 12 time harmonics, so a

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from airender import __version__
 from airender.data.hours import HOURS_PER_DAY
 from airender.errors import InputError
-from airender.export.pack import model_spec
+from airender.export.pack import UnsupportedModel, model_spec
 from airender.fileio import atomic_path
 from airender.nn.baseline_encoder import BaselineEncoder
 from airender.nn.hashgrid import HashGridEncoding
@@ -240,6 +240,9 @@ def onnx_graphs(field: nn.Module, prepare_name: str = "model.prepare.onnx") -> t
     except ImportError:
         raise InputError("--format onnx needs the onnx package (pip install 'airender[export]')") from None
     model_spec(field, "fp32")  # refuses fields with parts the exporters do not know
+    if getattr(field, "sun", None) is not None:
+        raise UnsupportedModel("--format onnx: fields with a sun term (--sun_path) are not supported yet; "
+                               "export a pack (the numpy runtime decodes it)")
     _register_symbolics()
     field = field.cpu().eval()
     frame, prepare = FrameGraph(field).eval(), PrepareGraph(field).eval()

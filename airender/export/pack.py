@@ -27,6 +27,7 @@ from airender.fileio import atomic_path
 from airender.nn.basis import BasisMLP
 from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, PeriodicSplineTimeCode
 from airender.nn.hashgrid import HashGridEncoding
+from airender.nn.sun_term import DAY_FADE
 from airender.runtime.packfile import StoredArray, encode_pack
 
 QUANTS = ("fp32", "fp16", "int8")
@@ -157,9 +158,6 @@ def model_spec(field: nn.Module, quant: str) -> tuple[dict, dict[str, StoredArra
     cfg, desc = field.cfg, field.desc
     if getattr(cfg, "components", False) or getattr(field, "sources", ()):
         raise UnsupportedModel("fields of several light sources (--components) are not supported by the exporters")
-    if getattr(field, "sun", None) is not None:
-        raise UnsupportedModel("fields with a sun term (--sun_path) are not supported by the exporters yet; "
-                               "render, eval and bench take their checkpoint")
     if field.mlp.output_layer.out_features != 3:
         raise UnsupportedModel(f"the field's MLP has {field.mlp.output_layer.out_features} outputs; the exporters "
                                "decode RGB fields (3 outputs)")
@@ -218,6 +216,16 @@ def model_spec(field: nn.Module, quant: str) -> tuple[dict, dict[str, StoredArra
             switch["grid"] = _grid_spec(out, "lamp_grid.table", field.lamp_grid)
         _sequential(out, "lamp_head", field.lamp_head, (nn.ReLU,))
         spec["light_switch"] = switch
+    if getattr(field, "sun", None) is not None:
+        sun = field.sun
+        if len(sun.visibility_net) != 5:
+            raise UnsupportedModel("sun.visibility_net: expected Linear, ReLU, Linear, ReLU, Linear")
+        _sequential(out, "sun.response", sun.response, (nn.ReLU,))
+        _sequential(out, "sun.irradiance", sun.irradiance, (nn.ReLU,))
+        for i in (0, 2, 4):
+            out.linear(f"sun.visibility_net.{i}", sun.visibility_net[i])
+        spec["sun"] = {"path": out.exact("sun.path.coefficients", _numpy(sun.path.coefficients)),
+                       "harmonics": int(sun.path.harmonics), "day_fade": float(DAY_FADE)}
     if cfg.time_blend:
         spec["blend_knots"] = [float(t) for t in sorted(desc.train_times or desc.times)]
     missing = sorted(set(field.state_dict()) - set(out.arrays))

@@ -21,6 +21,7 @@ trained module)::
                    local lights are on (t < off or t > on)
     blend_knots    null | the training hours; a time between two of them decodes as the blend of the
                    field at those hours
+    sun            null | a sun term added in linear light at the true time (see airender.runtime.sun)
     GRID           {array, dims, features, table_size, vertices, scale, dense, offsets}
 
 Array names follow the trained module's state dict (``mlp.hidden_layers.0.weight`` ...).
@@ -35,6 +36,7 @@ import numpy as np
 
 from . import ops
 from .ops import F32
+from .sun import SunLight
 
 CHUNK_PIXELS = 1 << 16
 BASIS_BLOCK = 1 << 14  # pixels per [K, n] block of a basis decoder's frame cache
@@ -46,7 +48,7 @@ GROUP_ROWS = 256  # query rows at one hour from which they run as one batch (see
 class ChunkCache:
     """Time-invariant values of a chunk of N pixels: uv [N, 2]; first [N, hidden] the first layer's
     pre-activation from the static inputs (bias included); baseline [N, 3] (training space) or None;
-    lamp [N, 3] (linear light) or None. The frame caches of a basis decoder keep the basis K-major in
+    lamp [N, 3] (linear light) or None; sun [N, C] the sun term's time-free part or None. The frame caches of a basis decoder keep the basis K-major in
     ``blocks`` instead of ``first`` (one [K, n] matrix per block of rows: the per-frame product reads it
     contiguously)."""
 
@@ -55,6 +57,7 @@ class ChunkCache:
     baseline: np.ndarray | None
     lamp: np.ndarray | None
     blocks: list[np.ndarray] | None = None  # basis decoder, frame caches: b(x) as [K, n] per BASIS_BLOCK rows
+    sun: np.ndarray | None = None
 
 
 class FieldModel:
@@ -90,6 +93,7 @@ class FieldModel:
         self.lamp_grid = ops.HashGrid(switch["grid"], arrays[switch["grid"]["array"]]) \
             if switch and switch.get("grid") else None
         self.blend_knots = np.asarray(sorted(spec["blend_knots"]), F32) if spec.get("blend_knots") else None
+        self.sun = SunLight(spec["sun"], arrays) if spec.get("sun") else None
         self.basis = self.mlp.get("kind", "mlp") == "basis"
         self.first_dim = int(self.mlp["rank"] if self.basis else self.mlp["hidden"])  # cached values per pixel
         prefix = "mlp.static." if self.basis else "mlp."
@@ -167,13 +171,14 @@ class FieldModel:
         static = self.static_features(uv, lattice)
         baseline = self.baseline_at(uv, pix) if self.spec["residual"] else None
         lamp = self.lamp_image(static, uv, lattice) if self.spec.get("light_switch") else None
+        sun = self.sun.prepare(static) if self.sun is not None else None
         if self.basis and blocks:  # a frame cache: the basis K-major, BASIS_BLOCK pixels per block
             return ChunkCache(uv=uv, first=None, baseline=baseline, lamp=lamp,
                               blocks=[self.basis_values(static[s:s + BASIS_BLOCK], k_major=True)
-                                      for s in range(0, static.shape[0], BASIS_BLOCK)])
+                                      for s in range(0, static.shape[0], BASIS_BLOCK)], sun=sun)
         first = self.basis_values(static) if self.basis else \
             ops.linear(static, self.w_static, self.arrays["mlp.hidden_layers.0.bias"])
-        return ChunkCache(uv=uv, first=first.astype(F32, copy=False), baseline=baseline, lamp=lamp)
+        return ChunkCache(uv=uv, first=first.astype(F32, copy=False), baseline=baseline, lamp=lamp, sun=sun)
 
     def _frame_chunks(self, height: int, width: int, blocks: bool = False) -> list[ChunkCache]:
         """Chunk caches of every pixel of a height x width frame: bands of whole rows in row-major order,
@@ -347,12 +352,18 @@ class FieldModel:
         return raw
 
     def _compose(self, raw: np.ndarray, baseline: np.ndarray | None, gate: np.ndarray | None,
-                 lamp: np.ndarray | None) -> np.ndarray:
-        """MLP output -> training-space prediction: + baseline (residual), + gate x lamp in linear light."""
+                 lamp: np.ndarray | None, sun: np.ndarray | None = None) -> np.ndarray:
+        """MLP output -> training-space prediction: + baseline (residual), + gate x lamp and + sun [N, 3] in
+        linear light."""
         out = raw + baseline if self.spec["residual"] else raw
+        if lamp is None and sun is None:
+            return out
+        linear = ops.to_linear(out, self.transform)
         if lamp is not None:
-            out = ops.from_linear(ops.to_linear(out, self.transform) + gate[:, None] * lamp, self.transform)
-        return out
+            linear = linear + gate[:, None] * lamp
+        if sun is not None:
+            linear = linear + sun
+        return ops.from_linear(linear, self.transform)
 
     # --- public decoding ---------------------------------------------------------------------------------
     def decode_train_space(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
@@ -368,15 +379,16 @@ class FieldModel:
         def chunk(k: int) -> None:  # rows [starts[k], starts[k + 1]) of the frame
             cache = caches[k]
             start, stop = int(starts[k]), int(starts[k + 1])
+            sun = self.sun.light(cache.sun, hour) if cache.sun is not None else None
             if self.basis:
-                plain = not self.spec["residual"] and cache.lamp is None
+                plain = not self.spec["residual"] and cache.lamp is None and sun is None
                 raw = out[start:stop] if plain else np.empty((stop - start, 3), F32)
                 self._basis_rows(cache.blocks, coefficients, raw)
                 if not plain:
-                    out[start:stop] = self._compose(raw, cache.baseline, gate, cache.lamp)
+                    out[start:stop] = self._compose(raw, cache.baseline, gate, cache.lamp, sun)
             else:
                 raw = self._blended(lambda h: self._raw_one_hour(cache, h), hour)
-                out[start:stop] = self._compose(raw, cache.baseline, gate, cache.lamp)
+                out[start:stop] = self._compose(raw, cache.baseline, gate, cache.lamp, sun)
 
         self._map(chunk, list(range(len(caches))))
         return out.reshape(height, width, 3)
@@ -402,12 +414,13 @@ class FieldModel:
         row-major texel order), built on first use when it fits in ``texel_cache_bytes``; else None."""
         if self._texel_cache is None and self.texel_cache_bytes > 0:
             per_texel = 4 * (2 + self.first_dim + 3 * bool(self.spec["residual"])
-                             + 3 * bool(self.spec.get("light_switch")))
+                             + 3 * bool(self.spec.get("light_switch"))
+                             + (6 + self.sun.w_pixel.shape[0] if self.sun is not None else 0))
             if self.height * self.width * per_texel <= self.texel_cache_bytes:
                 chunks = self._frame_chunks(self.height, self.width)
                 joined = {name: None if getattr(chunks[0], name) is None
                           else np.concatenate([getattr(c, name) for c in chunks])
-                          for name in ("uv", "first", "baseline", "lamp")}
+                          for name in ("uv", "first", "baseline", "lamp", "sun")}
                 self._texel_cache = ChunkCache(**joined)
         return self._texel_cache
 
@@ -419,7 +432,8 @@ class FieldModel:
             return self.prepare(ops.pixel_centres(pix, self.height, self.width), pix)
         return ChunkCache(uv=full.uv[pix], first=full.first[pix],
                           baseline=None if full.baseline is None else full.baseline[pix],
-                          lamp=None if full.lamp is None else full.lamp[pix])
+                          lamp=None if full.lamp is None else full.lamp[pix],
+                          sun=None if full.sun is None else full.sun[pix])
 
     def query(self, y, x, t) -> np.ndarray:
         """Random access: display values [N, 3] at integer texels (y [N], x [N]) of the native resolution
@@ -448,11 +462,13 @@ class FieldModel:
                 hours_chunk = t[chunk]
                 raw = self._blended(lambda h: self._raw_rows(cache.first, cache.uv, h), hours_chunk)
                 gate = self.lights_on(hours_chunk) if cache.lamp is not None else None
+                sun = self.sun.light(cache.sun, hours_chunk) if cache.sun is not None else None
             else:
+                sun = self.sun.light(cache.sun, hour) if cache.sun is not None else None
                 gate = self.lights_on(hour) if cache.lamp is not None else None
                 raw = (coefficients[float(hour[0])][0] @ cache.first.T).T + coefficients[float(hour[0])][1] \
                     if self.basis else self._blended(lambda h: self._raw_one_hour(cache, h), hour)
-            out[chunk] = self._compose(raw, cache.baseline, gate, cache.lamp)
+            out[chunk] = self._compose(raw, cache.baseline, gate, cache.lamp, sun)
 
         self._map(run, tasks)
         return ops.to_display(out, self.transform)

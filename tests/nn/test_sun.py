@@ -2,6 +2,8 @@
 import json
 from datetime import date
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -178,16 +180,34 @@ def test_bad_sun_path_stops_training_with_one_line_and_no_run(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_exporters_refuse_a_sun_field_with_one_line(tmp_path, capsys):
-    make_png_folder(tmp_path / "data", [0, 6, 12, 18])
+def test_pack_of_a_sun_field_decodes_with_numpy_like_torch_and_shaders_refuse_it(tmp_path, capsys):
+    make_png_folder(tmp_path / "data", [float(h) for h in range(0, 24, 3)])
     config = ExperimentConfig(out_dir=str(tmp_path / "run"))
-    config.train.epochs, config.train.samples_per_epoch, config.train.batch_size = 1, 256, 256
+    config.train.epochs, config.train.samples_per_epoch, config.train.batch_size = 2, 512, 256
     config.train.progress = False
-    config.field.hidden, config.field.layers, config.field.xy_include_input = 16, 2, True
-    config.field.sun_path = "learn"
-    Trainer(config, load_sequence(tmp_path / "data")).fit()
-    code = main(["export", "--ckpt", str(tmp_path / "run" / "last.ckpt"), "--format", "pack",
-                 "--out", str(tmp_path / "model.airpack")])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "--sun_path" in err
-    assert not (tmp_path / "model.airpack").exists()
+    config.field.encoding, config.field.residual_mode, config.field.film = "hashgrid", False, True
+    config.field.activation, config.field.grid_levels, config.field.grid_log2_size = "relu", 4, 8
+    config.field.hidden, config.field.layers, config.field.time_blend = 16, 2, True
+    config.field.light_switch, config.field.sun_path = [6.0, 18.0], "learn"
+    trainer = Trainer(config, load_sequence(tmp_path / "data"))
+    trainer.fit()
+    ckpt = tmp_path / "run" / "last.ckpt"
+    assert main(["export", "--ckpt", str(ckpt), "--format", "pack", "--out", str(tmp_path / "model.airpack")]) == 0
+    from airender.runtime import load
+
+    model = load(tmp_path / "model.airpack")
+    decoder = FrameDecoder(load_checkpoint(ckpt).field)
+    for t in (5.5, 7.25, 12.0, 16.75, 19.5):
+        expected = decoder.decode(t).numpy()
+        assert np.abs(model.decode(t) - expected).max() < 2e-5
+    ys, xs = np.array([0, 3, 5, 2]), np.array([0, 7, 1, 4])
+    hours = np.array([7.25, 7.25, 13.5, 20.0], np.float32)
+    queried = model.query(ys, xs, hours)
+    for k in range(4):
+        assert np.abs(queried[k] - model.decode(float(hours[k]))[ys[k], xs[k]]).max() < 1e-5
+    capsys.readouterr()
+    for fmt, out in (("onnx", "model.onnx"), ("glsl", "glsl"), ("wgsl", "wgsl")):
+        assert main(["export", "--ckpt", str(ckpt), "--format", fmt, "--out", str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "sun term" in err, (fmt, err)
+        assert not (tmp_path / out).exists()

@@ -37,7 +37,7 @@ from airender import __version__
 from airender.errors import InputError, OutputError
 
 LAYOUTS = {"first": "hprc", "virtual-texture": "hprc-vt"}
-RUNTIME_FILES = ("__init__.py", "model.py", "ops.py", "packfile.py", "tiled.py")
+RUNTIME_FILES = ("__init__.py", "model.py", "ops.py", "packfile.py", "sun.py", "tiled.py")
 INDEX_NAME = "lightmaps.json"
 _SOURCE_LIGHTMAP = re.compile(r"\(lightmap (?:(?P<level>[^():,]*):)?(?P<id>\d+)(?:, [^()]*)?\)\s*$")
 

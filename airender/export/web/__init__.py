@@ -325,6 +325,9 @@ def shader_layout(model: FieldModel, stored: dict[str, StoredArray] | None = Non
     if quant == "int8" and stored is None:
         raise ValueError("the shader layout of an int8 pack needs its stored arrays (pack_model)")
     int8 = {name: s for name, s in (stored or {}).items() if s.scale is not None} if quant == "int8" else {}
+    if spec.get("sun"):
+        raise InputError("the shaders do not decode a sun term (--sun_path) yet; export a pack (the numpy "
+                         "runtime decodes it)")
     mlp = spec["mlp"]
     kind = mlp.get("kind", "mlp")
     if kind not in ("mlp", "basis"):
