@@ -166,8 +166,9 @@ class TODField(nn.Module):
             nn.init.constant_(self.lamp_head[-1].bias, -4.0)
         self.sun = None
         if cfg.sun_path:
-            if self.sources:
-                raise ValueError("--sun_path: not with --components (the sun is then a source of its own)")
+            if self.sources and ("directional" not in self.sources or cfg.residual_mode):
+                raise ValueError("--sun_path with --components: the sun term becomes the 'directional' source; "
+                                 "it needs data with that source and --residual_mode False")
             table = None
             if cfg.sun_path != "learn":
                 if not desc.sun_table:
@@ -323,13 +324,17 @@ class TODField(nn.Module):
         return self.transform.from_linear(linear)
 
     def compose_sources(self, raw: torch.Tensor, source_baseline: torch.Tensor | None,
-                        t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                        t: torch.Tensor, sun: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """MLP output [N, 3 S] at hours t [N] (or [1]) -> (prediction [N, 3], gated sources [N, S, 3]) in the
         training space: adds ``source_baseline`` [N, S, 3] in residual mode, gates each source by time and
-        sums them in linear light (:func:`airender.nn.sources.compose_sources`)."""
+        sums them in linear light (:func:`airender.nn.sources.compose_sources`). With a sun term, ``sun``
+        [N, 3] (linear light) is the 'directional' source in place of the MLP's."""
         pred = raw.reshape(raw.shape[0], len(self.sources), 3)
         if source_baseline is not None:
             pred = pred + source_baseline
+        if sun is not None:
+            d = self.sources.index("directional")
+            pred = torch.cat([pred[:, :d], self.transform.from_linear(sun)[:, None], pred[:, d + 1:]], dim=1)
         return compose_sources(pred, self.source_gate(t), self.transform)
 
     # --- time ---------------------------------------------------------------------------------------
@@ -375,7 +380,8 @@ class TODField(nn.Module):
         if self.sources:
             raw = self._blended(lambda hours: self._raw(static, uv, hours), t)
             source_baseline = self.source_baseline_at(uv, pix) if self.uses_source_baseline else None
-            out, sources = self.compose_sources(raw, source_baseline, t)
+            sun = self.sun(static, t, parts) if self.sun is not None else None
+            out, sources = self.compose_sources(raw, source_baseline, t, sun)
             if parts is not None:
                 parts.update(sources=sources)
             return out
@@ -431,9 +437,9 @@ class TODField(nn.Module):
     def decode_at(self, cache: StaticCache, t_row: torch.Tensor) -> torch.Tensor:
         """:meth:`decode` with the hour as a tensor [1] (so a compiled decode does not specialise on it)."""
         raw = self._blended(lambda hours: self._raw_cached(cache, hours), t_row)
-        if self.sources:
-            return self.compose_sources(raw, cache.source_baseline, t_row)[0]
         sun = self.sun.decode(cache.sun, t_row) if self.sun is not None else None
+        if self.sources:
+            return self.compose_sources(raw, cache.source_baseline, t_row, sun)[0]
         if self.lamp_head is None:
             return self.compose(raw, cache.baseline, sun=sun)
         return self.compose(raw, cache.baseline, self.lights_on(t_row), cache.lamp, sun)
@@ -447,7 +453,8 @@ class TODField(nn.Module):
             raise ValueError("this field was trained without --components: it predicts no light sources")
         t_row = torch.full((1,), float(t), device=cache.first.device)
         raw = self._blended(lambda hours: self._raw_cached(cache, hours), t_row)
-        return self.compose_sources(raw, cache.source_baseline, t_row)[1].clamp_min(0.0)
+        sun = self.sun.decode(cache.sun, t_row) if self.sun is not None else None
+        return self.compose_sources(raw, cache.source_baseline, t_row, sun)[1].clamp_min(0.0)
 
 
 def build_field(cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None,

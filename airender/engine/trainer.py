@@ -180,8 +180,9 @@ class Trainer:
         """With --sun_path FILE: {hour: unit direction} read from the file (InputError naming it when it is
         unreadable); else empty (no sun term, or a learned path)."""
         sun_path = self.config.field.sun_path
-        if sun_path and self.config.field.components:
-            raise InputError("--sun_path: not with --components (the sun is then a light source of its own)")
+        if sun_path and self.config.field.components and self.config.field.residual_mode:
+            raise InputError("--sun_path with --components: the sun term is the 'directional' source; add "
+                             "--residual_mode False (or use a hash-grid preset)")
         if not sun_path or sun_path == "learn":
             return {}
         from airender.data.sun_table import read_sun_table

@@ -211,3 +211,24 @@ def test_pack_of_a_sun_field_decodes_with_numpy_like_torch_and_shaders_refuse_it
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "sun term" in err, (fmt, err)
         assert not (tmp_path / out).exists()
+
+
+def test_with_components_the_sun_term_is_the_directional_source(tmp_path):
+    from tests.test_components import HASH_SWITCH, tiny_config as components_config, write_split_dataset
+
+    data = write_split_dataset(tmp_path / "vt")
+    overrides = {k: v for k, v in HASH_SWITCH.items() if k != "field__light_switch"}
+    config = components_config(tmp_path / "run", data, field__components=True, field__sun_path="learn", **overrides)
+    trainer = Trainer(config, load_sequence(data, components=True))
+    trainer.fit()
+    field = trainer.field.eval()
+    decoder = FrameDecoder(field)
+    directional = field.sources.index("directional")
+    for t in (9.5, 13.0):
+        sources = decoder.decode_sources(t)  # [H, W, S, 3] display values
+        sun = torch.cat([field.sun.decode(cache.sun, torch.full((1,), t)) for cache in decoder.caches])
+        expected = field.transform.to_display(field.transform.from_linear(sun)).reshape(sources[:, :, 0].shape)
+        assert torch.allclose(sources[:, :, directional], expected, atol=1e-5)
+    config.field.residual_mode = True  # a residual field keeps a baseline per source: refused with one line
+    with pytest.raises(InputError, match="--residual_mode False"):
+        Trainer(config, load_sequence(data, components=True))
