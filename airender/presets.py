@@ -3,8 +3,9 @@
 ``airender train --preset hashgrid --data_dir ...``; flags given on the command line override the
 preset. Every preset but ``quality``, ``sun`` and ``basis`` keeps the Baseline's training budget (20 epochs
 x 200k samples), so that they compare at the same data, seed and budget; ``quality`` is the best small
-model we know and trains 8x longer, and ``sun`` and ``basis`` are variants of it. Light switches are a property of the data, not of a preset: add
-``--light_switch 6 18`` for data whose local lights follow the contest's rule.
+model we know and trains 8x longer, and ``sun`` and ``basis`` are variants of it. Light switches are a
+property of the data, not of a preset: add ``--light_switch 6 18`` for data whose local lights follow
+the contest's rule.
 """
 from __future__ import annotations
 

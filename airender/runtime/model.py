@@ -48,9 +48,9 @@ GROUP_ROWS = 256  # query rows at one hour from which they run as one batch (see
 class ChunkCache:
     """Time-invariant values of a chunk of N pixels: uv [N, 2]; first [N, hidden] the first layer's
     pre-activation from the static inputs (bias included); baseline [N, 3] (training space) or None;
-    lamp [N, 3] (linear light) or None; sun [N, C] the sun term's time-free part or None. The frame caches of a basis decoder keep the basis K-major in
-    ``blocks`` instead of ``first`` (one [K, n] matrix per block of rows: the per-frame product reads it
-    contiguously)."""
+    lamp [N, 3] (linear light) or None; sun [N, C] the sun term's time-free part (SunLight.prepare) or
+    None. The frame caches of a basis decoder keep the basis K-major in ``blocks`` instead of ``first``
+    (one [K, n] matrix per block of rows: the per-frame product reads it contiguously)."""
 
     uv: np.ndarray
     first: np.ndarray | None

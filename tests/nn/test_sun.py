@@ -3,7 +3,6 @@ import json
 from datetime import date
 
 import numpy as np
-
 import pytest
 import torch
 
