@@ -100,6 +100,24 @@ class FrameDecoder:
         return self.field.transform.to_display(frames)
 
 
+class NativeFrames:
+    """``decode`` and ``decode_source`` for a model that makes its own whole-frame decoders (a tiled atlas,
+    a pack): through one decoder at the native size, ``self.frame_decoder()``, made on first use and kept
+    with its caches between calls."""
+
+    _native = None
+
+    def decode(self, t: float) -> torch.Tensor:
+        """The frame at hour ``t``, display space [H, W, 3] (float32, CPU)."""
+        return self.decode_source(t, "original")
+
+    def decode_source(self, t: float, source: str = "original") -> torch.Tensor:
+        """One light source at hour ``t`` (``original``: all light), display space [H, W, 3]."""
+        if self._native is None:
+            self._native = self.frame_decoder()
+        return self._native.decode_source(t, source)
+
+
 def make_decoder(model, height: int | None = None, width: int | None = None, **options):
     """A whole-frame decoder of ``model`` at ``height`` x ``width`` (default: its training size): a
     :class:`FrameDecoder` for a field; a model made of several fields (a tiled atlas) makes its own

@@ -23,6 +23,7 @@ from airender.config import ExperimentConfig, FieldConfig
 from airender.data.sequence import ValueTransform
 from airender.errors import CheckpointError
 from airender.field import DataDescription
+from airender.render import NativeFrames
 from airender.runtime.packfile import MAGIC
 
 QUERIES = 1 << 16  # random texels ``time_pack`` queries
@@ -58,7 +59,7 @@ class PackedFrameDecoder:
         return torch.from_numpy(self.model.runtime.decode(float(t), width=self.width, height=self.height))
 
 
-class PackedModel:
+class PackedModel(NativeFrames):
     """A pack decoded by the numpy runtime, usable wherever a frame decoder is (see the module docstring).
 
     runtime: the :class:`airender.runtime.FieldModel`; path: the pack file (its size is ``stored_bytes``)."""
@@ -80,7 +81,6 @@ class PackedModel:
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: the pack's data description is unreadable ({type(exc).__name__}: "
                                   f"{exc})") from None
-        self._native: PackedFrameDecoder | None = None
 
     def check_source(self, source: str) -> None:
         if source != "original":
@@ -89,15 +89,6 @@ class PackedModel:
     def frame_decoder(self, height: int | None = None, width: int | None = None) -> PackedFrameDecoder:
         """A decoder of whole frames at ``height`` x ``width`` (default: the native size)."""
         return PackedFrameDecoder(self, height, width)
-
-    def decode(self, t: float) -> torch.Tensor:
-        """The frame at hour ``t``, display space [H, W, 3] (float32, CPU)."""
-        return self.decode_source(t, "original")
-
-    def decode_source(self, t: float, source: str = "original") -> torch.Tensor:
-        if self._native is None:
-            self._native = self.frame_decoder()
-        return self._native.decode_source(t, source)
 
     def query(self, y, x, t) -> torch.Tensor:
         """Random access: display values [N, 3] at integer texels (y [N], x [N]) and hours t [N]."""

@@ -60,43 +60,36 @@ class SunTerm(nn.Module):
         elevation = SunPath.elevation(direction)[:, None]
         return F.softplus(self.irradiance(elevation)) * torch.sigmoid(elevation / DAY_FADE)
 
-    def visibility(self, features: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-        """V [N, 1] in (0, 1) for pixel features [N, F] and unit sun directions [N or 1, 3]."""
-        encoded = direction_features(direction).expand(features.shape[0], -1)
-        return torch.sigmoid(self.visibility_net(torch.cat([features, encoded], dim=1)))
-
-    def forward(self, features: torch.Tensor, t: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
-        direction = self.path(t)
-        response = self.response(features)
-        albedo, normal = F.softplus(response[:, :3]), response[:, 3:]
-        cosine = (normal * direction).sum(dim=1, keepdim=True).clamp_min(0.0)
-        visibility = self.visibility(features, direction)
-        sun = self.strength(direction) * albedo * cosine * visibility
-        if parts is not None:
-            parts.update(sun=sun, sun_visibility=visibility)
-        return sun
-
-    @torch.no_grad()
-    def prepare(self, features: torch.Tensor) -> torch.Tensor:
-        """The time-free part for cached decoding, [N, 6 + HIDDEN]: albedo (3), n (3) and the visibility
-        network's first layer on the pixel features (bias included)."""
+    def time_free(self, features: torch.Tensor) -> torch.Tensor:
+        """The part that does not depend on time, [N, 6 + HIDDEN]: albedo (3), n (3) and the visibility
+        network's first layer on the pixel features [N, F] (bias included)."""
         response = self.response(features)
         first = self.visibility_net[0]
         pixel_part = features @ first.weight[:, :features.shape[1]].T + first.bias
         return torch.cat([F.softplus(response[:, :3]), response[:, 3:], pixel_part], dim=1)
 
+    def light(self, time_free: torch.Tensor, t: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
+        """Direct sunlight [N, 3] from :meth:`time_free`'s output at hours t [N] or [1]: the sun's direction,
+        its projection through the visibility network's first layer and the remaining layers."""
+        direction = self.path(t)
+        albedo, normal, pixel_part = time_free[:, :3], time_free[:, 3:6], time_free[:, 6:]
+        direction_part = direction_features(direction) @ self.visibility_net[0].weight[:, -DIRECTION_DIM:].T
+        visibility = torch.sigmoid(self.visibility_net[2:](torch.relu(pixel_part + direction_part)))
+        cosine = (normal * direction).sum(dim=1, keepdim=True).clamp_min(0.0)
+        sun = self.strength(direction) * albedo * cosine * visibility
+        if parts is not None:
+            parts.update(sun=sun, sun_visibility=visibility)
+        return sun
+
+    def forward(self, features: torch.Tensor, t: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
+        return self.light(self.time_free(features), t, parts)
+
+    @torch.no_grad()
+    def prepare(self, features: torch.Tensor) -> torch.Tensor:
+        """:meth:`time_free` for cached decoding (once per pixel)."""
+        return self.time_free(features)
+
     @torch.no_grad()
     def decode(self, prepared: torch.Tensor, t_row: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
-        """Direct sunlight [N, 3] at one hour t_row [1] from :meth:`prepare`'s output: per frame only the
-        sun's direction, its projection through the first layer and the remaining layers run. ``parts``
-        (a dict), when given, receives "sun_visibility" [N, 1]."""
-        direction = self.path(t_row)
-        albedo, normal, pixel_part = prepared[:, :3], prepared[:, 3:6], prepared[:, 6:]
-        first = self.visibility_net[0]
-        direction_part = direction_features(direction) @ first.weight[:, -DIRECTION_DIM:].T
-        hidden = torch.relu(pixel_part + direction_part)
-        visibility = torch.sigmoid(self.visibility_net[2:](hidden))
-        cosine = (normal * direction).sum(dim=1, keepdim=True).clamp_min(0.0)
-        if parts is not None:
-            parts.update(sun_visibility=visibility)
-        return self.strength(direction) * albedo * cosine * visibility
+        """:meth:`light` at one hour t_row [1] for cached decoding (per frame only the time-dependent part)."""
+        return self.light(prepared, t_row, parts)

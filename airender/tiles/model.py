@@ -37,6 +37,7 @@ from airender.engine.checkpoint import (FORMAT, FORMAT_VERSION, LoadedCheckpoint
                                         read_checkpoint)
 from airender.errors import CheckpointError, InputError
 from airender.field import DataDescription, build_field
+from airender.render import NativeFrames, query_pixels
 
 TILED_FORMAT = "airender-tiled-checkpoint"
 TILED_FORMAT_VERSION = 1
@@ -158,7 +159,7 @@ class TiledFrameDecoder:
         return out
 
 
-class TiledAtlas:
+class TiledAtlas(NativeFrames):
     """One atlas of a tiled model, usable wherever a frame decoder is (see the module docstring).
 
     tiles: the checkpoint's tile entries of this atlas; desc: DataDescription of the whole atlas;
@@ -185,7 +186,6 @@ class TiledAtlas:
         self._tile_at = {(t["y"] // self.tile_size) * self.grid[1] + t["x"] // self.tile_size: i
                          for i, t in enumerate(tiles)}
         self._fields: dict[int, torch.nn.Module] = {}
-        self._native: TiledFrameDecoder | None = None
 
     def field(self, i: int) -> torch.nn.Module:
         """The field of tile ``i`` (built from its config, data description and weights on first use)."""
@@ -210,23 +210,11 @@ class TiledAtlas:
         """A decoder of whole frames at ``height`` x ``width`` (default: the atlas size)."""
         return TiledFrameDecoder(self, height, width)
 
-    def decode(self, t: float) -> torch.Tensor:
-        """The atlas at hour ``t``, display space [H, W, 3] (the native decoder's caches kept between calls)."""
-        return self.decode_source(t, "original")
-
-    def decode_source(self, t: float, source: str = "original") -> torch.Tensor:
-        """One light source of the atlas at hour ``t`` (see :meth:`TiledFrameDecoder.decode_source`)."""
-        if self._native is None:
-            self._native = self.frame_decoder()
-        return self._native.decode_source(t, source)
-
     @torch.no_grad()
     def query(self, y: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Random access: display values [N, 3] at integer texels (y [N], x [N]) and hours t [N]; each
         texel goes to the field of its tile (found arithmetically: the cost does not depend on where the
         texel is); texels of skipped tiles are 0."""
-        from airender.render import query_pixels
-
         y, x = y.long().cpu(), x.long().cpu()
         t = torch.as_tensor(t, dtype=torch.float32).cpu().expand(y.shape[0])
         if bool(((y < 0) | (y >= self.desc.height) | (x < 0) | (x >= self.desc.width)).any()):
