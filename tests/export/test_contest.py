@@ -35,6 +35,25 @@ def whole_atlas(decoder, dataset, lightmap, hour: float) -> np.ndarray:
     return decoder.reconstruct(dataset, lightmap, coords).reshape(HEIGHT, WIDTH, 3)
 
 
+def assert_random_access(decoder, dataset, lightmap, frames: dict, singles: int) -> None:
+    """1000 random texels of the hours of ``frames`` ({hour: whole-atlas frame [H, W, 3]}) in one
+    ``reconstruct`` call equal those frames there, and the first ``singles`` of them in calls of one texel
+    each, as the release's random-access check makes them."""
+    hours = list(frames)
+    height, width = frames[hours[0]].shape[:2]
+    rng = np.random.default_rng(0)
+    n = 1000
+    y, x = rng.integers(0, height, n), rng.integers(0, width, n)
+    t = np.array(hours)[rng.integers(0, len(hours), n)]
+    got = decoder.reconstruct(dataset, lightmap, np.stack([y, x, t], axis=1))
+    assert got.shape == (n, 3) and got.dtype == np.float32
+    expected = np.stack([frames[h][yy, xx] for yy, xx, h in zip(y, x, t)])
+    assert np.abs(got - expected).max() <= 1e-3
+    for k in range(singles):
+        one = decoder.reconstruct(dataset, lightmap, [[y[k], x[k], t[k]]])
+        assert np.abs(one[0] - expected[k]).max() <= 1e-3
+
+
 @pytest.mark.parametrize("data, variant, dataset, lightmap, hours", [
     ("hdr", "quality_hdr", "0", 1, [0.0, 5.9, 13.25, 18.1, 24.0]),
     ("vt", "quality_vt", None, 4, [1.0, 5.5, 12.0, 18.1, 24.0]),
@@ -54,18 +73,7 @@ def test_reconstruct_is_random_access(data, variant, dataset, lightmap, hours, t
     for h in hours:  # the whole-atlas call is the field's frame decode (radiance: relative tolerance)
         expected = torch_frames.decode(h).numpy()
         assert np.abs(frames[h] - expected).max() <= 1e-3 * max(1.0, float(np.abs(expected).max())), h
-    rng = np.random.default_rng(0)
-    n = 1000
-    y, x = rng.integers(0, HEIGHT, n), rng.integers(0, WIDTH, n)
-    t = np.array(hours)[rng.integers(0, len(hours), n)]
-    got = decoder.reconstruct(dataset, lightmap, np.stack([y, x, t], axis=1))
-    assert got.shape == (n, 3) and got.dtype == np.float32
-    expected = np.stack([frames[h][yy, xx] for yy, xx, h in zip(y, x, t)])
-    assert np.abs(got - expected).max() <= 1e-3
-    # single texels, one call each, as the release's random-access check makes them
-    for k in range(20):
-        one = decoder.reconstruct(dataset, lightmap, [[y[k], x[k], t[k]]])
-        assert np.abs(one[0] - expected[k]).max() <= 1e-3
+    assert_random_access(decoder, dataset, lightmap, frames, singles=20)
     # 24 is midnight; "LEVEL:ID" names the lightmap too
     name = f"{dataset}:{lightmap}" if dataset else str(lightmap)
     assert np.array_equal(decoder.reconstruct(None, name, [[3, 4, 24.0]]), decoder.reconstruct(None, name, [[3, 4, 0.0]]))

@@ -17,28 +17,16 @@ from airender.errors import InputError
 from airender.tiles.model import INDEX_BYTES_PER_TILE, load_model
 from tests.conftest import LPIPS_WEIGHTS, REPO
 from tests.export.conftest import run_without_torch
-from tests.export.test_contest import interface
+from tests.export.test_contest import assert_random_access, interface
 from tests.export.test_pack_runtime import export_main
+from tests.tiles.test_tiles import HOURS, smooth_frames
 
-HOURS = [24, 6, 12, 18]
 TILE = 16
 SIZES = {3: (32, 40), 5: (16, 16)}  # lightmap id: (height, width)
 EMPTY = (16, 16)  # (y, x) of the tile of lightmap 3 without a valid texel
 TINY = ["--preset", "hashgrid", "--grid_levels", "2", "--grid_log2_size", "6", "--grid_base_res", "4",
         "--hidden", "8", "--film_hidden", "8", "--max_steps", "40", "--batch_size", "256", "--val_downsample", "1",
         "--progress", "False"]
-
-
-def frames(height: int, width: int, seed: int) -> np.ndarray:
-    """[T, H, W, 3] float32 radiance, smooth in space and with the hour."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    rng = np.random.default_rng(seed)
-    out = []
-    for hour in HOURS:
-        phase = 2 * np.pi * (hour % 24) / 24.0
-        base = 1.0 + 0.5 * np.sin(x / 7.0 + phase) * np.cos(y / 9.0 - phase)
-        out.append(np.stack([base * (1 + 0.2 * c) for c in range(3)], axis=-1) + 0.01 * rng.random((height, width, 3)))
-    return np.asarray(out, dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +36,8 @@ def data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("vt_tiled") / "atlas"
     mask = np.ones(SIZES[3], bool)
     mask[EMPTY[0]:EMPTY[0] + TILE, EMPTY[1]:EMPTY[1] + TILE] = False
-    write_virtual_texture(root, [VTLightmap(3, HOURS, {"original": frames(*SIZES[3], 0)}, mask, parts=2),
-                                 VTLightmap(5, HOURS, {"original": frames(*SIZES[5], 1)}, None, parts=1)])
+    write_virtual_texture(root, [VTLightmap(3, HOURS, {"original": smooth_frames(*SIZES[3], 0)}, mask, parts=2),
+                                 VTLightmap(5, HOURS, {"original": smooth_frames(*SIZES[5], 1)}, None, parts=1)])
     return root
 
 
@@ -97,27 +85,17 @@ def test_index_lists_tile_packs(exported, run):
 
 @pytest.mark.parametrize("lightmap", [3, 5])
 def test_reconstruct_equals_the_tiled_model(lightmap, exported, run):
-    height, width = SIZES[lightmap]
     decoder = interface(exported)
     atlas = load_model(run / "last.ckpt", lightmap_id=str(lightmap)).field  # display values = radiance (HDR)
     hours = [2.0, 9.5, 18.0]
     got = {h: whole_atlas(decoder, lightmap, h) for h in hours}
+    assert all(frame.shape == (*SIZES[lightmap], 3) for frame in got.values())
     for h in hours:
         expected = atlas.decode(h).numpy()
         assert np.abs(got[h] - expected).max() <= 1e-3 * max(1.0, float(np.abs(expected).max())), h
         numpy_frame = decoder.model(None, lightmap).decode(h)  # the runtime's own whole-frame decode
         assert np.abs(numpy_frame - expected).max() <= 1e-3 * max(1.0, float(np.abs(expected).max())), h
-    rng = np.random.default_rng(0)
-    n = 1000
-    y, x = rng.integers(0, height, n), rng.integers(0, width, n)
-    t = np.array(hours)[rng.integers(0, len(hours), n)]
-    values = decoder.reconstruct(None, lightmap, np.stack([y, x, t], axis=1))
-    assert values.shape == (n, 3) and values.dtype == np.float32
-    expected = np.stack([got[h][yy, xx] for yy, xx, h in zip(y, x, t)])
-    assert np.abs(values - expected).max() <= 1e-3
-    for k in range(10):  # single-texel calls
-        one = decoder.reconstruct(None, lightmap, [[y[k], x[k], t[k]]])
-        assert np.abs(one[0] - expected[k]).max() <= 1e-3
+    assert_random_access(decoder, None, lightmap, got, singles=10)
     if lightmap == 3:  # the skipped tile decodes to 0, in whole-atlas and single-texel calls
         for h in hours:
             assert not got[h][EMPTY[0]:EMPTY[0] + TILE, EMPTY[1]:EMPTY[1] + TILE].any()

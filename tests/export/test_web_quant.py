@@ -19,7 +19,7 @@ from tests.export.conftest import HEIGHT, WIDTH, psnr
 from tests.export.test_pack_runtime import export_main
 from tests.export.test_web import (  # noqa: F401 (browser: the WebGL2 browser fixture)
     CHROMIUM, HOURS, browser, expected_srgb8, viewer_pixels)
-from tests.export.test_wgsl import RUNNER, WEBGPU_ARGS
+from tests.export.test_wgsl import RUNNER, WEBGPU_ARGS, webgpu_page
 
 # (variant, precision): the brief's variants first, then ones that reach the other data paths (an 8-bit
 # baseline and a half-float feature map: encoder; int8 reads of a matrix element by element: basis;
@@ -143,15 +143,10 @@ def webgpu(browser, tmp_path_factory):  # noqa: F811
         chromium = browser.browser_type.launch(executable_path=CHROMIUM, args=WEBGPU_ARGS)
     except Exception as exc:
         pytest.skip(f"Chromium cannot start here with WebGPU: {str(exc).splitlines()[0]}")
-    blank = tmp_path_factory.mktemp("webgpu_quant") / "blank.html"
-    blank.write_text("<!DOCTYPE html><title>webgpu</title>")
-    page = chromium.new_page()
-    page.goto(blank.as_uri())
-    adapter = page.evaluate("async () => navigator.gpu ? ((await navigator.gpu.requestAdapter()) ? 'ok' : "
-                            "'no WebGPU adapter') : 'no navigator.gpu'")
-    if adapter != "ok":
+    page, problem = webgpu_page(chromium, tmp_path_factory.mktemp("webgpu_quant"))
+    if problem:
         chromium.close()
-        pytest.skip(f"Chromium offers no WebGPU here ({adapter}) with {' '.join(WEBGPU_ARGS)}")
+        pytest.skip(problem)
     yield page
     chromium.close()
 

@@ -74,6 +74,19 @@ RUNNER = """async ({code, buffers, bindings, width, height, hours}) => {
 }"""
 
 
+def webgpu_page(browser, folder: Path):
+    """(a blank file:// page of ``browser`` in ``folder``, None), or (that page, why it offers no WebGPU adapter)."""
+    blank = folder / "blank.html"
+    blank.write_text("<!DOCTYPE html><title>webgpu</title>")
+    page = browser.new_page()
+    page.goto(blank.as_uri())
+    adapter = page.evaluate("async () => navigator.gpu ? ((await navigator.gpu.requestAdapter()) ? 'ok' : "
+                            "'no WebGPU adapter') : 'no navigator.gpu'")
+    if adapter == "ok":
+        return page, None
+    return page, f"Chromium offers no WebGPU here ({adapter}) with {' '.join(WEBGPU_ARGS)}"
+
+
 @pytest.fixture(scope="module")
 def webgpu(tmp_path_factory):
     """A page with WebGPU (a secure file:// page in headless Chromium on SwiftShader), or a skip saying why not."""
@@ -89,16 +102,11 @@ def webgpu(tmp_path_factory):
     except Exception as exc:
         manager.stop()
         pytest.skip(f"Chromium cannot start here: {str(exc).splitlines()[0]}")
-    blank = tmp_path_factory.mktemp("webgpu") / "blank.html"
-    blank.write_text("<!DOCTYPE html><title>webgpu</title>")
-    page = browser.new_page()
-    page.goto(blank.as_uri())
-    adapter = page.evaluate("async () => navigator.gpu ? ((await navigator.gpu.requestAdapter()) ? 'ok' : "
-                            "'no WebGPU adapter') : 'no navigator.gpu'")
-    if adapter != "ok":
+    page, problem = webgpu_page(browser, tmp_path_factory.mktemp("webgpu"))
+    if problem:
         browser.close()
         manager.stop()
-        pytest.skip(f"Chromium offers no WebGPU here ({adapter}) with {' '.join(WEBGPU_ARGS)}")
+        pytest.skip(problem)
     yield page
     browser.close()
     manager.stop()
