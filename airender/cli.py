@@ -198,6 +198,33 @@ def _add_render_common(p: argparse.ArgumentParser) -> None:
                    help="baseline image to add the predicted delta to (default: the full-precision baseline "
                         "kept in the checkpoint)")
     p.add_argument("--lightmap_id", default="", help="tiled checkpoint: which atlas (default: the first)")
+    _add_between(p)
+
+
+def _add_between(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--between", choices=("model", "motion"), default="model",
+                   help="frames between two trained hours: the model's own decode, or 'motion': the model's "
+                        "frames at the neighbouring hours blended per pixel so that the sun's shadows move "
+                        "(airender/shadow_motion.py; whole frames of all light, about 10 s a 320x180 frame on a "
+                        "CPU) (default: model)")
+
+
+def _between_decoder(decoder, between: str, switch_hours: tuple[float, float]):
+    """``decoder`` itself, or for ``--between motion`` wrapped so that its frames between hours move the
+    shadows (lights switching at ``switch_hours``, as ``eval`` groups them). Motion is searched in pixels of
+    the training size, so the decoder must decode at that size."""
+    if between != "motion":
+        return decoder
+    desc = decoder.desc
+    size = (getattr(decoder, "height", desc.height), getattr(decoder, "width", desc.width))
+    if size != (desc.height, desc.width):
+        raise InputError(f"--between motion: decodes at the training size {desc.width}x{desc.height} only "
+                         f"(asked for {size[1]}x{size[0]})")
+    from airender.render import FrameDecoder
+    from airender.shadow_motion import ShadowMotionDecoder
+
+    return ShadowMotionDecoder(FrameDecoder(decoder) if isinstance(decoder, torch.nn.Module) else decoder,
+                               tuple(switch_hours))
 
 
 def add_render_parser(sub) -> None:
@@ -256,7 +283,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     if component != "original" and component not in loaded.field.sources:
         raise InputError(f"--component {component}: {args.ckpt} was trained without --components; it renders all "
                          f"light only (--component original)")
-    image = make_decoder(loaded.field, height, width).decode_source(args.time, component)
+    decoder = make_decoder(loaded.field, height, width)
+    if component == "original":
+        from airender.evaluate import switch_hours_of
+
+        image = _between_decoder(decoder, args.between, switch_hours_of(loaded.config)).decode(args.time)
+    else:
+        image = decoder.decode_source(args.time, component)
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
         if loaded.desc.is_hdr and loaded.field.baseline is not None else 1.0
     save_frame(out, image.cpu(), loaded.desc.is_hdr, exposure)
@@ -304,6 +337,7 @@ def cmd_render_all(args: argparse.Namespace) -> int:
     from airender.fileio import make_dir
     from airender.images import hdr_preview_exposure, preview_uint8, save_frame, save_gif
     from airender.progress import progress
+    from airender.evaluate import switch_hours_of
     from airender.render import frame_name, make_decoder
 
     times = hour_range(args.start_hour, args.end_hour, args.step)
@@ -313,7 +347,7 @@ def cmd_render_all(args: argparse.Namespace) -> int:
     desc = loaded.desc
     height, width = _output_size(args, desc, getattr(loaded, "tiled", False))
     fmt = args.format or ("exr" if desc.is_hdr else "png")
-    decoder = make_decoder(loaded.field, height, width)
+    decoder = _between_decoder(make_decoder(loaded.field, height, width), args.between, switch_hours_of(loaded.config))
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
         if desc.is_hdr and loaded.field.baseline is not None else 1.0
     make_dir(out_dir)
@@ -355,6 +389,7 @@ def add_eval_parser(sub) -> None:
                    help="scoring: image (whole LDR frames), hprc (256-texel tiles, the first lightmap layout's) or "
                         "hprc-vt (128-texel tiles, the virtual-texture release's); see airender/protocols.py "
                         "(default: image for LDR data, hprc for HDR)")
+    _add_between(p)
     p.set_defaults(func=cmd_eval)
 
 
@@ -378,7 +413,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     groups = ground_truth_groups(loaded.desc, args.data_dir, getattr(loaded, "atlas_id", args.lightmap_id),
                                  args.extra, switch, loaded.config.data.component)
     protocol = resolve_protocol(args.protocol, loaded.desc.is_hdr)
-    report = evaluate_protocol(loaded.field, groups, suite, protocol)
+    report = evaluate_protocol(_between_decoder(loaded.field, args.between, switch), groups, suite, protocol)
     report.size = compression_report(loaded.field)
     report.write(out_dir)
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report), loaded.desc.is_hdr,

@@ -38,18 +38,23 @@ BUDGETS = {"quick": {"epochs": 20, "samples_per_epoch": 200_000},   # the roadma
 ROADMAP_GRID = {"patch_size": [16, 32], "loss_ssim_w": [0.1, 0.2, 0.5], "be_channels": [16, 32],
                 "be_downsample": [1, 2]}
 COMPARE_METHODS = ("baseline", "encoder", "patch_ssim", "hybrid", "film", "hashgrid", "blend", "pca8")
-ANCHORS = {"blend": "stores every frame, blends neighbouring hours", "pca8": "8 PCA basis images, interpolated coefficients"}
+ANCHORS = {"blend": "stores every frame, blends neighbouring hours", "pca8": "8 PCA basis images, interpolated coefficients",
+           "motion": "stores every frame, blends neighbouring hours with the shadows moved"}
+MOTION_SUFFIX = "+motion"  # PRESET+motion: the preset's frames between hours with the shadows moved
 SHEET_HOURS = (7.5, 13.5, 18.1)
 
 
 @dataclass
 class RunSpec:
-    """One method: ``kind`` 'field' (``preset`` + ``overrides`` {section: {name: value}}) or an anchor."""
+    """One method: ``kind`` 'field' (``preset`` + ``overrides`` {section: {name: value}}) or an anchor;
+    ``between`` 'model' (the method's own frames between hours) or 'motion' (its frames at the hours,
+    blended so that the shadows move: :class:`airender.shadow_motion.ShadowMotionDecoder`)."""
 
     name: str
     kind: str = "field"
     preset: str = "baseline"
     overrides: dict = field(default_factory=dict)
+    between: str = "model"
 
 
 @dataclass
@@ -94,6 +99,8 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
     from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups
     from airender.images import hdr_preview_exposure, preview_uint8, save_png
     from airender.presets import apply_overrides, preset_config
+    from airender.render import FrameDecoder
+    from airender.shadow_motion import ShadowMotionDecoder
     from airender.sizes import model_bytes, raw_frames_bytes
 
     if setup.threads:
@@ -124,6 +131,9 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
         nbytes = model.nbytes
     else:
         raise InputError(f"unknown run kind {spec.kind!r}")
+    if spec.between == "motion":
+        model = ShadowMotionDecoder(FrameDecoder(model) if isinstance(model, torch.nn.Module) else model,
+                                    tuple(setup.switch_hours))
     groups = ground_truth_groups(model.desc, setup.data_dir, "", setup.extra_dirs, tuple(setup.switch_hours))
     report = evaluate_field(model, groups, build_metric_suite(setup.lpips_weights))
     raw = raw_frames_bytes(sequence.height, sequence.width)
@@ -300,15 +310,18 @@ def compare_specs(methods: list[str], light_switch: list[float]) -> list[RunSpec
 
     specs = []
     for name in methods:
-        if name == "blend":
-            specs.append(RunSpec("blend", kind="blend"))
+        base = name[: -len(MOTION_SUFFIX)] if name.endswith(MOTION_SUFFIX) else name
+        between = "motion" if base != name else "model"
+        if name in ("blend", "motion"):
+            specs.append(RunSpec(name, kind="blend", between="motion" if name == "motion" else "model"))
         elif name.startswith("pca"):
             specs.append(RunSpec(name, kind="pca", overrides={"k": int(name[3:] or 8)}))
-        elif name in PRESETS:
+        elif base in PRESETS:
             overrides = {"field": {"light_switch": list(light_switch)}} if light_switch else {}
-            specs.append(RunSpec(name, preset=name, overrides=overrides))
+            specs.append(RunSpec(name, preset=base, overrides=overrides, between=between))
         else:
-            raise InputError(f"unknown method {name!r} (presets: {', '.join(PRESETS)}; anchors: blend, pcaK)")
+            raise InputError(f"unknown method {name!r} (presets: {', '.join(PRESETS)}, each also as "
+                             f"PRESET{MOTION_SUFFIX}; anchors: blend, motion, pcaK)")
     return specs
 
 
@@ -390,7 +403,9 @@ def add_compare_parser(sub) -> None:
                        "airender compare --data_dir DIR [--extra DIR2] [--methods m1,m2] [--budget quick|full] [options]")
     _common_arguments(p)
     p.add_argument("--methods", default=",".join(COMPARE_METHODS),
-                   help=f"comma-separated presets and anchors (blend, pcaK) (default: {','.join(COMPARE_METHODS)})")
+                   help=f"comma-separated presets and anchors (blend, motion, pcaK); PRESET{MOTION_SUFFIX} decodes the "
+                        f"frames between hours of PRESET with the shadows moved (airender/shadow_motion.py) "
+                        f"(default: {','.join(COMPARE_METHODS)})")
     p.add_argument("--light_switch", type=float, nargs=2, default=None, metavar=("OFF", "ON"),
                    help="pass --light_switch OFF ON to every trained method (default: none)")
     p.set_defaults(func=cmd_compare)

@@ -1,0 +1,186 @@
+"""Frames between the hours with the shadows moved (airender/shadow_motion.py).
+
+A synthetic floor whose shadows move linearly in time (a post's square shadow that translates, a
+building's straight front that sweeps) is stored at whole hours only; between two hours the shadow must
+appear once, where it is at that time, not as the blend's two half-dark copies.
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from airender.anchors import NeighbourBlend
+from airender.data import load_sequence
+from airender.data.sequence import linear_to_srgb, srgb_to_linear
+from airender.shadow_motion import CANDIDATES, ShadowMotionDecoder, block_flow
+from tests.conftest import run_cli, write_png
+
+HEIGHT, WIDTH = 40, 96
+LIT, SHADE = 200, 60  # sRGB codes of the lit floor and of its shadow
+SQUARE = 8  # side of the post's shadow, pixels
+SPEED = 3.0  # pixels per hour, both shadows
+
+
+def texture() -> np.ndarray:
+    """A fixed albedo pattern [H, W] in [0.8, 1] (the floor is not flat grey), the same at every hour."""
+    rng = np.random.default_rng(3)
+    return 0.8 + 0.2 * rng.random((HEIGHT, WIDTH))
+
+
+def floor(hour: float, square: bool = True, front: bool = True) -> np.ndarray:
+    """Linear [H, W, 3] floor at ``hour``: the square shadow's left side at x = 20 + SPEED * (hour - 6) in the
+    top half, the front (shadow left of x = 10 + SPEED * (hour - 6)) in the bottom half."""
+    shade = np.ones((HEIGHT, WIDTH))
+    x = np.arange(WIDTH) + 0.5  # pixel centres
+    if square:
+        left = 20 + SPEED * (hour - 6)
+        cover = np.clip(np.minimum(x + 0.5 - left, left + SQUARE - (x - 0.5)), 0, 1)  # area coverage
+        shade[6:6 + SQUARE] = 1 - cover
+    if front:
+        edge = 10 + SPEED * (hour - 6)
+        shade[24:36] = np.clip(x - edge, 0, 1)  # 0 = in the shadow
+    lit, dark = (srgb_to_linear(torch.tensor(v / 255.0)).item() for v in (LIT, SHADE))
+    value = texture() * (dark + (lit - dark) * shade)
+    return np.repeat(value[..., None], 3, axis=2)
+
+
+def to_png(linear: np.ndarray) -> np.ndarray:
+    return np.round(linear_to_srgb(torch.from_numpy(linear).clamp(0, 1)).numpy() * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def moving_shadows(tmp_path_factory):
+    """Hourly frames 0..23 of the floor, stored exactly (8-bit), and the store-every-frame anchor."""
+    folder = tmp_path_factory.mktemp("moving")
+    for hour in range(24):
+        write_png(folder / f"tod_{hour}.png", to_png(floor(hour)))
+    return folder, NeighbourBlend(load_sequence(folder))
+
+
+def crossings(row: np.ndarray, level: float) -> list[float]:
+    """Sub-pixel x (pixel centres at k + 0.5) of every place where ``row`` crosses ``level``."""
+    ks = np.nonzero((row[:-1] - level) * (row[1:] - level) < 0)[0]
+    return [k + 0.5 + (level - row[k]) / (row[k + 1] - row[k]) for k in ks]
+
+
+def test_block_flow_finds_a_translation():
+    rng = np.random.default_rng(0)
+    s0 = torch.from_numpy(rng.random((32, 48))).float()
+    s1 = torch.roll(s0, shifts=(2, -5), dims=(0, 1))  # s1(p + (2, -5)) = s0(p)
+    flow = block_flow(s0, s1, radius=8)
+    inner = flow[:, 8:-8, 8:-8]
+    assert (inner[0] == 2).all() and (inner[1] == -5).all()
+
+
+@pytest.mark.parametrize("t", [9.5, 12.25, 14.75])
+def test_shadows_move_to_where_they_are_at_t(moving_shadows, t):
+    _, blend = moving_shadows
+    motion = ShadowMotionDecoder(blend)
+    truth = torch.from_numpy(to_png(floor(t))).float() / 255
+    moved, blended = motion.decode(t), blend.decode(t)
+    albedo = texture()
+    front, post = 10 + SPEED * (t - 6), 20 + SPEED * (t - 6)
+    for rows, edges in ((slice(24, 36), [front]), (slice(6, 6 + SQUARE), [post, post + SQUARE])):
+        lit_fraction = lambda image: (srgb_to_linear(image[rows].mean(-1)).numpy() / albedo[rows]).mean(0)
+        low, high = lit_fraction(truth).min(), lit_fraction(truth).max()
+        got = crossings(lit_fraction(moved), 0.5 * (low + high))
+        assert len(got) == len(edges) and np.allclose(got, edges, atol=1.0), (t, got, edges)
+        # the edges are sharp, as in the truth; the blend has a half-dark band where each edge moved in the hour
+        half_dark = lambda image: int((np.abs((lit_fraction(image) - low) / (high - low) - 0.5) < 0.4).sum())
+        assert half_dark(truth) <= len(edges) and half_dark(moved) <= 2 * len(edges)
+        assert half_dark(blended) >= len(edges) * (SPEED - 1)
+    error = lambda image: float(((image - truth) ** 2).mean())
+    assert 10 * np.log10(error(blended) / error(moved)) > 6.0  # dB better than the blend on the whole frame
+
+
+def test_nothing_changes_where_nothing_moves(tmp_path):
+    """Frames that only brighten and darken (no shadow moves): the motion decode is the blend in linear light."""
+    for hour in range(24):
+        gain = 0.3 + 0.6 * np.sin(np.pi * hour / 24)
+        write_png(tmp_path / f"tod_{hour}.png", to_png(gain * floor(0, square=False, front=False)))
+    blend = NeighbourBlend(load_sequence(tmp_path))
+    motion = ShadowMotionDecoder(blend)
+    for t in (3.5, 11.25):
+        before, after = blend.decode(int(t)), blend.decode(int(t) + 1)
+        s = t - int(t)
+        linear = (1 - s) * srgb_to_linear(before) + s * srgb_to_linear(after)
+        assert torch.allclose(motion.decode(t), linear_to_srgb(linear), atol=1e-5)
+        weights, choice = motion.weights(int(t), int(t) + 1, s)
+        assert torch.all(weights == s)
+        assert set(choice.unique().tolist()) <= set(range(len(CANDIDATES)))
+
+
+def test_hours_and_light_switches_are_the_wrapped_decoders_frames(moving_shadows):
+    _, blend = moving_shadows
+    motion = ShadowMotionDecoder(blend, switch_hours=(6.0, 18.0))
+    for t in (0.0, 7.0, 23.0):
+        assert torch.equal(motion.decode(t), blend.decode(t))
+    for t in (5.9, 18.1):  # lamps on at t, off at one of the neighbouring hours
+        assert torch.equal(motion.decode(t), blend.decode(t))
+    assert not torch.allclose(motion.decode(9.5), blend.decode(9.5), atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def extra_frames(tmp_path_factory):
+    """Held-out daylight frames between the hours of the floor."""
+    folder = tmp_path_factory.mktemp("extra")
+    for t in (9.5, 13.5):
+        write_png(folder / f"tod_{t}.png", to_png(floor(t)))
+    return folder
+
+
+def test_compare_offers_motion(moving_shadows, extra_frames, tmp_path):
+    folder, _ = moving_shadows
+    out = tmp_path / "cmp"
+    result = run_cli("compare", "--data", str(folder), "--extra", str(extra_frames), "--out", str(out),
+                     "--methods", "blend,motion,hashgrid+motion", "--decode_repeats", "0", "--budget", "smoke")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip() for line in (out / "results.md").read_text().splitlines()
+            if line.startswith("|")}
+    assert {"blend", "motion", "hashgrid+motion"} <= rows
+    scores = {name: json.loads((out / name / "result.json").read_text())["row"]["psnr_between_day"]
+              for name in ("blend", "motion")}
+    assert scores["motion"] > scores["blend"] + 6.0
+    run = json.loads((out / "hashgrid+motion" / "result.json").read_text())
+    assert run["spec"]["preset"] == "hashgrid" and run["spec"]["between"] == "motion"
+    assert run_cli("compare", "--data", str(folder), "--out", str(tmp_path / "no"), "--methods",
+                   "blend+motion").returncode == 2
+
+
+def test_eval_and_render_of_a_trained_field(moving_shadows, extra_frames, tmp_path):
+    """A field trained on the hours: ``--between motion`` scores its frames between hours above its own
+    decode, and render writes what the decoder computes."""
+    from PIL import Image
+
+    from airender.engine.checkpoint import load_checkpoint
+    from airender.render import FrameDecoder
+
+    folder, _ = moving_shadows
+    run = tmp_path / "run"
+    trained = run_cli("train", "--preset", "hashgrid", "--data_dir", str(folder), "--max_steps", "400",
+                      "--out_dir", str(run))
+    assert trained.returncode == 0, trained.stderr
+    ckpt = str(run / "last.ckpt")
+    scores = {}
+    for between in ("model", "motion"):
+        evaluated = run_cli("eval", "--ckpt", ckpt, "--data_dir", str(folder), "--extra", str(extra_frames),
+                            "--between", between, "--out_dir", str(tmp_path / f"ev_{between}"))
+        assert evaluated.returncode == 0, evaluated.stderr
+        metrics = json.loads((tmp_path / f"ev_{between}" / "metrics.json").read_text())
+        scores[between] = metrics["means"]["between_day"]["psnr"]
+    assert scores["motion"] > scores["model"] + 0.5, scores  # measured: 28.4 -> 29.3 dB
+    field = load_checkpoint(ckpt, "cpu").field
+    wanted = {"model": FrameDecoder(field).decode(9.5),
+              "motion": ShadowMotionDecoder(FrameDecoder(field), (6.0, 18.0)).decode(9.5)}
+    assert (wanted["model"] - wanted["motion"]).abs().max() * 255 > 10  # so the files tell the two apart
+    for between, frame in wanted.items():
+        rendered = run_cli("render", "--ckpt", ckpt, "--time", "9.5", "--between", between,
+                           "--out", str(tmp_path / f"{between}.png"))
+        assert rendered.returncode == 0, rendered.stderr
+        written = np.asarray(Image.open(tmp_path / f"{between}.png"), np.float32)
+        assert np.abs(written - frame.numpy() * 255).max() <= 0.51
+    refused = run_cli("render", "--ckpt", ckpt, "--time", "9.5", "--between", "motion", "--width", "192",
+                      "--height", "80", "--out", str(tmp_path / "big.png"))
+    assert refused.returncode == 2 and "training size 96x40 only" in refused.stderr
+    assert not (tmp_path / "big.png").exists()
