@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from airender import __version__
+from airender.between_cli import add_between_arguments, add_fit_between_parser, between_decoder
 from airender.cli_args import add_subcommand
 from airender.errors import InputError
 
@@ -198,33 +199,7 @@ def _add_render_common(p: argparse.ArgumentParser) -> None:
                    help="baseline image to add the predicted delta to (default: the full-precision baseline "
                         "kept in the checkpoint)")
     p.add_argument("--lightmap_id", default="", help="tiled checkpoint: which atlas (default: the first)")
-    _add_between(p)
-
-
-def _add_between(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--between", choices=("model", "motion"), default="model",
-                   help="frames between two trained hours: the model's own decode, or 'motion': the model's "
-                        "frames at the neighbouring hours blended per pixel so that the sun's shadows move "
-                        "(airender/shadow_motion.py; whole frames of all light, about 10 s a 320x180 frame on a "
-                        "CPU) (default: model)")
-
-
-def _between_decoder(decoder, between: str, switch_hours: tuple[float, float]):
-    """``decoder`` itself, or for ``--between motion`` wrapped so that its frames between hours move the
-    shadows (lights switching at ``switch_hours``, as ``eval`` groups them). Motion is searched in pixels of
-    the training size, so the decoder must decode at that size."""
-    if between != "motion":
-        return decoder
-    desc = decoder.desc
-    size = (getattr(decoder, "height", desc.height), getattr(decoder, "width", desc.width))
-    if size != (desc.height, desc.width):
-        raise InputError(f"--between motion: decodes at the training size {desc.width}x{desc.height} only "
-                         f"(asked for {size[1]}x{size[0]})")
-    from airender.render import FrameDecoder
-    from airender.shadow_motion import ShadowMotionDecoder
-
-    return ShadowMotionDecoder(FrameDecoder(decoder) if isinstance(decoder, torch.nn.Module) else decoder,
-                               tuple(switch_hours))
+    add_between_arguments(p)
 
 
 def add_render_parser(sub) -> None:
@@ -287,7 +262,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if component == "original":
         from airender.evaluate import switch_hours_of
 
-        image = _between_decoder(decoder, args.between, switch_hours_of(loaded.config)).decode(args.time)
+        image = between_decoder(decoder, args, switch_hours_of(loaded.config)).decode(args.time)
     else:
         image = decoder.decode_source(args.time, component)
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
@@ -347,7 +322,7 @@ def cmd_render_all(args: argparse.Namespace) -> int:
     desc = loaded.desc
     height, width = _output_size(args, desc, getattr(loaded, "tiled", False))
     fmt = args.format or ("exr" if desc.is_hdr else "png")
-    decoder = _between_decoder(make_decoder(loaded.field, height, width), args.between, switch_hours_of(loaded.config))
+    decoder = between_decoder(make_decoder(loaded.field, height, width), args, switch_hours_of(loaded.config))
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
         if desc.is_hdr and loaded.field.baseline is not None else 1.0
     make_dir(out_dir)
@@ -389,7 +364,7 @@ def add_eval_parser(sub) -> None:
                    help="scoring: image (whole LDR frames), hprc (256-texel tiles, the first lightmap layout's) or "
                         "hprc-vt (128-texel tiles, the virtual-texture release's); see airender/protocols.py "
                         "(default: image for LDR data, hprc for HDR)")
-    _add_between(p)
+    add_between_arguments(p)
     p.set_defaults(func=cmd_eval)
 
 
@@ -413,7 +388,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     groups = ground_truth_groups(loaded.desc, args.data_dir, getattr(loaded, "atlas_id", args.lightmap_id),
                                  args.extra, switch, loaded.config.data.component)
     protocol = resolve_protocol(args.protocol, loaded.desc.is_hdr)
-    report = evaluate_protocol(_between_decoder(loaded.field, args.between, switch), groups, suite, protocol)
+    decoder = between_decoder(loaded.field, args, switch)
+    report = evaluate_protocol(decoder, groups, suite, protocol)
     report.size = compression_report(loaded.field)
     report.write(out_dir)
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report), loaded.desc.is_hdr,
@@ -425,6 +401,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     size = report.size
     print(f"model: {size['model_bytes']:,} bytes the decoder reads = {size['percent_of_raw']:.2f} % of the raw float32 "
           f"frames ({size['raw_bytes']:,} bytes for 24 frames), compression ratio {size['compression_ratio']:.1f}:1")
+    if args.between == "learned":
+        from airender.between_net import net_bytes
+
+        extra = net_bytes(decoder.net)
+        total = size["model_bytes"] + extra
+        print(f"with the blend-weight network ({extra:,} bytes): {total:,} bytes = "
+              f"{100.0 * total / size['raw_bytes']:.2f} % of the raw float32 frames")
     decode_s = sum(r["decode_s"] for r in report.rows)
     print(f"protocol {protocol}; decoding the {len(report.rows)} frames took {decode_s:.3f} s in all")
     if getattr(loaded, "tiled", False):
@@ -509,7 +492,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     add_train_parser(sub, preset)
     for add in (add_render_parser, add_render_all_parser, add_eval_parser, add_demo_parser, add_bake_parser,
                 add_convert_parser, add_export_parser, add_view_parser, add_bench_parser, add_compare_parser,
-                add_sweep_parser):
+                add_sweep_parser, add_fit_between_parser):
         add(sub)
     return parser
 

@@ -35,20 +35,25 @@ MARKDOWN_COLUMNS = ["method", "psnr_hours", "ssim_hours", "lpips_hours", "psnr_b
 BUDGETS = {"quick": {"epochs": 20, "samples_per_epoch": 200_000},   # the roadmap's section-8 budget
            "full": {"epochs": 20, "samples_per_epoch": 1_000_000},
            "smoke": {"epochs": 2, "samples_per_epoch": 2048, "batch_size": 1024}}  # checks the pipeline only
+BETWEEN_NET_STEPS = {"quick": 1500, "full": 1500, "smoke": 10}  # fit-between steps of PRESET+learned and 'learned'
 ROADMAP_GRID = {"patch_size": [16, 32], "loss_ssim_w": [0.1, 0.2, 0.5], "be_channels": [16, 32],
                 "be_downsample": [1, 2]}
 COMPARE_METHODS = ("baseline", "encoder", "patch_ssim", "hybrid", "film", "hashgrid", "blend", "pca8")
 ANCHORS = {"blend": "stores every frame, blends neighbouring hours", "pca8": "8 PCA basis images, interpolated coefficients",
-           "motion": "stores every frame, blends neighbouring hours with the shadows moved"}
-MOTION_SUFFIX = "+motion"  # PRESET+motion: the preset's frames between hours with the shadows moved
+           "motion": "stores every frame, blends neighbouring hours with the shadows moved",
+           "learned": "stores every frame, blends neighbouring hours by a learned per-pixel weight"}
+# PRESET+motion, PRESET+learned: the preset's frames between hours with the shadows moved, or blended by a
+# per-pixel weight learned from its own hours (airender/shadow_motion.py, airender/between_net.py)
+BETWEEN_SUFFIXES = {"+motion": "motion", "+learned": "learned"}
 SHEET_HOURS = (7.5, 13.5, 18.1)
 
 
 @dataclass
 class RunSpec:
     """One method: ``kind`` 'field' (``preset`` + ``overrides`` {section: {name: value}}) or an anchor;
-    ``between`` 'model' (the method's own frames between hours) or 'motion' (its frames at the hours,
-    blended so that the shadows move: :class:`airender.shadow_motion.ShadowMotionDecoder`)."""
+    ``between`` 'model' (the method's own frames between hours), 'motion' (its frames at the hours,
+    blended so that the shadows move: :class:`airender.shadow_motion.ShadowMotionDecoder`) or 'learned'
+    (blended by a weight network fitted on its own hours: :class:`airender.between_net.LearnedBlendDecoder`)."""
 
     name: str
     kind: str = "field"
@@ -93,6 +98,8 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
 
     from airender.anchors import NeighbourBlend, PCABasis
     from airender.bench import time_decode
+    from airender.between_net import (BetweenNetConfig, LearnedBlendDecoder, fit_for_decoder, net_bytes,
+                                      save_between_net)
     from airender.data import load_sequence
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import Trainer
@@ -134,6 +141,14 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
     if spec.between == "motion":
         model = ShadowMotionDecoder(FrameDecoder(model) if isinstance(model, torch.nn.Module) else model,
                                     tuple(setup.switch_hours))
+    elif spec.between == "learned":
+        frames = FrameDecoder(model) if isinstance(model, torch.nn.Module) else model
+        net_config = BetweenNetConfig(steps=BETWEEN_NET_STEPS[setup.budget], day=tuple(setup.switch_hours),
+                                      seed=setup.seed)
+        net = fit_for_decoder(frames, net_config, report=lambda line: None)
+        save_between_net(run_dir / "between.pt", net, net_config, fitted_on=spec.name)
+        nbytes += net_bytes(net)
+        model = LearnedBlendDecoder(frames, net, tuple(setup.switch_hours))
     groups = ground_truth_groups(model.desc, setup.data_dir, "", setup.extra_dirs, tuple(setup.switch_hours))
     report = evaluate_field(model, groups, build_metric_suite(setup.lpips_weights))
     raw = raw_frames_bytes(sequence.height, sequence.width)
@@ -310,10 +325,10 @@ def compare_specs(methods: list[str], light_switch: list[float]) -> list[RunSpec
 
     specs = []
     for name in methods:
-        base = name[: -len(MOTION_SUFFIX)] if name.endswith(MOTION_SUFFIX) else name
-        between = "motion" if base != name else "model"
-        if name in ("blend", "motion"):
-            specs.append(RunSpec(name, kind="blend", between="motion" if name == "motion" else "model"))
+        suffix = next((k for k in BETWEEN_SUFFIXES if name.endswith(k)), "")
+        base, between = (name[: -len(suffix)], BETWEEN_SUFFIXES[suffix]) if suffix else (name, "model")
+        if name in ("blend", "motion", "learned"):
+            specs.append(RunSpec(name, kind="blend", between="model" if name == "blend" else name))
         elif name.startswith("pca"):
             specs.append(RunSpec(name, kind="pca", overrides={"k": int(name[3:] or 8)}))
         elif base in PRESETS:
@@ -321,7 +336,7 @@ def compare_specs(methods: list[str], light_switch: list[float]) -> list[RunSpec
             specs.append(RunSpec(name, preset=base, overrides=overrides, between=between))
         else:
             raise InputError(f"unknown method {name!r} (presets: {', '.join(PRESETS)}, each also as "
-                             f"PRESET{MOTION_SUFFIX}; anchors: blend, motion, pcaK)")
+                             f"PRESET+motion and PRESET+learned; anchors: blend, motion, learned, pcaK)")
     return specs
 
 
@@ -403,9 +418,10 @@ def add_compare_parser(sub) -> None:
                        "airender compare --data_dir DIR [--extra DIR2] [--methods m1,m2] [--budget quick|full] [options]")
     _common_arguments(p)
     p.add_argument("--methods", default=",".join(COMPARE_METHODS),
-                   help=f"comma-separated presets and anchors (blend, motion, pcaK); PRESET{MOTION_SUFFIX} decodes the "
-                        f"frames between hours of PRESET with the shadows moved (airender/shadow_motion.py) "
-                        f"(default: {','.join(COMPARE_METHODS)})")
+                   help=f"comma-separated presets and anchors (blend, motion, learned, pcaK); PRESET+motion decodes "
+                        f"the frames between hours of PRESET with the shadows moved (airender/shadow_motion.py), "
+                        f"PRESET+learned blends them by a weight network fitted on its own hours "
+                        f"(airender/between_net.py) (default: {','.join(COMPARE_METHODS)})")
     p.add_argument("--light_switch", type=float, nargs=2, default=None, metavar=("OFF", "ON"),
                    help="pass --light_switch OFF ON to every trained method (default: none)")
     p.set_defaults(func=cmd_compare)

@@ -1,14 +1,15 @@
 """Between two stored hours, move the sun's shadows instead of cross-fading them.
 
 A frame at a time t between two trained hours is usually decoded as the blend of the two hours, which
-cross-fades two shadow positions into two faint shadows. :class:`ShadowMotionDecoder` wraps any decoder
-(a trained field, a tiled atlas, a pack, the store-every-frame anchor) and decodes t instead as a blend
-whose weight varies per pixel: where a shadow moved between the hours, a pixel takes the state (lit or
-shadowed) that the moving shadow gives it at t. Nothing is stored: everything is derived from the
-decoder's own frames at the hours.
+cross-fades two shadow positions into two half-dark copies. :class:`BetweenHoursDecoder` wraps any
+decoder (a trained field, a tiled atlas, a pack, the store-every-frame anchor) and decodes such a frame as
+a blend of the decoder's own frames at the two hours, in linear light, with a weight per pixel, so that a
+pixel the moving shadow has already reached takes the later hour's state. Its subclasses say where the
+weight comes from: :class:`airender.between_net.LearnedBlendDecoder` from a small network fitted on the
+stored hours; :class:`ShadowMotionDecoder` (here) from the shadows' motion, with nothing fitted or stored.
 
-How the weight of the later hour is found, per pixel (``w`` in [0, 1]; ``w = s`` everywhere is the plain
-blend, s the fraction of the interval elapsed at t):
+How :class:`ShadowMotionDecoder` finds the weight of the later hour, per pixel (``w`` in [0, 1]; ``w = s``
+everywhere is the plain blend, s the fraction of the interval elapsed at t):
 
 * **shading** S_h = log(luminance_h / max over the stored hours of the luminance): the light a pixel gets
   at hour h relative to its brightest, so that albedo and texture drop out and shadows remain;
@@ -16,23 +17,23 @@ blend, s the fraction of the interval elapsed at t):
   onto S at the second (block matching over a window, search radius proportional to the time between
   them). A pixel whose shading changes by more than :data:`MIN_CHANGE` gets the fraction of its change
   that the shading, moved by ``s`` times the displacement, has reached at t. This follows compact
-  shadows (trees, posts, people) that translate.
+  shadows (trees, posts) that translate.
 * **sweep** (:func:`sweep_weight`): where a shadow front sweeps over a region during the interval (a band
   of pixels that turn dark, or light), each pixel switches at the fraction of its distance from the
   front's position at the first hour towards its position at the second. This follows the long fronts of
   buildings, whose inside has no texture to match.
-* **choice** (:meth:`ShadowMotionDecoder.weights`): neither is right everywhere, so each pixel takes
-  whichever of blend, flow and sweep predicted the decoder's own stored hours best in its neighbourhood:
-  the hour before t from the hours either side of it, and the hour after t likewise (twice the spacing).
+* **choice** (:meth:`ShadowMotionDecoder.weights_and_choice`): neither is right everywhere, so each pixel
+  takes whichever of blend, flow and sweep predicted the decoder's own stored hours best in its
+  neighbourhood: the hour before t from the hours either side of it, and the hour after t likewise.
 
-Measured on the courtyard renders and the bundled plaza (docs/RESULTS.md, "Moving the shadows between
-the hours"): the daylight frames between hours gain about 1.3-1.5 dB over the blend on average; one of
-four frames (16.75 h on the courtyard, where the whole square goes into shadow) loses 0.9 dB.
+Measured on the daylight frames between hours of the courtyard renders and the bundled plaza
+(docs/RESULTS.md, "Moving the shadows between the hours"): about 1.1 dB above the blend on average, but
+one frame (16.75 h on the courtyard, where the whole square goes into shadow) 1.5 dB below it.
 
-Only whole frames are decoded this way (the weights need a pixel's neighbourhood); times next to a light
-switch (where the lamps at t differ from those at either hour) and the stored hours themselves are the
-wrapped decoder's own frames. The cost is three block matchings per frame: about 1-2 s for 320 x 180 on
-two CPU cores, growing with the pixel count.
+Only whole frames at the training size are decoded this way (the weights need a pixel's neighbourhood);
+the stored hours, and with a light switch the times at night or next to the switch, are the wrapped
+decoder's own frames. The cost is three block matchings per frame, about 10 s
+for 320 x 180 on two CPU cores, growing with the pixel count.
 """
 from __future__ import annotations
 
@@ -51,7 +52,6 @@ MATCH_WINDOW = 11  # block-matching window, pixels
 MIN_CHANGE = 0.3  # |S_1 - S_0| (log luminance) above which a pixel's shading changed
 SWEEP_THRESHOLD = 0.5  # change (against its local median) that marks a pixel swept by a front
 SWEEP_MEDIAN = 31  # window of that local median, pixels
-FILL_HOLES = False
 CHOICE_WINDOW = 9  # window over which the three candidates' errors on the stored hours are compared
 CANDIDATES = ("blend", "flow", "sweep")
 LUMINANCE = (0.2126, 0.7152, 0.0722)
@@ -130,12 +130,10 @@ def sweep_weight(s0: torch.Tensor, s1: torch.Tensor, s: float) -> torch.Tensor:
     """
     a, b = s0.double().numpy(), s1.double().numpy()
     change = b - a
-    departure = change - (ndimage.median_filter(change, size=SWEEP_MEDIAN) if SWEEP_MEDIAN else np.median(change))
+    departure = change - ndimage.median_filter(change, size=SWEEP_MEDIAN)
     weight = np.full(a.shape, float(s))
     for band, darkens in ((departure < -SWEEP_THRESHOLD, True), (departure > SWEEP_THRESHOLD, False)):
         band = ndimage.binary_opening(band)
-        if FILL_HOLES:
-            band = ndimage.binary_fill_holes(band)
         if not band.any():
             continue
         rim = ndimage.binary_dilation(band, iterations=2) & ~band
@@ -160,27 +158,31 @@ def candidate_weights(s0: torch.Tensor, s1: torch.Tensor, s: float, radius: int)
     return torch.stack([torch.full_like(s0, s), flow_weight(s0, s1, s, radius), sweep_weight(s0, s1, s)])
 
 
-class ShadowMotionDecoder:
-    """A decoder whose frames between two stored hours move the shadows (see the module docstring).
+class BetweenHoursDecoder:
+    """A decoder whose frames between two stored hours are a per-pixel blend of its frames at those hours.
 
     decoder: anything with ``desc`` (``is_hdr``, ``train_times``) and ``decode(t)`` -> display [H, W, 3]
     (a :class:`airender.render.FrameDecoder`, an anchor, a tiled atlas, a pack). switch_hours: (off, on)
-    of the local lights (lights on before ``off`` and after ``on``), or None when the data has no switch.
-    Other attributes (``decode_source``, ...) are the wrapped decoder's.
+    of the local lights (lights on before ``off`` and after ``on``: the night), or None when the data has
+    none; then only a time whose neighbouring hours and itself all have the lights off (daylight) is
+    blended per pixel, and every other time is the wrapped decoder's own frame, as are the stored hours. Subclasses give :meth:`weights`. Other attributes (``decode_source``, ...)
+    are the wrapped decoder's.
     """
 
-    def __init__(self, decoder, switch_hours: tuple[float, float] | None = None,
-                 radius_per_hour: int = RADIUS_PER_HOUR):
+    def __init__(self, decoder, switch_hours: tuple[float, float] | None = None):
         self.decoder = decoder
         self.desc = decoder.desc
         self.switch_hours = switch_hours
-        self.radius_per_hour = radius_per_hour
         self.hours = torch.tensor(sorted(float(h) for h in self.desc.train_times), dtype=torch.float64)
         self._linear: dict[int, torch.Tensor] = {}
         self._day_max: torch.Tensor | None = None
 
     def __getattr__(self, name):
         return getattr(self.__dict__["decoder"], name)
+
+    def weights(self, before: int, after: int, s: float) -> torch.Tensor:
+        """Weight [H, W] in [0, 1] of stored hour ``after`` at fraction ``s`` of the way from ``before``."""
+        raise NotImplementedError
 
     # --- frames of the stored hours, in linear light ---------------------------------------------------
     def _to_linear(self, display: torch.Tensor) -> torch.Tensor:
@@ -217,14 +219,42 @@ class ShadowMotionDecoder:
         gap = (float(self.hours[second % len(self.hours)]) - float(self.hours[first % len(self.hours)])) % 24.0
         return gap if gap > 0 else 24.0
 
-    def _radius(self, hours: float) -> int:
-        return max(1, int(round(self.radius_per_hour * hours)))
-
     def _interpolated(self, first: int, second: int, weights: torch.Tensor) -> torch.Tensor:
         a, b = self.hour_frame(first), self.hour_frame(second)
         return a + weights[..., None] * (b - a)
 
-    def weights(self, before: int, after: int, s: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, t: float) -> torch.Tensor:
+        """Display [H, W, 3] frame at ``t`` hours."""
+        if len(self.hours) < 3:
+            return self.decoder.decode(t)
+        before, after, s = (v.item() for v in neighbouring_hours(self.hours, torch.tensor([float(t)],
+                                                                                           dtype=torch.float64)))
+        before, after, s = int(before), int(after), float(s)
+        if s <= 0.0 or s >= 1.0 or before == after:
+            return self.decoder.decode(t)
+        if self.switch_hours is not None and any(
+                self._lights_on(h) for h in (t, float(self.hours[before]), float(self.hours[after]))):
+            return self.decoder.decode(t)  # night, or next to a light switch: no sun moves
+        weights = self.weights(before, after, s)
+        return self._to_display(self._interpolated(before, after, weights))
+
+
+class ShadowMotionDecoder(BetweenHoursDecoder):
+    """Frames between two stored hours with the shadows moved by flow or sweep, whichever predicted the
+    decoder's own stored hours best around each pixel (see the module docstring)."""
+
+    def __init__(self, decoder, switch_hours: tuple[float, float] | None = None,
+                 radius_per_hour: int = RADIUS_PER_HOUR):
+        super().__init__(decoder, switch_hours)
+        self.radius_per_hour = radius_per_hour
+
+    def _radius(self, hours: float) -> int:
+        return max(1, int(round(self.radius_per_hour * hours)))
+
+    def weights(self, before: int, after: int, s: float) -> torch.Tensor:
+        return self.weights_and_choice(before, after, s)[0]
+
+    def weights_and_choice(self, before: int, after: int, s: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight [H, W] of stored hour ``after`` at fraction ``s`` from ``before``, and which candidate
         ([H, W] index into :data:`CANDIDATES`) each pixel took."""
         score = 0
@@ -241,18 +271,3 @@ class ShadowMotionDecoder:
                                   self._radius(self._span(before, after)))
         return tries.gather(0, choice[None])[0], choice
 
-    def decode(self, t: float) -> torch.Tensor:
-        """Display [H, W, 3] frame at ``t`` hours."""
-        if len(self.hours) < 3:
-            return self.decoder.decode(t)
-        before, after, s = (v.item() for v in neighbouring_hours(self.hours, torch.tensor([float(t)],
-                                                                                           dtype=torch.float64)))
-        before, after, s = int(before), int(after), float(s)
-        if s <= 0.0 or s >= 1.0 or before == after:
-            return self.decoder.decode(t)
-        if self.switch_hours is not None and not (
-                self._lights_on(t) == self._lights_on(float(self.hours[before])) == self._lights_on(
-                    float(self.hours[after]))):
-            return self.decoder.decode(t)
-        weights, _ = self.weights(before, after, s)
-        return self._to_display(self._interpolated(before, after, weights))

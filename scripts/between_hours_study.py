@@ -8,16 +8,16 @@ the ground-truth frames of the two stored whole hours around it, h = floor(t) an
 as a per-pixel blend in linear light, ``(1 - w) * I(h) + w * I(h + 1)``, for these weights w [H, W]:
 
 * ``blend``: w = a everywhere (the "store every hour and blend" anchor);
-* ``learned``: w from a small convolutional network of the two frames and a, trained on the stored
-  hours only (self-supervised: triplets of whole daylight hours h0 < h1 < h2, 2-4 h apart, predicting
-  h1 from h0 and h2; half of the batches at half resolution, so that shadows move as far in pixels as
-  they do in one hour at full resolution); no held-out frame is seen;
+* ``learned``: w from :class:`airender.between_net.BlendWeightNet`, a small U-Net of the two frames and a,
+  fitted on the stored hours only (:func:`airender.between_net.fit_between_net`: triplets of whole
+  daylight hours h0 < h1 < h2, 2-4 h apart, predicting h1 from h0 and h2; half of the batches at half
+  resolution); no held-out frame is seen;
 * ``ceiling``: per pixel the best w of 0, 0.1, ..., 1 chosen with the ground truth at t: the bound of
   any per-pixel blend of the two hours (not a method).
 
 Frames are 8-bit sRGB (LDR folders); PSNR on the 8-bit sRGB image, as `airender eval` scores LDR data.
-The network's prediction is free of stored bytes beyond its weights (about 30k parameters), but it needs
-both hours decoded first. Prints one line per frame and the means; ``--out`` writes them as JSON.
+The network's prediction is free of stored bytes beyond its weights (75k parameters at 24 channels), but
+it needs both hours decoded first. Prints one line per frame and the means; ``--out`` writes them as JSON.
 """
 from __future__ import annotations
 
@@ -29,47 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from airender.between_net import BetweenNetConfig, fit_between_net  # noqa: E402
 from airender.data import load_sequence  # noqa: E402
 from airender.data.sequence import linear_to_srgb, srgb_to_linear  # noqa: E402
-
-
-class BlendWeightNet(nn.Module):
-    """A small U-Net: (log I(h) [N, 3, H, W], log I(h+1), their difference, a [N, 1, 1, 1]) -> w [N, 1, H, W] in
-    (0, 1), starting near the plain blend weight a (the output is a logit offset from logit(a))."""
-
-    def __init__(self, channels: int = 24):
-        super().__init__()
-        c = channels
-
-        def block(cin: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(cin, c, 3, stride=stride, padding=1), nn.ReLU(),
-                                 nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation), nn.ReLU())
-
-        self.level1, self.level2, self.level3 = block(10), block(c, 2), block(c, 2)
-        self.level4 = nn.Sequential(block(c, 2, 2), nn.Conv2d(c, c, 3, padding=4, dilation=4), nn.ReLU())
-        self.up3 = nn.Sequential(nn.Conv2d(2 * c, c, 3, padding=1), nn.ReLU())
-        self.up2 = nn.Sequential(nn.Conv2d(2 * c, c, 3, padding=1), nn.ReLU())
-        self.up1 = nn.Sequential(nn.Conv2d(2 * c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, 1, 3, padding=1))
-
-    def forward(self, before: torch.Tensor, after: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        lb, la = torch.log(before + 1e-3), torch.log(after + 1e-3)
-        x1 = self.level1(torch.cat([lb, la, la - lb, a.expand(before.shape[0], 1, *before.shape[2:])], 1))
-        x2 = self.level2(x1)
-        x3 = self.level3(x2)
-        x4 = self.level4(x3)
-
-        def up(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-            return F.interpolate(t, size=like.shape[2:], mode="bilinear", align_corners=False)
-
-        y3 = self.up3(torch.cat([up(x4, x3), x3], 1))
-        y2 = self.up2(torch.cat([up(y3, x2), x2], 1))
-        logit = self.up1(torch.cat([up(y2, x1), x1], 1))
-        return torch.sigmoid(logit + torch.logit(a.clamp(0.02, 0.98)))
 
 
 def blend(before: torch.Tensor, after: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -83,42 +48,6 @@ def psnr_8bit(linear: torch.Tensor, truth_srgb: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
-def train_weight_net(hours: dict[int, torch.Tensor], steps: int, seed: int = 0) -> BlendWeightNet:
-    """Fit BlendWeightNet on triplets of the whole daylight hours (linear [3, H, W] frames by hour)."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    triplets = [(h0, h1, h0 + gap) for gap in (2, 3, 4) for h0 in hours if h0 + gap in hours
-                for h1 in range(h0 + 1, h0 + gap)]
-    net = BlendWeightNet()
-    optimiser = torch.optim.Adam(net.parameters(), 1e-3)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
-    started = time.perf_counter()
-    for step in range(steps):
-        scale = int(rng.choice([1, 2]))
-        before, truth, after, weight = [], [], [], []
-        for k in rng.integers(len(triplets), size=4):
-            h0, h1, h2 = triplets[k]
-            frames = [hours[h] if scale == 1 else F.avg_pool2d(hours[h][None], scale)[0] for h in (h0, h1, h2)]
-            height, width = frames[0].shape[1:]
-            ch, cw = min(96, height), min(128, width)
-            y, x = int(rng.integers(height - ch + 1)), int(rng.integers(width - cw + 1))
-            crops = [f[:, y:y + ch, x:x + cw] for f in frames]
-            before.append(crops[0]), truth.append(crops[1]), after.append(crops[2])
-            weight.append((h1 - h0) / (h2 - h0))
-        before, truth, after = torch.stack(before), torch.stack(truth), torch.stack(after)
-        a = torch.tensor(weight, dtype=torch.float32).view(-1, 1, 1, 1)
-        pred = blend(before, after, net(before, after, a))
-        loss = F.mse_loss(linear_to_srgb(pred.clamp(0, 1)), linear_to_srgb(truth.clamp(0, 1)))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        if step % 250 == 0 or step == steps - 1:
-            print(f"  step {step + 1}/{steps}: loss {loss.item():.5f} ({time.perf_counter() - started:.0f} s)",
-                  flush=True)
-    return net.eval()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data_dir", required=True, help="folder of whole-hour LDR frames")
@@ -126,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--day", type=float, nargs=2, default=(6.0, 18.0), metavar=("START", "END"),
                    help="daylight hours (default: 6 18)")
     p.add_argument("--steps", type=int, default=1500, help="training steps of the weight network (default: 1500)")
+    p.add_argument("--channels", type=int, default=24, help="channels of the network's layers (default: 24)")
     p.add_argument("--out", default="", help="also write the results to this JSON file")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -140,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if not held:
         raise SystemExit(f"error: {args.extra}: no fractional daylight frame between two stored hours")
     print(f"{len(hours)} daylight hours stored, {len(held)} held-out frames: {', '.join(f'{t:g}' for t, _ in held)}")
-    net = train_weight_net(hours, args.steps)
+    net = fit_between_net({float(h): frame for h, frame in hours.items()},
+                          BetweenNetConfig(steps=args.steps, channels=args.channels, day=(start, end)))
     rows = []
     with torch.no_grad():
         for t, truth in held:

@@ -106,7 +106,7 @@ def test_nothing_changes_where_nothing_moves(tmp_path):
         s = t - int(t)
         linear = (1 - s) * srgb_to_linear(before) + s * srgb_to_linear(after)
         assert torch.allclose(motion.decode(t), linear_to_srgb(linear), atol=1e-5)
-        weights, choice = motion.weights(int(t), int(t) + 1, s)
+        weights, choice = motion.weights_and_choice(int(t), int(t) + 1, s)
         assert torch.all(weights == s)
         assert set(choice.unique().tolist()) <= set(range(len(CANDIDATES)))
 
@@ -116,7 +116,7 @@ def test_hours_and_light_switches_are_the_wrapped_decoders_frames(moving_shadows
     motion = ShadowMotionDecoder(blend, switch_hours=(6.0, 18.0))
     for t in (0.0, 7.0, 23.0):
         assert torch.equal(motion.decode(t), blend.decode(t))
-    for t in (5.9, 18.1):  # lamps on at t, off at one of the neighbouring hours
+    for t in (5.9, 18.1, 2.5, 19.5):  # next to the light switch, and at night: no sun moves
         assert torch.equal(motion.decode(t), blend.decode(t))
     assert not torch.allclose(motion.decode(9.5), blend.decode(9.5), atol=1e-3)
 

@@ -1,0 +1,199 @@
+"""A learned per-pixel blend weight between two stored hours, fitted on the stored hours themselves.
+
+Between two stored hours h0 < h1 a frame is ``(1 - w) I(h0) + w I(h1)`` in linear light. The plain blend
+has w = s (the fraction of the interval elapsed) everywhere and cross-fades the sun's shadows;
+:class:`BlendWeightNet`, a small U-Net of the two frames and s, gives each pixel its own w, so that a
+pixel the moving shadow has already reached takes the later hour's state. It never sees a time between
+hours: :func:`fit_between_net` trains it on triplets of stored daylight hours h0 < h < h2 (2-4 hours apart),
+predicting the frame at h from those at h0 and h2 (half of the batches at half resolution, so that the
+shadows move as far in pixels as they do in one hour at full resolution). Fitted on a model's own decoded
+hours (``airender fit-between``), it adds its weights' bytes to the model and nothing else.
+
+:class:`LearnedBlendDecoder` wraps a decoder with it (``--between learned``; whole frames at the training
+size). docs/RESULTS.md, "Moving the shadows between the hours", has what it measures.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from airender.data.sequence import linear_to_srgb
+from airender.errors import InputError
+from airender.fileio import atomic_path
+from airender.shadow_motion import BetweenHoursDecoder
+
+FORMAT = "airender-between-net-1"
+
+
+@dataclass
+class BetweenNetConfig:
+    """How the blend-weight network is built and fitted (saved with its weights)."""
+
+    channels: int = 12  # feature channels of every layer of the U-Net
+    steps: int = 1500  # Adam steps
+    lr: float = 1e-3
+    batch: int = 4  # crops per step
+    crop: tuple[int, int] = (96, 128)  # crop height, width in pixels (the whole frame when smaller)
+    gaps: tuple[int, ...] = (2, 3, 4)  # stored-hour spacings h2 - h0 of the training triplets, in hours
+    day: tuple[float, float] = (6.0, 18.0)  # stored hours in [start, end] make the triplets (the daylight)
+    seed: int = 0
+
+
+class BlendWeightNet(nn.Module):
+    """(I(h0), I(h1) linear [N, 3, H, W], s [N, 1, 1, 1]) -> w [N, 1, H, W] in (0, 1).
+
+    A four-level U-Net on log I(h0), log I(h1), their difference and s; its output is a logit offset from
+    logit(s), so that an untrained network is close to the plain blend.
+    """
+
+    def __init__(self, channels: int = 12):
+        super().__init__()
+        c = channels
+
+        def block(cin: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, c, 3, stride=stride, padding=1), nn.ReLU(),
+                                 nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation), nn.ReLU())
+
+        self.level1, self.level2, self.level3 = block(10), block(c, 2), block(c, 2)
+        self.level4 = nn.Sequential(block(c, 2, 2), nn.Conv2d(c, c, 3, padding=4, dilation=4), nn.ReLU())
+        self.up3 = nn.Sequential(nn.Conv2d(2 * c, c, 3, padding=1), nn.ReLU())
+        self.up2 = nn.Sequential(nn.Conv2d(2 * c, c, 3, padding=1), nn.ReLU())
+        self.up1 = nn.Sequential(nn.Conv2d(2 * c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, 1, 3, padding=1))
+
+    def forward(self, before: torch.Tensor, after: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        log_before, log_after = torch.log(before.clamp_min(0) + 1e-3), torch.log(after.clamp_min(0) + 1e-3)
+        x1 = self.level1(torch.cat([log_before, log_after, log_after - log_before,
+                                    s.expand(before.shape[0], 1, *before.shape[2:])], 1))
+        x2 = self.level2(x1)
+        x3 = self.level3(x2)
+        x4 = self.level4(x3)
+
+        def up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x, size=like.shape[2:], mode="bilinear", align_corners=False)
+
+        y3 = self.up3(torch.cat([up(x4, x3), x3], 1))
+        y2 = self.up2(torch.cat([up(y3, x2), x2], 1))
+        logit = self.up1(torch.cat([up(y2, x1), x1], 1))
+        return torch.sigmoid(logit + torch.logit(s.clamp(0.02, 0.98)))
+
+
+def training_triplets(hours: list[float], config: BetweenNetConfig) -> list[tuple[float, float, float]]:
+    """(h0, h, h2) of stored hours in the day window, h2 - h0 one of ``config.gaps``, h0 < h < h2."""
+    start, end = config.day
+    day = sorted(h for h in hours if start <= h <= end)
+    stored = set(day)
+    return [(h0, h, h0 + gap) for gap in config.gaps for h0 in day if h0 + gap in stored
+            for h in day if h0 < h < h0 + gap]
+
+
+def _view(linear: torch.Tensor, is_hdr: bool) -> torch.Tensor:
+    """The space the fit's error is measured in: sRGB values, or log1p radiance for HDR."""
+    return torch.log1p(linear.clamp_min(0)) if is_hdr else linear_to_srgb(linear.clamp(0, 1))
+
+
+def fit_between_net(frames: dict[float, torch.Tensor], config: BetweenNetConfig, is_hdr: bool = False,
+                    report=print) -> BlendWeightNet:
+    """Fit :class:`BlendWeightNet` on stored hours ``frames`` {hour: linear [3, H, W]} (CPU tensors).
+
+    Raises InputError when the day window holds no triplet (fewer than three stored hours 2-4 h apart).
+    ``report`` gets a progress line now and then.
+    """
+    triplets = training_triplets(list(frames), config)
+    if not triplets:
+        raise InputError(f"fit-between: no three stored hours in the day window {config.day[0]:g}-{config.day[1]:g} "
+                         f"h spaced {', '.join(map(str, config.gaps))} h apart to learn from")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    net = BlendWeightNet(config.channels)
+    optimiser = torch.optim.Adam(net.parameters(), config.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(1, config.steps))
+    started = time.perf_counter()
+    every = max(1, config.steps // 6)
+    for step in range(config.steps):
+        scale = int(rng.choice([1, 2]))
+        before, truth, after, weight = [], [], [], []
+        for k in rng.integers(len(triplets), size=config.batch):
+            h0, h, h2 = triplets[k]
+            crops = [frames[x] if scale == 1 else F.avg_pool2d(frames[x][None], scale)[0] for x in (h0, h, h2)]
+            height, width = crops[0].shape[1:]
+            ch, cw = min(config.crop[0], height), min(config.crop[1], width)
+            y, x = int(rng.integers(height - ch + 1)), int(rng.integers(width - cw + 1))
+            crops = [c[:, y:y + ch, x:x + cw] for c in crops]
+            before.append(crops[0]), truth.append(crops[1]), after.append(crops[2])
+            weight.append((h - h0) / (h2 - h0))
+        before, truth, after = torch.stack(before), torch.stack(truth), torch.stack(after)
+        s = torch.tensor(weight, dtype=torch.float32).view(-1, 1, 1, 1)
+        w = net(before, after, s)
+        loss = F.mse_loss(_view(before + w * (after - before), is_hdr), _view(truth, is_hdr))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if (step + 1) % every == 0 or step + 1 == config.steps:
+            report(f"fit-between step {step + 1}/{config.steps}: loss {loss.item():.3e} "
+                   f"({time.perf_counter() - started:.0f} s)")
+    return net.eval()
+
+
+def net_bytes(net: BlendWeightNet) -> int:
+    """Bytes of the weights as stored (float16)."""
+    return sum(p.numel() for p in net.parameters()) * 2
+
+
+def save_between_net(path: str | Path, net: BlendWeightNet, config: BetweenNetConfig, fitted_on: str = "") -> None:
+    """Write the network (float16 weights) and its config to ``path`` atomically."""
+    payload = {"format": FORMAT, "config": asdict(config), "fitted_on": fitted_on,
+               "state": {k: v.detach().half() for k, v in net.state_dict().items()}}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_between_net(path: str | Path) -> tuple[BlendWeightNet, BetweenNetConfig]:
+    """Read what :func:`save_between_net` wrote; InputError naming ``path`` when it is not such a file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no blend-weight network here (make one with airender fit-between)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} file")
+        known = {f.name for f in fields(BetweenNetConfig)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items() if k in known}
+        config = BetweenNetConfig(**values)
+        net = BlendWeightNet(config.channels)
+        net.load_state_dict({k: v.float() for k, v in payload["state"].items()})
+    except Exception as error:  # noqa: BLE001 - any reader error is bad input here
+        raise InputError(f"{path}: not a blend-weight network ({error})") from None
+    if not all(math.isfinite(float(v.abs().max())) for v in net.state_dict().values()):
+        raise InputError(f"{path}: the network holds a non-finite weight")
+    return net.eval(), config
+
+
+class LearnedBlendDecoder(BetweenHoursDecoder):
+    """Frames between two stored hours blended per pixel by a :class:`BlendWeightNet` (see the module
+    docstring); ``decoder`` and ``switch_hours`` as for :class:`airender.shadow_motion.BetweenHoursDecoder`."""
+
+    def __init__(self, decoder, net: BlendWeightNet, switch_hours: tuple[float, float] | None = None):
+        super().__init__(decoder, switch_hours)
+        self.net = net.eval()
+
+    @torch.no_grad()
+    def weights(self, before: int, after: int, s: float) -> torch.Tensor:
+        first, second = (self.hour_frame(i).permute(2, 0, 1)[None] for i in (before, after))
+        return self.net(first, second, torch.tensor(float(s)).view(1, 1, 1, 1))[0, 0]
+
+
+def fit_for_decoder(decoder, config: BetweenNetConfig, report=print) -> BlendWeightNet:
+    """Fit a network on ``decoder``'s own stored hours (decoded once, in linear light)."""
+    frames = BetweenHoursDecoder(decoder)
+    start, end = config.day
+    hours = {float(h): frames.hour_frame(i).permute(2, 0, 1) for i, h in enumerate(frames.hours.tolist())
+             if start <= h <= end}
+    return fit_between_net(hours, config, decoder.desc.is_hdr, report)

@@ -1,0 +1,115 @@
+"""The learned per-pixel blend weight between hours (airender/between_net.py, airender fit-between)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from airender.anchors import NeighbourBlend
+from airender.between_net import (BetweenNetConfig, BlendWeightNet, LearnedBlendDecoder, fit_for_decoder,
+                                  load_between_net, net_bytes, save_between_net, training_triplets)
+from airender.data import load_sequence
+from airender.errors import InputError
+from tests.conftest import run_cli, write_png
+from tests.test_shadow_motion import floor, moving_shadows, extra_frames, to_png  # noqa: F401 (fixtures)
+
+FIT_STEPS = 600
+
+
+@pytest.fixture(scope="module")
+def fitted(moving_shadows):
+    folder, blend = moving_shadows
+    config = BetweenNetConfig(steps=FIT_STEPS)
+    return blend, fit_for_decoder(blend, config, report=lambda line: None), config
+
+
+def test_triplets_are_stored_daylight_hours():
+    config = BetweenNetConfig(day=(6.0, 10.0), gaps=(2, 3))
+    triplets = training_triplets([float(h) for h in range(24)], config)
+    assert (6.0, 7.0, 8.0) in triplets and (7.0, 8.0, 10.0) in triplets and (7.0, 9.0, 10.0) in triplets
+    assert all(6 <= h0 < h < h2 <= 10 and h2 - h0 in (2, 3) for h0, h, h2 in triplets)
+    with pytest.raises(InputError, match="no three stored hours"):
+        from airender.between_net import fit_between_net
+
+        fit_between_net({6.0: torch.zeros(3, 8, 8), 7.0: torch.zeros(3, 8, 8)}, config)
+
+
+def test_an_untrained_network_is_close_to_the_blend():
+    net = BlendWeightNet(8)
+    frames = torch.rand(2, 1, 3, 16, 24)
+    with torch.no_grad():
+        w = net(frames[0], frames[1], torch.tensor(0.3).view(1, 1, 1, 1))
+    assert w.shape == (1, 1, 16, 24) and float((w - 0.3).abs().max()) < 0.1
+
+
+def test_learned_weight_beats_the_blend_on_moving_shadows(fitted):
+    blend, net, _ = fitted
+    learned = LearnedBlendDecoder(blend, net, (6.0, 18.0))
+    gains = []
+    for t in (9.5, 12.25, 14.75):
+        truth = torch.from_numpy(to_png(floor(t))).float() / 255
+        error = lambda image: float(((image - truth) ** 2).mean())
+        gains.append(10 * np.log10(error(blend.decode(t)) / error(learned.decode(t))))
+    # dB above the blend of the two stored hours; measured 7.5, 3.5 and 0.2 dB: not every frame gains much,
+    # none loses
+    assert np.mean(gains) > 3.0 and min(gains) > -0.5, gains
+    for t in (7.0, 5.9):  # a stored hour; lamps on at t but not at 6 h
+        assert torch.equal(learned.decode(t), blend.decode(t))
+
+
+def test_saved_network_decodes_the_same_and_bad_files_are_named(fitted, tmp_path):
+    blend, net, config = fitted
+    path = tmp_path / "between.pt"
+    save_between_net(path, net, config, fitted_on="test")
+    loaded, loaded_config = load_between_net(path)
+    assert loaded_config == config and net_bytes(loaded) == net_bytes(net)
+    first = LearnedBlendDecoder(blend, net).decode(9.5)
+    again = LearnedBlendDecoder(blend, loaded).decode(9.5)
+    assert float((first - again).abs().max()) < 2e-3  # float16 weights
+    (tmp_path / "junk.pt").write_bytes(b"not a network")
+    for bad in (tmp_path / "junk.pt", tmp_path / "missing.pt", tmp_path):
+        with pytest.raises(InputError, match=str(bad)):
+            load_between_net(bad)
+
+
+def test_fit_between_command_and_learned_decode(moving_shadows, extra_frames, tmp_path):
+    folder, _ = moving_shadows
+    run = tmp_path / "run"
+    assert run_cli("train", "--preset", "hashgrid", "--data_dir", str(folder), "--max_steps", "400",
+                   "--out_dir", str(run)).returncode == 0
+    ckpt = str(run / "last.ckpt")
+    missing = run_cli("eval", "--ckpt", ckpt, "--data_dir", str(folder), "--between", "learned",
+                      "--out_dir", str(tmp_path / "ev0"))
+    assert missing.returncode == 2 and "between.pt: no blend-weight network here" in missing.stderr
+    assert not (tmp_path / "ev0").exists()
+    fitted = run_cli("fit-between", "--ckpt", ckpt, "--steps", str(FIT_STEPS))
+    assert fitted.returncode == 0, fitted.stderr
+    assert "wrote" in fitted.stdout and (run / "between.pt").is_file()
+    stamp = (run / "between.pt").stat().st_mtime_ns
+    again = run_cli("fit-between", "--ckpt", ckpt, "--steps", "1")
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert (run / "between.pt").stat().st_mtime_ns == stamp
+    scores = {}
+    for between in ("model", "learned"):
+        evaluated = run_cli("eval", "--ckpt", ckpt, "--data_dir", str(folder), "--extra", str(extra_frames),
+                            "--between", between, "--out_dir", str(tmp_path / f"ev_{between}"))
+        assert evaluated.returncode == 0, evaluated.stderr
+        scores[between] = json.loads((tmp_path / f"ev_{between}" / "metrics.json").read_text())["means"]
+    assert scores["learned"]["between_day"]["psnr"] > scores["model"]["between_day"]["psnr"] + 0.5, scores
+    assert scores["learned"]["hours"]["psnr"] == scores["model"]["hours"]["psnr"]
+    rendered = run_cli("render", "--ckpt", ckpt, "--time", "9.5", "--between", "learned",
+                       "--between_net", str(run / "between.pt"), "--out", str(tmp_path / "learned.png"))
+    assert rendered.returncode == 0, rendered.stderr
+
+
+def test_compare_offers_learned(moving_shadows, extra_frames, tmp_path):
+    folder, _ = moving_shadows
+    out = tmp_path / "cmp"
+    result = run_cli("compare", "--data", str(folder), "--extra", str(extra_frames), "--out", str(out),
+                     "--methods", "blend,hashgrid+learned", "--decode_repeats", "0", "--budget", "smoke")
+    assert result.returncode == 0, result.stderr
+    run = json.loads((out / "hashgrid+learned" / "result.json").read_text())
+    assert run["spec"]["between"] == "learned" and (out / "hashgrid+learned" / "between.pt").is_file()
+    plain = json.loads((out / "blend" / "result.json").read_text())["row"]
+    net, _ = load_between_net(out / "hashgrid+learned" / "between.pt")
+    assert run["row"]["bytes"] > net_bytes(net) and plain["bytes"] > 0
