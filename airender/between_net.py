@@ -2,11 +2,14 @@
 
 Between two stored hours h0 < h1 a frame is ``(1 - w) I(h0) + w I(h1)`` in linear light. The plain blend
 has w = s (the fraction of the interval elapsed) everywhere and cross-fades the sun's shadows;
-:class:`BlendWeightNet`, a small U-Net of the two frames and s, gives each pixel its own w, so that a
-pixel the moving shadow has already reached takes the later hour's state. It never sees a time between
-hours: :func:`fit_between_net` trains it on triplets of stored daylight hours h0 < h < h2 (2-4 hours apart),
-predicting the frame at h from those at h0 and h2 (half of the batches at half resolution, so that the
-shadows move as far in pixels as they do in one hour at full resolution). Fitted on a model's own decoded
+:class:`BlendWeightNet`, a small U-Net, gives each pixel its own w, so that a pixel the moving shadow has
+already reached takes the later hour's state. It sees the two hours, the stored hours either side of them
+(where the shadows came from and where they go next) and s.
+
+It never sees a time between hours: :func:`fit_between_net` trains it on triplets of stored daylight
+hours h0 < h < h2 (2-4 hours apart), predicting the frame at h from those at h0 and h2, with h0 - (h2 - h0)
+and h2 + (h2 - h0) as the hours either side; half of the batches are at half resolution, so that the
+shadows move as far in pixels as they do in one hour at full resolution. Fitted on a model's own decoded
 hours (``airender fit-between``), it adds its weights' bytes to the model and nothing else.
 
 :class:`LearnedBlendDecoder` wraps a decoder with it (``--between learned``; whole frames at the training
@@ -47,10 +50,12 @@ class BetweenNetConfig:
 
 
 class BlendWeightNet(nn.Module):
-    """(I(h0), I(h1) linear [N, 3, H, W], s [N, 1, 1, 1]) -> w [N, 1, H, W] in (0, 1).
+    """(I(h0 - d), I(h0), I(h1), I(h1 + d) linear [N, 3, H, W], s [N, 1, 1, 1]) -> w [N, 1, H, W] in (0, 1),
+    d = h1 - h0.
 
-    A four-level U-Net on log I(h0), log I(h1), their difference and s; its output is a logit offset from
-    logit(s), so that an untrained network is close to the plain blend.
+    A four-level U-Net on log I(h0), log I(h1), the change between them, the changes over the intervals
+    before and after (where the shadows came from and where they go next) and s; its output is a logit
+    offset from logit(s), so that an untrained network is close to the plain blend.
     """
 
     def __init__(self, channels: int = 12):
@@ -61,15 +66,16 @@ class BlendWeightNet(nn.Module):
             return nn.Sequential(nn.Conv2d(cin, c, 3, stride=stride, padding=1), nn.ReLU(),
                                  nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation), nn.ReLU())
 
-        self.level1, self.level2, self.level3 = block(10), block(c, 2), block(c, 2)
+        self.level1, self.level2, self.level3 = block(16), block(c, 2), block(c, 2)
         self.level4 = nn.Sequential(block(c, 2, 2), nn.Conv2d(c, c, 3, padding=4, dilation=4), nn.ReLU())
         self.up3 = nn.Sequential(nn.Conv2d(2 * c, c, 3, padding=1), nn.ReLU())
         self.up2 = nn.Sequential(nn.Conv2d(2 * c, c, 3, padding=1), nn.ReLU())
         self.up1 = nn.Sequential(nn.Conv2d(2 * c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, 1, 3, padding=1))
 
-    def forward(self, before: torch.Tensor, after: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        log_before, log_after = torch.log(before.clamp_min(0) + 1e-3), torch.log(after.clamp_min(0) + 1e-3)
-        x1 = self.level1(torch.cat([log_before, log_after, log_after - log_before,
+    def forward(self, earlier: torch.Tensor, before: torch.Tensor, after: torch.Tensor, later: torch.Tensor,
+                s: torch.Tensor) -> torch.Tensor:
+        logs = [torch.log(x.clamp_min(0) + 1e-3) for x in (earlier, before, after, later)]
+        x1 = self.level1(torch.cat([logs[1], logs[2], logs[2] - logs[1], logs[1] - logs[0], logs[3] - logs[2],
                                     s.expand(before.shape[0], 1, *before.shape[2:])], 1))
         x2 = self.level2(x1)
         x3 = self.level3(x2)
@@ -85,11 +91,13 @@ class BlendWeightNet(nn.Module):
 
 
 def training_triplets(hours: list[float], config: BetweenNetConfig) -> list[tuple[float, float, float]]:
-    """(h0, h, h2) of stored hours in the day window, h2 - h0 one of ``config.gaps``, h0 < h < h2."""
+    """(h0, h, h2) of stored hours in the day window, h2 - h0 one of ``config.gaps``, h0 < h < h2, whose
+    context hours h0 - gap and h2 + gap (any time of day, periodic) are stored too."""
     start, end = config.day
     day = sorted(h for h in hours if start <= h <= end)
-    stored = set(day)
-    return [(h0, h, h0 + gap) for gap in config.gaps for h0 in day if h0 + gap in stored
+    stored = {h % 24.0 for h in hours}
+    return [(h0, h, h0 + gap) for gap in config.gaps for h0 in day if h0 + gap in day
+            and (h0 - gap) % 24.0 in stored and (h0 + 2 * gap) % 24.0 in stored
             for h in day if h0 < h < h0 + gap]
 
 
@@ -100,7 +108,8 @@ def _view(linear: torch.Tensor, is_hdr: bool) -> torch.Tensor:
 
 def fit_between_net(frames: dict[float, torch.Tensor], config: BetweenNetConfig, is_hdr: bool = False,
                     report=print) -> BlendWeightNet:
-    """Fit :class:`BlendWeightNet` on stored hours ``frames`` {hour: linear [3, H, W]} (CPU tensors).
+    """Fit :class:`BlendWeightNet` on stored hours ``frames`` {hour: linear [3, H, W]} (CPU tensors; every
+    stored hour, the context hours may lie outside the day window).
 
     Raises InputError when the day window holds no triplet (fewer than three stored hours 2-4 h apart).
     ``report`` gets a progress line now and then.
@@ -118,19 +127,20 @@ def fit_between_net(frames: dict[float, torch.Tensor], config: BetweenNetConfig,
     every = max(1, config.steps // 6)
     for step in range(config.steps):
         scale = int(rng.choice([1, 2]))
-        before, truth, after, weight = [], [], [], []
+        batch, weight = [], []  # per item: earlier, before, truth, after, later
         for k in rng.integers(len(triplets), size=config.batch):
             h0, h, h2 = triplets[k]
-            crops = [frames[x] if scale == 1 else F.avg_pool2d(frames[x][None], scale)[0] for x in (h0, h, h2)]
+            gap = h2 - h0
+            times = ((h0 - gap) % 24.0, h0, h, h2, (h2 + gap) % 24.0)
+            crops = [frames[x] if scale == 1 else F.avg_pool2d(frames[x][None], scale)[0] for x in times]
             height, width = crops[0].shape[1:]
             ch, cw = min(config.crop[0], height), min(config.crop[1], width)
             y, x = int(rng.integers(height - ch + 1)), int(rng.integers(width - cw + 1))
-            crops = [c[:, y:y + ch, x:x + cw] for c in crops]
-            before.append(crops[0]), truth.append(crops[1]), after.append(crops[2])
-            weight.append((h - h0) / (h2 - h0))
-        before, truth, after = torch.stack(before), torch.stack(truth), torch.stack(after)
+            batch.append([c[:, y:y + ch, x:x + cw] for c in crops])
+            weight.append((h - h0) / gap)
+        earlier, before, truth, after, later = (torch.stack(items) for items in zip(*batch))
         s = torch.tensor(weight, dtype=torch.float32).view(-1, 1, 1, 1)
-        w = net(before, after, s)
+        w = net(earlier, before, after, later, s)
         loss = F.mse_loss(_view(before + w * (after - before), is_hdr), _view(truth, is_hdr))
         optimiser.zero_grad()
         loss.backward()
@@ -186,14 +196,12 @@ class LearnedBlendDecoder(BetweenHoursDecoder):
 
     @torch.no_grad()
     def weights(self, before: int, after: int, s: float) -> torch.Tensor:
-        first, second = (self.hour_frame(i).permute(2, 0, 1)[None] for i in (before, after))
-        return self.net(first, second, torch.tensor(float(s)).view(1, 1, 1, 1))[0, 0]
+        frames = [self.hour_frame(i).permute(2, 0, 1)[None] for i in (before - 1, before, after, after + 1)]
+        return self.net(*frames, torch.tensor(float(s)).view(1, 1, 1, 1))[0, 0]
 
 
 def fit_for_decoder(decoder, config: BetweenNetConfig, report=print) -> BlendWeightNet:
     """Fit a network on ``decoder``'s own stored hours (decoded once, in linear light)."""
     frames = BetweenHoursDecoder(decoder)
-    start, end = config.day
-    hours = {float(h): frames.hour_frame(i).permute(2, 0, 1) for i, h in enumerate(frames.hours.tolist())
-             if start <= h <= end}
+    hours = {float(h): frames.hour_frame(i).permute(2, 0, 1) for i, h in enumerate(frames.hours.tolist())}
     return fit_between_net(hours, config, decoder.desc.is_hdr, report)

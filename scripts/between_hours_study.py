@@ -8,8 +8,8 @@ the ground-truth frames of the two stored whole hours around it, h = floor(t) an
 as a per-pixel blend in linear light, ``(1 - w) * I(h) + w * I(h + 1)``, for these weights w [H, W]:
 
 * ``blend``: w = a everywhere (the "store every hour and blend" anchor);
-* ``learned``: w from :class:`airender.between_net.BlendWeightNet`, a small U-Net of the two frames and a,
-  fitted on the stored hours only (:func:`airender.between_net.fit_between_net`: triplets of whole
+* ``learned``: w from :class:`airender.between_net.BlendWeightNet`, a small U-Net of the two frames, the
+  stored hours either side of them and a, fitted on the stored hours only (:func:`airender.between_net.fit_between_net`: triplets of whole
   daylight hours h0 < h1 < h2, 2-4 h apart, predicting h1 from h0 and h2; half of the batches at half
   resolution); no held-out frame is seen;
 * ``ceiling``: per pixel the best w of 0, 0.1, ..., 1 chosen with the ground truth at t: the bound of
@@ -64,12 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: this study takes LDR (sRGB) frame folders")
     start, end = args.day
     hours = {int(round(float(t))): srgb_to_linear(stored.frames[i].permute(2, 0, 1))
-             for i, t in enumerate(stored.times.tolist()) if float(t).is_integer() and start <= t <= end}
+             for i, t in enumerate(stored.times.tolist()) if float(t).is_integer()}
     held = [(float(t), extra.frames[i].permute(2, 0, 1)) for i, t in enumerate(extra.times.tolist())
-            if not float(t).is_integer() and int(t) in hours and int(t) + 1 in hours]
+            if not float(t).is_integer() and start <= int(t) and int(t) + 1 <= end
+            and all((int(t) + k) % 24 in hours for k in (-1, 0, 1, 2))]
     if not held:
         raise SystemExit(f"error: {args.extra}: no fractional daylight frame between two stored hours")
-    print(f"{len(hours)} daylight hours stored, {len(held)} held-out frames: {', '.join(f'{t:g}' for t, _ in held)}")
+    print(f"{len(hours)} hours stored, {len(held)} held-out frames: {', '.join(f'{t:g}' for t, _ in held)}")
     net = fit_between_net({float(h): frame for h, frame in hours.items()},
                           BetweenNetConfig(steps=args.steps, channels=args.channels, day=(start, end)))
     rows = []
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             h, a = int(t), t - int(t)
             before, after = hours[h], hours[h + 1]
             plain = psnr_8bit(blend(before, after, torch.full((1, 1, 1), a)), truth)
-            w = net(before[None], after[None], torch.tensor(a).view(1, 1, 1, 1))[0]
+            earlier, later = hours[(h - 1) % 24], hours[(h + 2) % 24]
+            w = net(earlier[None], before[None], after[None], later[None], torch.tensor(a).view(1, 1, 1, 1))[0]
             learned = psnr_8bit(blend(before, after, w), truth)
             grid = torch.linspace(0, 1, 11).view(-1, 1, 1, 1)
             candidates = blend(before[None], after[None], grid)

@@ -15,47 +15,7 @@ from airender.data import load_sequence
 from airender.data.sequence import linear_to_srgb, srgb_to_linear
 from airender.shadow_motion import CANDIDATES, ShadowMotionDecoder, block_flow
 from tests.conftest import run_cli, write_png
-
-HEIGHT, WIDTH = 40, 96
-LIT, SHADE = 200, 60  # sRGB codes of the lit floor and of its shadow
-SQUARE = 8  # side of the post's shadow, pixels
-SPEED = 3.0  # pixels per hour, both shadows
-
-
-def texture() -> np.ndarray:
-    """A fixed albedo pattern [H, W] in [0.8, 1] (the floor is not flat grey), the same at every hour."""
-    rng = np.random.default_rng(3)
-    return 0.8 + 0.2 * rng.random((HEIGHT, WIDTH))
-
-
-def floor(hour: float, square: bool = True, front: bool = True) -> np.ndarray:
-    """Linear [H, W, 3] floor at ``hour``: the square shadow's left side at x = 20 + SPEED * (hour - 6) in the
-    top half, the front (shadow left of x = 10 + SPEED * (hour - 6)) in the bottom half."""
-    shade = np.ones((HEIGHT, WIDTH))
-    x = np.arange(WIDTH) + 0.5  # pixel centres
-    if square:
-        left = 20 + SPEED * (hour - 6)
-        cover = np.clip(np.minimum(x + 0.5 - left, left + SQUARE - (x - 0.5)), 0, 1)  # area coverage
-        shade[6:6 + SQUARE] = 1 - cover
-    if front:
-        edge = 10 + SPEED * (hour - 6)
-        shade[24:36] = np.clip(x - edge, 0, 1)  # 0 = in the shadow
-    lit, dark = (srgb_to_linear(torch.tensor(v / 255.0)).item() for v in (LIT, SHADE))
-    value = texture() * (dark + (lit - dark) * shade)
-    return np.repeat(value[..., None], 3, axis=2)
-
-
-def to_png(linear: np.ndarray) -> np.ndarray:
-    return np.round(linear_to_srgb(torch.from_numpy(linear).clamp(0, 1)).numpy() * 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def moving_shadows(tmp_path_factory):
-    """Hourly frames 0..23 of the floor, stored exactly (8-bit), and the store-every-frame anchor."""
-    folder = tmp_path_factory.mktemp("moving")
-    for hour in range(24):
-        write_png(folder / f"tod_{hour}.png", to_png(floor(hour)))
-    return folder, NeighbourBlend(load_sequence(folder))
+from tests.moving_floor import HEIGHT, SPEED, SQUARE, WIDTH, floor, texture, to_png
 
 
 def crossings(row: np.ndarray, level: float) -> list[float]:
@@ -121,34 +81,30 @@ def test_hours_and_light_switches_are_the_wrapped_decoders_frames(moving_shadows
     assert not torch.allclose(motion.decode(9.5), blend.decode(9.5), atol=1e-3)
 
 
-@pytest.fixture(scope="module")
-def extra_frames(tmp_path_factory):
-    """Held-out daylight frames between the hours of the floor."""
-    folder = tmp_path_factory.mktemp("extra")
-    for t in (9.5, 13.5):
-        write_png(folder / f"tod_{t}.png", to_png(floor(t)))
-    return folder
-
-
-def test_compare_offers_motion(moving_shadows, extra_frames, tmp_path):
+def test_compare_offers_motion_and_learned(moving_shadows, extra_frames, tmp_path):
     folder, _ = moving_shadows
     out = tmp_path / "cmp"
+    methods = ["blend", "motion", "learned", "hashgrid+motion", "hashgrid+learned"]
     result = run_cli("compare", "--data", str(folder), "--extra", str(extra_frames), "--out", str(out),
-                     "--methods", "blend,motion,hashgrid+motion", "--decode_repeats", "0", "--budget", "smoke")
+                     "--methods", ",".join(methods), "--decode_repeats", "0", "--budget", "smoke")
     assert result.returncode == 0, result.stderr
     rows = {line.split("|")[1].strip() for line in (out / "results.md").read_text().splitlines()
             if line.startswith("|")}
-    assert {"blend", "motion", "hashgrid+motion"} <= rows
-    scores = {name: json.loads((out / name / "result.json").read_text())["row"]["psnr_between_day"]
-              for name in ("blend", "motion")}
-    assert scores["motion"] > scores["blend"] + 6.0
-    run = json.loads((out / "hashgrid+motion" / "result.json").read_text())
-    assert run["spec"]["preset"] == "hashgrid" and run["spec"]["between"] == "motion"
+    assert set(methods) <= rows
+    runs = {name: json.loads((out / name / "result.json").read_text()) for name in methods}
+    assert runs["motion"]["row"]["psnr_between_day"] > runs["blend"]["row"]["psnr_between_day"] + 6.0
+    for name in ("hashgrid+motion", "hashgrid+learned"):
+        assert runs[name]["spec"]["preset"] == "hashgrid" and runs[name]["spec"]["between"] == name.split("+")[1]
+    from airender.between_net import load_between_net, net_bytes
+
+    net, _ = load_between_net(out / "learned" / "between.pt")  # fitted on the stored frames (10 smoke steps)
+    assert runs["learned"]["row"]["bytes"] == runs["blend"]["row"]["bytes"] + net_bytes(net)
+    assert (out / "hashgrid+learned" / "between.pt").is_file()
     assert run_cli("compare", "--data", str(folder), "--out", str(tmp_path / "no"), "--methods",
                    "blend+motion").returncode == 2
 
 
-def test_eval_and_render_of_a_trained_field(moving_shadows, extra_frames, tmp_path):
+def test_eval_and_render_of_a_trained_field(moving_shadows, extra_frames, floor_run, tmp_path):
     """A field trained on the hours: ``--between motion`` scores its frames between hours above its own
     decode, and render writes what the decoder computes."""
     from PIL import Image
@@ -157,11 +113,7 @@ def test_eval_and_render_of_a_trained_field(moving_shadows, extra_frames, tmp_pa
     from airender.render import FrameDecoder
 
     folder, _ = moving_shadows
-    run = tmp_path / "run"
-    trained = run_cli("train", "--preset", "hashgrid", "--data_dir", str(folder), "--max_steps", "400",
-                      "--out_dir", str(run))
-    assert trained.returncode == 0, trained.stderr
-    ckpt = str(run / "last.ckpt")
+    ckpt = str(floor_run)
     scores = {}
     for between in ("model", "motion"):
         evaluated = run_cli("eval", "--ckpt", ckpt, "--data_dir", str(folder), "--extra", str(extra_frames),
