@@ -311,8 +311,8 @@ def cmd_render_all(args: argparse.Namespace) -> int:
     from airender.checks import check_output_dir
     from airender.fileio import make_dir
     from airender.images import hdr_preview_exposure, preview_uint8, save_frame, save_gif
-    from airender.progress import progress
     from airender.evaluate import switch_hours_of
+    from airender.progress import progress
     from airender.render import frame_name, make_decoder
 
     times = hour_range(args.start_hour, args.end_hour, args.step)
@@ -391,6 +391,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     decoder = between_decoder(loaded.field, args, switch)
     report = evaluate_protocol(decoder, groups, suite, protocol)
     report.size = compression_report(loaded.field)
+    if args.between == "learned":
+        from airender.between_net import net_bytes
+
+        report.size["between_net_bytes"] = net_bytes(decoder.net)
     report.write(out_dir)
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report), loaded.desc.is_hdr,
                          title=f"{Path(args.ckpt).name}")
@@ -401,10 +405,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     size = report.size
     print(f"model: {size['model_bytes']:,} bytes the decoder reads = {size['percent_of_raw']:.2f} % of the raw float32 "
           f"frames ({size['raw_bytes']:,} bytes for 24 frames), compression ratio {size['compression_ratio']:.1f}:1")
-    if args.between == "learned":
-        from airender.between_net import net_bytes
-
-        extra = net_bytes(decoder.net)
+    if "between_net_bytes" in size:
+        extra = size["between_net_bytes"]
         total = size["model_bytes"] + extra
         print(f"with the blend-weight network ({extra:,} bytes): {total:,} bytes = "
               f"{100.0 * total / size['raw_bytes']:.2f} % of the raw float32 frames")

@@ -96,6 +96,8 @@ def test_fit_between_command_and_learned_decode(moving_shadows, extra_frames, fl
         scores[between] = json.loads((tmp_path / f"ev_{between}" / "metrics.json").read_text())["means"]
     assert scores["learned"]["between_day"]["psnr"] > scores["model"]["between_day"]["psnr"] + 0.5, scores
     assert scores["learned"]["hours"]["psnr"] == scores["model"]["hours"]["psnr"]
+    size = json.loads((tmp_path / "ev_learned" / "metrics.json").read_text())["size"]
+    assert size["between_net_bytes"] == net_bytes(load_between_net(run / "between.pt")[0])
     rendered = run_cli("render", "--ckpt", ckpt, "--time", "9.5", "--between", "learned",
                        "--between_net", str(run / "between.pt"), "--out", str(tmp_path / "learned.png"))
     assert rendered.returncode == 0, rendered.stderr
