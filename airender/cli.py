@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from airender import __version__
-from airender.between_cli import add_between_arguments, add_fit_between_parser, between_decoder
+from airender.between.cli import add_between_arguments, add_fit_between_parser, between_decoder
 from airender.cli_args import add_subcommand
 from airender.errors import InputError
 
@@ -392,7 +392,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = evaluate_protocol(decoder, groups, suite, protocol)
     report.size = compression_report(loaded.field)
     if args.between == "learned":
-        from airender.between_net import net_bytes
+        from airender.between.net import net_bytes
 
         report.size["between_net_bytes"] = net_bytes(decoder.net)
     report.write(out_dir)

@@ -43,7 +43,7 @@ ANCHORS = {"blend": "stores every frame, blends neighbouring hours", "pca8": "8 
            "motion": "stores every frame, blends neighbouring hours with the shadows moved",
            "learned": "stores every frame, blends neighbouring hours by a learned per-pixel weight"}
 # PRESET+motion, PRESET+learned: the preset's frames between hours with the shadows moved, or blended by a
-# per-pixel weight learned from its own hours (airender/shadow_motion.py, airender/between_net.py)
+# per-pixel weight learned from its own hours (airender/between/motion.py, airender/between/net.py)
 BETWEEN_SUFFIXES = {"+motion": "motion", "+learned": "learned"}
 SHEET_HOURS = (7.5, 13.5, 18.1)
 
@@ -52,8 +52,8 @@ SHEET_HOURS = (7.5, 13.5, 18.1)
 class RunSpec:
     """One method: ``kind`` 'field' (``preset`` + ``overrides`` {section: {name: value}}) or an anchor;
     ``between`` 'model' (the method's own frames between hours), 'motion' (its frames at the hours,
-    blended so that the shadows move: :class:`airender.shadow_motion.ShadowMotionDecoder`) or 'learned'
-    (blended by a weight network fitted on its own hours: :class:`airender.between_net.LearnedBlendDecoder`)."""
+    blended so that the shadows move: :class:`airender.between.motion.ShadowMotionDecoder`) or 'learned'
+    (blended by a weight network fitted on its own hours: :class:`airender.between.net.LearnedBlendDecoder`)."""
 
     name: str
     kind: str = "field"
@@ -98,7 +98,8 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
 
     from airender.anchors import NeighbourBlend, PCABasis
     from airender.bench import time_decode
-    from airender.between_net import (BetweenNetConfig, LearnedBlendDecoder, fit_for_decoder, net_bytes,
+    from airender.between.motion import ShadowMotionDecoder
+    from airender.between.net import (BetweenNetConfig, LearnedBlendDecoder, fit_for_decoder, net_bytes,
                                       save_between_net)
     from airender.data import load_sequence
     from airender.engine.checkpoint import load_checkpoint
@@ -107,7 +108,6 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
     from airender.images import hdr_preview_exposure, preview_uint8, save_png
     from airender.presets import apply_overrides, preset_config
     from airender.render import FrameDecoder
-    from airender.shadow_motion import ShadowMotionDecoder
     from airender.sizes import model_bytes, raw_frames_bytes
 
     if setup.threads:
@@ -419,9 +419,9 @@ def add_compare_parser(sub) -> None:
     _common_arguments(p)
     p.add_argument("--methods", default=",".join(COMPARE_METHODS),
                    help=f"comma-separated presets and anchors (blend, motion, learned, pcaK); PRESET+motion decodes "
-                        f"the frames between hours of PRESET with the shadows moved (airender/shadow_motion.py), "
+                        f"the frames between hours of PRESET with the shadows moved (airender/between/motion.py), "
                         f"PRESET+learned blends them by a weight network fitted on its own hours "
-                        f"(airender/between_net.py) (default: {','.join(COMPARE_METHODS)})")
+                        f"(airender/between/net.py) (default: {','.join(COMPARE_METHODS)})")
     p.add_argument("--light_switch", type=float, nargs=2, default=None, metavar=("OFF", "ON"),
                    help="pass --light_switch OFF ON to every trained method (default: none)")
     p.set_defaults(func=cmd_compare)

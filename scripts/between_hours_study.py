@@ -8,8 +8,8 @@ the ground-truth frames of the two stored whole hours around it, h = floor(t) an
 as a per-pixel blend in linear light, ``(1 - w) * I(h) + w * I(h + 1)``, for these weights w [H, W]:
 
 * ``blend``: w = a everywhere (the "store every hour and blend" anchor);
-* ``learned``: w from :class:`airender.between_net.BlendWeightNet`, a small U-Net of the two frames, the
-  stored hours either side of them and a, fitted on the stored hours only (:func:`airender.between_net.fit_between_net`: triplets of whole
+* ``learned``: w from :class:`airender.between.net.BlendWeightNet`, a small U-Net of the two frames, the
+  stored hours either side of them and a, fitted on the stored hours only (:func:`airender.between.net.fit_between_net`: triplets of whole
   daylight hours h0 < h1 < h2, 2-4 h apart, predicting h1 from h0 and h2; half of the batches at half
   resolution); no held-out frame is seen;
 * ``ceiling``: per pixel the best w of 0, 0.1, ..., 1 chosen with the ground truth at t: the bound of
@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from airender.between_net import BetweenNetConfig, fit_between_net  # noqa: E402
+from airender.between.net import BetweenNetConfig, fit_between_net  # noqa: E402
 from airender.data import load_sequence  # noqa: E402
 from airender.data.sequence import linear_to_srgb, srgb_to_linear  # noqa: E402
 

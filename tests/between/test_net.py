@@ -1,4 +1,4 @@
-"""The learned per-pixel blend weight between hours (airender/between_net.py, airender fit-between)."""
+"""The learned per-pixel blend weight between hours (airender/between/net.py, airender fit-between)."""
 import json
 import shutil
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from airender.between_net import (BetweenNetConfig, BlendWeightNet, LearnedBlendDecoder, fit_between_net,
+from airender.between.net import (BetweenNetConfig, BlendWeightNet, LearnedBlendDecoder, fit_between_net,
                                   fit_for_decoder, load_between_net, net_bytes, save_between_net,
                                   training_triplets)
 from airender.errors import InputError
 from tests.conftest import run_cli
-from tests.moving_floor import floor, to_png
+from tests.between.moving_floor import floor, to_png
 
 FIT_STEPS = 600
 

@@ -18,9 +18,9 @@ def add_between_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--between", choices=BETWEEN_CHOICES, default="model",
                    help="frames between two trained hours: the model's own decode; 'motion': its frames at the "
                         "neighbouring hours blended per pixel so that the sun's shadows move "
-                        "(airender/shadow_motion.py, nothing stored, about 10 s a 320x180 frame on a CPU); "
+                        "(airender/between/motion.py, nothing stored, about 10 s a 320x180 frame on a CPU); "
                         "'learned': blended per pixel by the network of airender fit-between "
-                        "(airender/between_net.py) (whole frames of all light at the training size; default: model)")
+                        "(airender/between/net.py) (whole frames of all light at the training size; default: model)")
     p.add_argument("--between_net", default="",
                    help=f"--between learned: the network file (default: {DEFAULT_NET_NAME} beside --ckpt)")
 
@@ -45,17 +45,17 @@ def between_decoder(decoder, args: argparse.Namespace, switch_hours: tuple[float
 
     frames = FrameDecoder(decoder) if isinstance(decoder, torch.nn.Module) else decoder
     if between == "motion":
-        from airender.shadow_motion import ShadowMotionDecoder
+        from airender.between.motion import ShadowMotionDecoder
 
         return ShadowMotionDecoder(frames, tuple(switch_hours))
-    from airender.between_net import LearnedBlendDecoder, load_between_net
+    from airender.between.net import LearnedBlendDecoder, load_between_net
 
     net, _ = load_between_net(args.between_net or default_net_path(args.ckpt))
     return LearnedBlendDecoder(frames, net, tuple(switch_hours))
 
 
 def add_fit_between_parser(sub) -> None:
-    from airender.between_net import BetweenNetConfig
+    from airender.between.net import BetweenNetConfig
 
     defaults = BetweenNetConfig()
     p = add_subcommand(sub, "fit-between", "fit the learned blend weight between hours (--between learned) on a "
@@ -76,7 +76,7 @@ def add_fit_between_parser(sub) -> None:
 
 
 def cmd_fit_between(args: argparse.Namespace) -> int:
-    from airender.between_net import BetweenNetConfig, fit_for_decoder, net_bytes, save_between_net
+    from airender.between.net import BetweenNetConfig, fit_for_decoder, net_bytes, save_between_net
     from airender.checks import check_hour, check_output_file
     from airender.engine.trainer import resolve_device
     from airender.evaluate import switch_hours_of

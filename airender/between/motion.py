@@ -1,12 +1,13 @@
 """Between two stored hours, move the sun's shadows instead of cross-fading them.
 
 A frame at a time t between two trained hours is usually decoded as the blend of the two hours, which
-cross-fades two shadow positions into two half-dark copies. :class:`BetweenHoursDecoder` wraps any
-decoder (a trained field, a tiled atlas, a pack, the store-every-frame anchor) and decodes such a frame as
-a blend of the decoder's own frames at the two hours, in linear light, with a weight per pixel, so that a
-pixel the moving shadow has already reached takes the later hour's state. Its subclasses say where the
-weight comes from: :class:`airender.between_net.LearnedBlendDecoder` from a small network fitted on the
-stored hours; :class:`ShadowMotionDecoder` (here) from the shadows' motion, with nothing fitted or stored.
+cross-fades two shadow positions into two half-dark copies.
+:class:`airender.between.decoder.BetweenHoursDecoder` wraps any decoder (a trained field, a tiled atlas, a
+pack, the store-every-frame anchor) and decodes such a frame as a blend of the decoder's own frames at the
+two hours, in linear light, with a weight per pixel, so that a pixel the moving shadow has already reached
+takes the later hour's state. :class:`ShadowMotionDecoder` (here) finds that weight from the shadows'
+motion, with nothing fitted or stored; :class:`airender.between.net.LearnedBlendDecoder` from a small
+network fitted on the stored hours.
 
 How :class:`ShadowMotionDecoder` finds the weight of the later hour, per pixel (``w`` in [0, 1]; ``w = s``
 everywhere is the plain blend, s the fraction of the interval elapsed at t):
@@ -44,8 +45,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from airender.data.hours import neighbouring_hours
-from airender.data.sequence import linear_to_srgb, srgb_to_linear
+from airender.between.decoder import BetweenHoursDecoder
+from airender.data.sequence import linear_to_srgb
 
 RADIUS_PER_HOUR = 16  # pixels a shadow may move in one hour (block-matching search radius)
 MATCH_WINDOW = 11  # block-matching window, pixels
@@ -158,87 +159,6 @@ def candidate_weights(s0: torch.Tensor, s1: torch.Tensor, s: float, radius: int)
     return torch.stack([torch.full_like(s0, s), flow_weight(s0, s1, s, radius), sweep_weight(s0, s1, s)])
 
 
-class BetweenHoursDecoder:
-    """A decoder whose frames between two stored hours are a per-pixel blend of its frames at those hours.
-
-    decoder: anything with ``desc`` (``is_hdr``, ``train_times``) and ``decode(t)`` -> display [H, W, 3]
-    (a :class:`airender.render.FrameDecoder`, an anchor, a tiled atlas, a pack). switch_hours: (off, on)
-    of the local lights (lights on before ``off`` and after ``on``: the night), or None when the data has
-    none; then only a time whose neighbouring hours and itself all have the lights off (daylight) is
-    blended per pixel, and every other time is the wrapped decoder's own frame, as are the stored hours. Subclasses give :meth:`weights`. Other attributes (``decode_source``, ...)
-    are the wrapped decoder's.
-    """
-
-    def __init__(self, decoder, switch_hours: tuple[float, float] | None = None):
-        self.decoder = decoder
-        self.desc = decoder.desc
-        self.switch_hours = switch_hours
-        self.hours = torch.tensor(sorted(float(h) for h in self.desc.train_times), dtype=torch.float64)
-        self._linear: dict[int, torch.Tensor] = {}
-        self._day_max: torch.Tensor | None = None
-
-    def __getattr__(self, name):
-        return getattr(self.__dict__["decoder"], name)
-
-    def weights(self, before: int, after: int, s: float) -> torch.Tensor:
-        """Weight [H, W] in [0, 1] of stored hour ``after`` at fraction ``s`` of the way from ``before``."""
-        raise NotImplementedError
-
-    # --- frames of the stored hours, in linear light ---------------------------------------------------
-    def _to_linear(self, display: torch.Tensor) -> torch.Tensor:
-        return display.float() if self.desc.is_hdr else srgb_to_linear(display.float().clamp(0, 1))
-
-    def _to_display(self, linear: torch.Tensor) -> torch.Tensor:
-        return linear if self.desc.is_hdr else linear_to_srgb(linear.clamp(0, 1))
-
-    def _view(self, linear: torch.Tensor) -> torch.Tensor:
-        """What the candidates' errors are measured in: sRGB values, or log1p radiance for HDR."""
-        return torch.log1p(linear.clamp_min(0)) if self.desc.is_hdr else linear_to_srgb(linear.clamp(0, 1))
-
-    def hour_frame(self, index: int) -> torch.Tensor:
-        """Linear [H, W, 3] frame of stored hour ``index`` (periodic), decoded once."""
-        index %= len(self.hours)
-        if index not in self._linear:
-            self._linear[index] = self._to_linear(self.decoder.decode(float(self.hours[index])).cpu())
-        return self._linear[index]
-
-    def shading(self, index: int) -> torch.Tensor:
-        """[H, W] log of the luminance at stored hour ``index`` over its largest value across the hours."""
-        if self._day_max is None:
-            self._day_max = torch.stack([luminance(self.hour_frame(i)) for i in range(len(self.hours))]).amax(0)
-        return torch.log(luminance(self.hour_frame(index)) / self._day_max)
-
-    # --- decoding ------------------------------------------------------------------------------------------
-    def _lights_on(self, t: float) -> bool:
-        off, on = self.switch_hours
-        t %= 24.0
-        return t < off or t > on
-
-    def _span(self, first: int, second: int) -> float:
-        """Hours from stored hour ``first`` to ``second`` going forwards (periodic, 24 h)."""
-        gap = (float(self.hours[second % len(self.hours)]) - float(self.hours[first % len(self.hours)])) % 24.0
-        return gap if gap > 0 else 24.0
-
-    def _interpolated(self, first: int, second: int, weights: torch.Tensor) -> torch.Tensor:
-        a, b = self.hour_frame(first), self.hour_frame(second)
-        return a + weights[..., None] * (b - a)
-
-    def decode(self, t: float) -> torch.Tensor:
-        """Display [H, W, 3] frame at ``t`` hours."""
-        if len(self.hours) < 3:
-            return self.decoder.decode(t)
-        before, after, s = (v.item() for v in neighbouring_hours(self.hours, torch.tensor([float(t)],
-                                                                                           dtype=torch.float64)))
-        before, after, s = int(before), int(after), float(s)
-        if s <= 0.0 or s >= 1.0 or before == after:
-            return self.decoder.decode(t)
-        if self.switch_hours is not None and any(
-                self._lights_on(h) for h in (t, float(self.hours[before]), float(self.hours[after]))):
-            return self.decoder.decode(t)  # night, or next to a light switch: no sun moves
-        weights = self.weights(before, after, s)
-        return self._to_display(self._interpolated(before, after, weights))
-
-
 class ShadowMotionDecoder(BetweenHoursDecoder):
     """Frames between two stored hours with the shadows moved by flow or sweep, whichever predicted the
     decoder's own stored hours best around each pixel (see the module docstring)."""
@@ -247,6 +167,17 @@ class ShadowMotionDecoder(BetweenHoursDecoder):
                  radius_per_hour: int = RADIUS_PER_HOUR):
         super().__init__(decoder, switch_hours)
         self.radius_per_hour = radius_per_hour
+        self._day_max: torch.Tensor | None = None
+
+    def _view(self, linear: torch.Tensor) -> torch.Tensor:
+        """What the candidates' errors are measured in: sRGB values, or log1p radiance for HDR."""
+        return torch.log1p(linear.clamp_min(0)) if self.desc.is_hdr else linear_to_srgb(linear.clamp(0, 1))
+
+    def shading(self, index: int) -> torch.Tensor:
+        """[H, W] log of the luminance at stored hour ``index`` over its largest value across the hours."""
+        if self._day_max is None:
+            self._day_max = torch.stack([luminance(self.hour_frame(i)) for i in range(len(self.hours))]).amax(0)
+        return torch.log(luminance(self.hour_frame(index)) / self._day_max)
 
     def _radius(self, hours: float) -> int:
         return max(1, int(round(self.radius_per_hour * hours)))

@@ -27,10 +27,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from airender.between.decoder import BetweenHoursDecoder
 from airender.data.sequence import linear_to_srgb
 from airender.errors import InputError
 from airender.fileio import atomic_path
-from airender.shadow_motion import BetweenHoursDecoder
 
 FORMAT = "airender-between-net-1"
 
@@ -188,7 +188,7 @@ def load_between_net(path: str | Path) -> tuple[BlendWeightNet, BetweenNetConfig
 
 class LearnedBlendDecoder(BetweenHoursDecoder):
     """Frames between two stored hours blended per pixel by a :class:`BlendWeightNet` (see the module
-    docstring); ``decoder`` and ``switch_hours`` as for :class:`airender.shadow_motion.BetweenHoursDecoder`."""
+    docstring); ``decoder`` and ``switch_hours`` as for :class:`airender.between.decoder.BetweenHoursDecoder`."""
 
     def __init__(self, decoder, net: BlendWeightNet, switch_hours: tuple[float, float] | None = None):
         super().__init__(decoder, switch_hours)

@@ -1,4 +1,4 @@
-"""Frames between the hours with the shadows moved (airender/shadow_motion.py).
+"""Frames between the hours with the shadows moved (airender/between/motion.py).
 
 A synthetic floor whose shadows move linearly in time (a post's square shadow that translates, a
 building's straight front that sweeps) is stored at whole hours only; between two hours the shadow must
@@ -13,9 +13,9 @@ import torch
 from airender.anchors import NeighbourBlend
 from airender.data import load_sequence
 from airender.data.sequence import linear_to_srgb, srgb_to_linear
-from airender.shadow_motion import CANDIDATES, ShadowMotionDecoder, block_flow
+from airender.between.motion import CANDIDATES, ShadowMotionDecoder, block_flow
 from tests.conftest import run_cli, write_png
-from tests.moving_floor import HEIGHT, SPEED, SQUARE, WIDTH, floor, texture, to_png
+from tests.between.moving_floor import HEIGHT, SPEED, SQUARE, WIDTH, floor, texture, to_png
 
 
 def crossings(row: np.ndarray, level: float) -> list[float]:
@@ -95,7 +95,7 @@ def test_compare_offers_motion_and_learned(moving_shadows, extra_frames, tmp_pat
     assert runs["motion"]["row"]["psnr_between_day"] > runs["blend"]["row"]["psnr_between_day"] + 6.0
     for name in ("hashgrid+motion", "hashgrid+learned"):
         assert runs[name]["spec"]["preset"] == "hashgrid" and runs[name]["spec"]["between"] == name.split("+")[1]
-    from airender.between_net import load_between_net, net_bytes
+    from airender.between.net import load_between_net, net_bytes
 
     net, _ = load_between_net(out / "learned" / "between.pt")  # fitted on the stored frames (10 smoke steps)
     assert runs["learned"]["row"]["bytes"] == runs["blend"]["row"]["bytes"] + net_bytes(net)
