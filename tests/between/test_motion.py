@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from airender.anchors import NeighbourBlend
+from airender.between.motion import CANDIDATES, ShadowMotionDecoder, block_flow
 from airender.data import load_sequence
 from airender.data.sequence import linear_to_srgb, srgb_to_linear
-from airender.between.motion import CANDIDATES, ShadowMotionDecoder, block_flow
-from tests.conftest import run_cli, write_png
 from tests.between.moving_floor import HEIGHT, SPEED, SQUARE, WIDTH, floor, texture, to_png
+from tests.conftest import run_cli, write_png
 
 
 def crossings(row: np.ndarray, level: float) -> list[float]:
@@ -132,7 +132,7 @@ def test_eval_and_render_of_a_trained_field(moving_shadows, extra_frames, floor_
         assert rendered.returncode == 0, rendered.stderr
         written = np.asarray(Image.open(tmp_path / f"{between}.png"), np.float32)
         assert np.abs(written - frame.numpy() * 255).max() <= 0.51
-    refused = run_cli("render", "--ckpt", ckpt, "--time", "9.5", "--between", "motion", "--width", "192",
-                      "--height", "80", "--out", str(tmp_path / "big.png"))
-    assert refused.returncode == 2 and "training size 96x40 only" in refused.stderr
+    refused = run_cli("render", "--ckpt", ckpt, "--time", "9.5", "--between", "motion", "--width", str(2 * WIDTH),
+                      "--height", str(2 * HEIGHT), "--out", str(tmp_path / "big.png"))
+    assert refused.returncode == 2 and f"training size {WIDTH}x{HEIGHT} only" in refused.stderr
     assert not (tmp_path / "big.png").exists()

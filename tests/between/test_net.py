@@ -10,8 +10,8 @@ from airender.between.net import (BetweenNetConfig, BlendWeightNet, LearnedBlend
                                   fit_for_decoder, load_between_net, net_bytes, save_between_net,
                                   training_triplets)
 from airender.errors import InputError
-from tests.conftest import run_cli
 from tests.between.moving_floor import floor, to_png
+from tests.conftest import run_cli
 
 FIT_STEPS = 600
 
