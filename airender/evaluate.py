@@ -17,7 +17,7 @@ from airender.fileio import atomic_path, write_json_atomic, write_text_atomic
 from airender.images import contact_sheet, hdr_preview_exposure, preview_uint8
 from airender.metrics import METRIC_NAMES, MetricSuite, mean_rows
 from airender.nn.lpips import LPIPSAlex, find_lpips_weights
-from airender.render import FrameDecoder
+from airender.render import whole_frames
 
 
 def build_metric_suite(lpips_weights: str | None = None, device: torch.device | str = "cpu",
@@ -246,7 +246,7 @@ def evaluate_field(model, groups: list[tuple[str, TODSequence]], suite: MetricSu
     ``max_abs_decoded`` (the largest decoded value at a valid texel; 0 when the model's gate holds), and
     its group's means count such frames in ``dark_frames`` with the largest value in ``dark_max_abs``.
     """
-    decoder = FrameDecoder(model) if isinstance(model, torch.nn.Module) else model
+    decoder = whole_frames(model)
     rows: list[dict] = []
     report = EvalReport(rows=rows, lpips_note="" if suite.wants("lpips") or "lpips" not in suite.metrics
                         else suite.lpips_unavailable_reason)

@@ -98,16 +98,15 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
 
     from airender.anchors import NeighbourBlend, PCABasis
     from airender.bench import time_decode
-    from airender.between.motion import ShadowMotionDecoder
-    from airender.between.net import (BetweenNetConfig, LearnedBlendDecoder, fit_for_decoder, net_bytes,
-                                      save_between_net)
+    from airender.between import between_frames
+    from airender.between.net import BetweenNetConfig, fit_for_decoder, net_bytes, save_between_net
     from airender.data import load_sequence
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import Trainer
     from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups
     from airender.images import hdr_preview_exposure, preview_uint8, save_png
     from airender.presets import apply_overrides, preset_config
-    from airender.render import FrameDecoder
+    from airender.render import whole_frames
     from airender.sizes import model_bytes, raw_frames_bytes
 
     if setup.threads:
@@ -138,17 +137,15 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
         nbytes = model.nbytes
     else:
         raise InputError(f"unknown run kind {spec.kind!r}")
-    if spec.between == "motion":
-        model = ShadowMotionDecoder(FrameDecoder(model) if isinstance(model, torch.nn.Module) else model,
-                                    tuple(setup.switch_hours))
-    elif spec.between == "learned":
-        frames = FrameDecoder(model) if isinstance(model, torch.nn.Module) else model
-        net_config = BetweenNetConfig(steps=BETWEEN_NET_STEPS[setup.budget], day=tuple(setup.switch_hours),
-                                      seed=setup.seed)
-        net = fit_for_decoder(frames, net_config, report=lambda line: None)
-        save_between_net(run_dir / "between.pt", net, net_config, fitted_on=spec.name)
-        nbytes += net_bytes(net)
-        model = LearnedBlendDecoder(frames, net, tuple(setup.switch_hours))
+    if spec.between != "model":
+        frames, net = whole_frames(model), None
+        if spec.between == "learned":
+            net_config = BetweenNetConfig(steps=BETWEEN_NET_STEPS[setup.budget], day=tuple(setup.switch_hours),
+                                          seed=setup.seed)
+            net = fit_for_decoder(frames, net_config, report=lambda line: None)
+            save_between_net(run_dir / "between.pt", net, net_config, fitted_on=spec.name)
+            nbytes += net_bytes(net)
+        model = between_frames(frames, spec.between, tuple(setup.switch_hours), net)
     groups = ground_truth_groups(model.desc, setup.data_dir, "", setup.extra_dirs, tuple(setup.switch_hours))
     report = evaluate_field(model, groups, build_metric_suite(setup.lpips_weights))
     raw = raw_frames_bytes(sequence.height, sequence.width)
@@ -329,7 +326,7 @@ def compare_specs(methods: list[str], light_switch: list[float]) -> list[RunSpec
         base, between = (name[: -len(suffix)], BETWEEN_SUFFIXES[suffix]) if suffix else (name, "model")
         if name in ("blend", "motion", "learned"):
             specs.append(RunSpec(name, kind="blend", between="model" if name == "blend" else name))
-        elif name.startswith("pca"):
+        elif name.startswith("pca") and not suffix:
             specs.append(RunSpec(name, kind="pca", overrides={"k": int(name[3:] or 8)}))
         elif base in PRESETS:
             overrides = {"field": {"light_switch": list(light_switch)}} if light_switch else {}

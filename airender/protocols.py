@@ -177,13 +177,13 @@ def evaluate_protocol(model, groups: list[tuple[str, "TODSequence"]], suite: "Me
     HDR frames (whole-frame LDR metrics would clip the radiance).
     """
     from airender.evaluate import evaluate_field
-    from airender.render import FrameDecoder
+    from airender.render import whole_frames
 
     for _, sequence in groups:
         if protocol == "image" and sequence.is_hdr:
             raise InputError(f"{sequence.source}: --protocol image scores LDR frames; these are HDR "
                              f"(use hprc or hprc-vt)")
-    timed = TimedDecoder(FrameDecoder(model) if isinstance(model, torch.nn.Module) else model)
+    timed = TimedDecoder(whole_frames(model))
     report = evaluate_field(timed, groups, ProtocolScorer(protocol, suite), keep_images=keep_images)
     for row, seconds in zip(report.rows, timed.seconds):
         row["decode_s"] = seconds

@@ -118,6 +118,13 @@ class NativeFrames:
         return self._native.decode_source(t, source)
 
 
+def whole_frames(model):
+    """Something that decodes whole frames of ``model`` at its training size: a cached
+    :class:`FrameDecoder` for a field (an ``nn.Module``), else ``model`` itself (an anchor, a tiled atlas, a
+    pack, a decoder), which already has ``desc`` and ``decode(t)``."""
+    return FrameDecoder(model) if isinstance(model, torch.nn.Module) else model
+
+
 def make_decoder(model, height: int | None = None, width: int | None = None, **options):
     """A whole-frame decoder of ``model`` at ``height`` x ``width`` (default: its training size): a
     :class:`FrameDecoder` for a field; a model made of several fields (a tiled atlas) makes its own

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from airender.cli_args import add_subcommand
 from airender.errors import InputError
 
@@ -41,17 +39,12 @@ def between_decoder(decoder, args: argparse.Namespace, switch_hours: tuple[float
     if size != (desc.height, desc.width):
         raise InputError(f"--between {between}: decodes at the training size {desc.width}x{desc.height} only "
                          f"(asked for {size[1]}x{size[0]})")
-    from airender.render import FrameDecoder
+    from airender.between import between_frames
+    from airender.between.net import load_between_net
+    from airender.render import whole_frames
 
-    frames = FrameDecoder(decoder) if isinstance(decoder, torch.nn.Module) else decoder
-    if between == "motion":
-        from airender.between.motion import ShadowMotionDecoder
-
-        return ShadowMotionDecoder(frames, tuple(switch_hours))
-    from airender.between.net import LearnedBlendDecoder, load_between_net
-
-    net, _ = load_between_net(args.between_net or default_net_path(args.ckpt))
-    return LearnedBlendDecoder(frames, net, tuple(switch_hours))
+    net = load_between_net(args.between_net or default_net_path(args.ckpt))[0] if between == "learned" else None
+    return between_frames(whole_frames(decoder), between, tuple(switch_hours), net)
 
 
 def add_fit_between_parser(sub) -> None:

@@ -12,6 +12,12 @@ from airender.data.hours import neighbouring_hours
 from airender.data.sequence import linear_to_srgb, srgb_to_linear
 
 
+def error_view(linear: torch.Tensor, is_hdr: bool) -> torch.Tensor:
+    """Linear light -> the values errors between frames are measured in: sRGB values (clamped to [0, 1])
+    for LDR data, log1p radiance for HDR."""
+    return torch.log1p(linear.clamp_min(0)) if is_hdr else linear_to_srgb(linear.clamp(0, 1))
+
+
 class BetweenHoursDecoder:
     """A decoder whose frames between two stored hours are a per-pixel blend of its frames at those hours.
 

@@ -45,8 +45,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from airender.between.decoder import BetweenHoursDecoder
-from airender.data.sequence import linear_to_srgb
+from airender.between.decoder import BetweenHoursDecoder, error_view
 
 RADIUS_PER_HOUR = 16  # pixels a shadow may move in one hour (block-matching search radius)
 MATCH_WINDOW = 11  # block-matching window, pixels
@@ -169,10 +168,6 @@ class ShadowMotionDecoder(BetweenHoursDecoder):
         self.radius_per_hour = radius_per_hour
         self._day_max: torch.Tensor | None = None
 
-    def _view(self, linear: torch.Tensor) -> torch.Tensor:
-        """What the candidates' errors are measured in: sRGB values, or log1p radiance for HDR."""
-        return torch.log1p(linear.clamp_min(0)) if self.desc.is_hdr else linear_to_srgb(linear.clamp(0, 1))
-
     def shading(self, index: int) -> torch.Tensor:
         """[H, W] log of the luminance at stored hour ``index`` over its largest value across the hours."""
         if self._day_max is None:
@@ -193,9 +188,9 @@ class ShadowMotionDecoder(BetweenHoursDecoder):
             span = self._span(first, second)
             fraction = self._span(first, middle) / span
             tries = candidate_weights(self.shading(first), self.shading(second), fraction, self._radius(span))
-            truth = self._view(self.hour_frame(middle))
-            errors = torch.stack([((self._view(self._interpolated(first, second, w)) - truth) ** 2).sum(-1)
-                                  for w in tries])
+            truth = error_view(self.hour_frame(middle), self.desc.is_hdr)
+            guesses = (error_view(self._interpolated(first, second, w), self.desc.is_hdr) for w in tries)
+            errors = torch.stack([((guess - truth) ** 2).sum(-1) for guess in guesses])
             score = score + box_mean(errors[:, None], CHOICE_WINDOW)[:, 0]
         choice = score.argmin(0)
         tries = candidate_weights(self.shading(before), self.shading(after), s,

@@ -27,8 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from airender.between.decoder import BetweenHoursDecoder
-from airender.data.sequence import linear_to_srgb
+from airender.between.decoder import BetweenHoursDecoder, error_view
 from airender.errors import InputError
 from airender.fileio import atomic_path
 
@@ -101,11 +100,6 @@ def training_triplets(hours: list[float], config: BetweenNetConfig) -> list[tupl
             for h in day if h0 < h < h0 + gap]
 
 
-def _view(linear: torch.Tensor, is_hdr: bool) -> torch.Tensor:
-    """The space the fit's error is measured in: sRGB values, or log1p radiance for HDR."""
-    return torch.log1p(linear.clamp_min(0)) if is_hdr else linear_to_srgb(linear.clamp(0, 1))
-
-
 def fit_between_net(frames: dict[float, torch.Tensor], config: BetweenNetConfig, is_hdr: bool = False,
                     report=print) -> BlendWeightNet:
     """Fit :class:`BlendWeightNet` on stored hours ``frames`` {hour: linear [3, H, W]} (CPU tensors; every
@@ -141,7 +135,7 @@ def fit_between_net(frames: dict[float, torch.Tensor], config: BetweenNetConfig,
         earlier, before, truth, after, later = (torch.stack(items) for items in zip(*batch))
         s = torch.tensor(weight, dtype=torch.float32).view(-1, 1, 1, 1)
         w = net(earlier, before, after, later, s)
-        loss = F.mse_loss(_view(before + w * (after - before), is_hdr), _view(truth, is_hdr))
+        loss = F.mse_loss(error_view(before + w * (after - before), is_hdr), error_view(truth, is_hdr))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

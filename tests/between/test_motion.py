@@ -100,8 +100,9 @@ def test_compare_offers_motion_and_learned(moving_shadows, extra_frames, tmp_pat
     net, _ = load_between_net(out / "learned" / "between.pt")  # fitted on the stored frames (10 smoke steps)
     assert runs["learned"]["row"]["bytes"] == runs["blend"]["row"]["bytes"] + net_bytes(net)
     assert (out / "hashgrid+learned" / "between.pt").is_file()
-    assert run_cli("compare", "--data", str(folder), "--out", str(tmp_path / "no"), "--methods",
-                   "blend+motion").returncode == 2
+    for wrong in ("blend+motion", "pca8+learned"):
+        refused = run_cli("compare", "--data", str(folder), "--out", str(tmp_path / "no"), "--methods", wrong)
+        assert refused.returncode == 2 and f"unknown method {wrong!r}" in refused.stderr
 
 
 def test_eval_and_render_of_a_trained_field(moving_shadows, extra_frames, floor_run, tmp_path):
