@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from airender import __version__
-from airender.between.cli import add_between_arguments, add_fit_between_parser, between_decoder
+from airender.between.cli import add_between_arguments, add_fit_between_parser, between_decoder, fit_after_training
 from airender.cli_args import add_subcommand
 from airender.errors import InputError
 
@@ -108,6 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 return 0
             print(f"resuming {checkpoint} at step {trainer.step} of {trainer.total_steps}")
         result = trainer.fit()
+        fit_after_training(config, result.out_dir)
     best = f"{result.best_metric:.4g}" if result.best_metric is not None else "-"
     print(f"trained {result.steps} of {result.planned_steps} steps in {result.seconds:.1f} s "
           f"({result.samples_per_s / 1e3:.0f}k samples/s); best validation {config.train.monitor} {best}; "
@@ -144,6 +145,9 @@ def _fit_tiled(config, args: argparse.Namespace) -> int:
           + (f" ({result.skipped} fitted before)" if result.skipped else "") + f"; outputs in {result.run_dir}")
     for line in size_lines(result.sizes):
         print(line)
+    if config.train.between_steps > 0:
+        print(f"note: --between_steps {config.train.between_steps}: a tiled run fits no blend-weight network "
+              f"between hours (its frames between hours are the tiles' own)")
     return 0
 
 
@@ -262,7 +266,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     if component == "original":
         from airender.evaluate import switch_hours_of
 
-        image = between_decoder(decoder, args, switch_hours_of(loaded.config)).decode(args.time)
+        image = between_decoder(decoder, args, switch_hours_of(loaded.config), loaded.config,
+                                getattr(loaded, "tiled", False)).decode(args.time)
     else:
         image = decoder.decode_source(args.time, component)
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
@@ -322,7 +327,8 @@ def cmd_render_all(args: argparse.Namespace) -> int:
     desc = loaded.desc
     height, width = _output_size(args, desc, getattr(loaded, "tiled", False))
     fmt = args.format or ("exr" if desc.is_hdr else "png")
-    decoder = between_decoder(make_decoder(loaded.field, height, width), args, switch_hours_of(loaded.config))
+    decoder = between_decoder(make_decoder(loaded.field, height, width), args, switch_hours_of(loaded.config),
+                              loaded.config, getattr(loaded, "tiled", False))
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
         if desc.is_hdr and loaded.field.baseline is not None else 1.0
     make_dir(out_dir)
@@ -388,13 +394,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     groups = ground_truth_groups(loaded.desc, args.data_dir, getattr(loaded, "atlas_id", args.lightmap_id),
                                  args.extra, switch, loaded.config.data.component)
     protocol = resolve_protocol(args.protocol, loaded.desc.is_hdr)
-    decoder = between_decoder(loaded.field, args, switch)
+    decoder = between_decoder(loaded.field, args, switch, loaded.config, getattr(loaded, "tiled", False))
     report = evaluate_protocol(decoder, groups, suite, protocol)
     report.size = compression_report(loaded.field)
-    if args.between == "learned":
-        from airender.between.net import net_bytes
+    from airender.between.net import LearnedBlendDecoder, add_network_size, network_size_line
 
-        report.size["between_net_bytes"] = net_bytes(decoder.net)
+    if isinstance(decoder, LearnedBlendDecoder):  # --between learned, or auto for a run with its network
+        add_network_size(report.size, decoder.net)
     report.write(out_dir)
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report), loaded.desc.is_hdr,
                          title=f"{Path(args.ckpt).name}")
@@ -406,10 +412,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"model: {size['model_bytes']:,} bytes the decoder reads = {size['percent_of_raw']:.2f} % of the raw float32 "
           f"frames ({size['raw_bytes']:,} bytes for 24 frames), compression ratio {size['compression_ratio']:.1f}:1")
     if "between_net_bytes" in size:
-        extra = size["between_net_bytes"]
-        total = size["model_bytes"] + extra
-        print(f"with the blend-weight network ({extra:,} bytes): {total:,} bytes = "
-              f"{100.0 * total / size['raw_bytes']:.2f} % of the raw float32 frames")
+        print(network_size_line(size))
     decode_s = sum(r["decode_s"] for r in report.rows)
     print(f"protocol {protocol}; decoding the {len(report.rows)} frames took {decode_s:.3f} s in all")
     if getattr(loaded, "tiled", False):

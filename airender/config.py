@@ -172,6 +172,14 @@ class TrainConfig:
                                       "without improvement")
     tensorboard: bool = option(False, "also write TensorBoard event files to <out_dir>/tb")
     progress: bool = option(True, "show a progress bar")
+    between_steps: int = option(0, "after training, fit the per-pixel blend weight between hours "
+                                   "(airender/between/net.py) for N Adam steps on the model's own daylight hours and "
+                                   "write it to between.pt in the run folder; render, render-all and eval then "
+                                   "decode daylight frames between hours with it (0: none; single-field runs)")
+    between_channels: int = option(12, "with --between_steps: channels of the blend-weight network's layers")
+    between_store_dtype: str = option("float16", "with --between_steps: how the network's weights are stored: "
+                                                 "float16, or int8 (one scale per output channel)",
+                                      choices=("float16", "int8"))
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 The sample (``airender/sample_data/plaza``) was rendered by ``scripts/make_sample_scene.py`` with
 Mitsuba 3: 24 hourly frames plus held-out times (5.9 and 18.1 beside the light switch, fractional hours).
+The ``quality`` preset's blend-weight network between hours (``between.pt``) is fitted after training and
+decodes the daylight frames between hours in the report, the renders and the animation.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from airender.fileio import write_text_atomic
 
 DEMO_RENDER_HOURS = (0.0, 5.9, 6.0, 9.0, 12.0, 15.5, 18.0, 18.1, 21.0)
 DEFAULT_DEMO_DIR = "runs/demo"
-DEMO_EPOCHS = 40  # 40 x 49 = 1960 steps: about 85-100 s of training on an idle two-core machine
+DEMO_EPOCHS = 40  # 40 x 49 = 1960 steps: about 85-100 s of training on an idle two-core machine (then ~75 s
+# for the preset's blend-weight network)
 
 
 def sample_dir() -> Path:
@@ -40,6 +43,9 @@ def demo_config(out_dir: Path, seconds: float, device: str) -> ExperimentConfig:
 def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0.0, device: str = "auto",
              overwrite: bool = False) -> dict:
     """Train, evaluate on every hour and the held-out frames, and write pictures. Returns the per-group means."""
+    from airender.between import between_frames
+    from airender.between.cli import fit_after_training
+    from airender.between.net import load_between_net
     from airender.data import load_sequence
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import Trainer
@@ -54,15 +60,18 @@ def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0
     result = Trainer(config, sequence, overwrite=overwrite).fit()
     print(f"trained {result.steps} of {result.planned_steps} steps in {result.seconds:.0f} s "
           f"({result.samples_per_s / 1e3:.0f}k samples/s)")
+    net_path = fit_after_training(config, out_dir)  # the preset's blend weight between hours
 
     loaded = load_checkpoint(out_dir / "best.ckpt", "cpu")
+    decoder = FrameDecoder(loaded.field)
+    if net_path is not None:  # daylight frames between hours blended per pixel, as eval's --between auto
+        decoder = between_frames(decoder, "learned", tuple(config.field.light_switch), load_between_net(net_path)[0])
     groups = ground_truth_groups(loaded.desc, config.data.data_dir, "", [str(sample_dir() / "extra")])
-    report = evaluate_field(loaded.field, groups, suite)
+    report = evaluate_field(decoder, groups, suite)
     report.write(out_dir / "eval")
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report, 9), loaded.desc.is_hdr,
                          title="airender demo: ground truth | prediction | error")
     report.shadow_edges(out_dir / "shadow_edges.png", groups, loaded.desc.is_hdr, title="airender demo")
-    decoder = FrameDecoder(loaded.field)
     renders = out_dir / "renders"
     for hour in DEMO_RENDER_HOURS:
         save_frame(renders / frame_name(hour, "png"), decoder.decode(hour), False)

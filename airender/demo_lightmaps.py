@@ -10,7 +10,10 @@ scored under the virtual-texture protocol (``hprc-vt``, :mod:`airender.protocols
 and the held-out times as ``between_day``, ``between_night`` and ``switch`` (5.9 and 18.1, the lamps-on
 frames beside the switch).
 
-Outputs in ``out_dir``: the run (best.ckpt, last.ckpt, train_log.jsonl, config.json), ``eval/`` (metrics
+The preset's blend-weight network (``between.pt``, :mod:`airender.between.net`) is fitted after training
+and decodes the daylight frames between hours, as ``airender eval`` does by default.
+
+Outputs in ``out_dir``: the run (best.ckpt, last.ckpt, between.pt, train_log.jsonl, config.json), ``eval/`` (metrics
 per frame as json/csv/md, metrics_vs_hour.png), ``metrics.md``, ``summary.json`` (budget, steps, seconds,
 means, size), ``contact_sheet.png`` (ground truth | prediction | error), ``shadow_edges.png`` (crops of
 the daylight held-out times where the sun's shadows moved, beside the blend of the neighbouring hours),
@@ -59,7 +62,9 @@ def lightmap_demo_config(out_dir: Path, data_dir: Path, seconds: float, device: 
         "data": {"data_dir": str(data_dir), "lightmap_id": str(SAMPLE_LIGHTMAP_ID), "component": "original"},
         "field": {"light_switch": list(LIGHTMAP_SWITCH_HOURS)},
         "train": {"epochs": math.ceil(steps / steps_per_epoch), "max_steps": steps, "time_budget_s": seconds,
-                  "device": device, "val_every_steps": min(LIGHTMAP_VAL_EVERY_STEPS, steps)}})
+                  "device": device, "val_every_steps": min(LIGHTMAP_VAL_EVERY_STEPS, steps),
+                  # a shorter demo (max_steps) fits its blend weight between hours no longer than it trains
+                  "between_steps": min(base.train.between_steps, steps)}})
     config.name, config.out_dir = "demo-lightmaps", str(out_dir)
     return config
 
@@ -92,6 +97,9 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
     """
     from airender.bake.preview import sheet_exposure, tone_map
     from airender.bake.sample import materialise_sample_atlas
+    from airender.between import between_frames
+    from airender.between.cli import fit_after_training
+    from airender.between.net import add_network_size, load_between_net, network_size_line
     from airender.data import load_sequence
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.run_folder import check_run_folder
@@ -114,12 +122,19 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
     result = Trainer(config, hours, overwrite=overwrite).fit()
     print(f"trained {result.steps} of {result.planned_steps} steps in {result.seconds:.0f} s "
           f"({result.samples_per_s / 1e3:.0f}k samples/s)")
+    net_path = fit_after_training(config, out_dir)  # the preset's blend weight between hours
 
     loaded = load_checkpoint(out_dir / "best.ckpt", "cpu")
+    decoder = FrameDecoder(loaded.field)
+    net = load_between_net(net_path)[0] if net_path is not None else None
+    if net is not None:  # daylight frames between hours blended per pixel, as eval's --between auto
+        decoder = between_frames(decoder, "learned", LIGHTMAP_SWITCH_HOURS, net)
     groups = ground_truth_groups(loaded.desc, str(data_dir), config.data.lightmap_id, [], LIGHTMAP_SWITCH_HOURS,
                                  config.data.component)
-    report = evaluate_protocol(loaded.field, groups, suite, "hprc-vt")
+    report = evaluate_protocol(decoder, groups, suite, "hprc-vt")
     report.size = compression_report(loaded.field)
+    if net is not None:
+        add_network_size(report.size, net)
     report.write(out_dir / "eval")
 
     valid = None if sequence.mask is None else sequence.mask.cpu().numpy()
@@ -137,7 +152,6 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
     report.shadow_edges(out_dir / "shadow_edges.png", groups, loaded.desc.is_hdr, title="airender demo --lightmaps",
                         view=lambda image: tone_map(image, exposure))
 
-    decoder = FrameDecoder(loaded.field)
     renders = make_dir(out_dir / "renders")
     for hour in LIGHTMAP_RENDER_HOURS:
         image = decoder.decode(hour)
@@ -156,6 +170,8 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
     print(report.to_markdown(per_frame=False))
     print(f"model: {size['model_bytes']:,} bytes = {size['percent_of_raw']:.2f} % of the 24 raw float32 hours "
           f"({size['raw_bytes']:,} bytes), compression ratio {size['compression_ratio']:.1f}:1")
+    if net is not None:
+        print(network_size_line(size))
     print(f"lightmap demo finished in {time.perf_counter() - started:.0f} s: data in {data_dir}, renders in "
           f"{renders}, contact sheet {out_dir / 'contact_sheet.png'}, day animation {out_dir / 'day.gif'}, "
           f"metrics {out_dir / 'metrics.md'}")

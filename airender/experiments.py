@@ -17,7 +17,7 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -117,6 +117,8 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
     started = time.perf_counter()
     train_seconds = 0.0
     decode_ms = math.nan
+    between, net_config = spec.between, BetweenNetConfig(steps=BETWEEN_NET_STEPS[setup.budget],
+                                                         day=tuple(setup.switch_hours), seed=setup.seed)
     if spec.kind == "field":
         config = apply_overrides(preset_config(spec.preset), spec.overrides)
         config = apply_overrides(config, {"train": {**BUDGETS[setup.budget], "seed": setup.seed, "progress": False,
@@ -129,6 +131,10 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
         if setup.decode_repeats > 0:
             decode_ms = time_decode(model, spec.name, setup.decode_width, setup.decode_height,
                                     setup.decode_repeats, warmup=1).decode_ms_median
+        if config.train.between_steps > 0 and between == "model":
+            between = "learned"  # a preset with its blend weight (quality) is scored as eval --between auto
+        net_config = replace(net_config, channels=config.train.between_channels,
+                             store_dtype=config.train.between_store_dtype)
     elif spec.kind == "blend":
         model = NeighbourBlend(sequence)
         nbytes = model.nbytes
@@ -137,20 +143,18 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
         nbytes = model.nbytes
     else:
         raise InputError(f"unknown run kind {spec.kind!r}")
-    if spec.between != "model":
+    if between != "model":
         frames, net = whole_frames(model), None
-        if spec.between == "learned":
-            net_config = BetweenNetConfig(steps=BETWEEN_NET_STEPS[setup.budget], day=tuple(setup.switch_hours),
-                                          seed=setup.seed)
+        if between == "learned":
             net = fit_for_decoder(frames, net_config, report=lambda line: None)
             save_between_net(run_dir / "between.pt", net, net_config, fitted_on=spec.name)
             nbytes += net_bytes(net)
-        model = between_frames(frames, spec.between, tuple(setup.switch_hours), net)
+        model = between_frames(frames, between, tuple(setup.switch_hours), net)
     groups = ground_truth_groups(model.desc, setup.data_dir, "", setup.extra_dirs, tuple(setup.switch_hours))
     report = evaluate_field(model, groups, build_metric_suite(setup.lpips_weights))
     raw = raw_frames_bytes(sequence.height, sequence.width)
     row: dict = {"method": spec.name, "kind": spec.kind, "preset": spec.preset if spec.kind == "field" else "",
-                 "overrides": json.dumps(spec.overrides, sort_keys=True)}
+                 "overrides": json.dumps(spec.overrides, sort_keys=True), "between": between}
     for group in GROUPS:
         for metric in METRICS:
             row[f"{metric}_{group}"] = report.means.get(group, {}).get(metric)

@@ -10,7 +10,9 @@ It never sees a time between hours: :func:`fit_between_net` trains it on triplet
 hours h0 < h < h2 (2-4 hours apart), predicting the frame at h from those at h0 and h2, with h0 - (h2 - h0)
 and h2 + (h2 - h0) as the hours either side; half of the batches are at half resolution, so that the
 shadows move as far in pixels as they do in one hour at full resolution. Fitted on a model's own decoded
-hours (``airender fit-between``), it adds its weights' bytes to the model and nothing else.
+hours (``airender fit-between``, or ``train --between_steps N`` after training, as the ``quality`` preset
+does), it adds its weights' bytes to the model and nothing else: float16, or int8 with one scale per
+output channel (20 kB at 12 channels, as good as float16 on the courtyard renders).
 
 :class:`LearnedBlendDecoder` wraps a decoder with it (``--between learned``; whole frames at the training
 size). docs/RESULTS.md, "Moving the shadows between the hours", has what it measures.
@@ -46,6 +48,10 @@ class BetweenNetConfig:
     gaps: tuple[int, ...] = (2, 3, 4)  # stored-hour spacings h2 - h0 of the training triplets, in hours
     day: tuple[float, float] = (6.0, 18.0)  # stored hours in [start, end] make the triplets (the daylight)
     seed: int = 0
+    store_dtype: str = "float16"  # stored weights: float16, or int8 (symmetric, one scale per output channel)
+
+
+STORE_DTYPES = ("float16", "int8")
 
 
 class BlendWeightNet(nn.Module):
@@ -57,9 +63,10 @@ class BlendWeightNet(nn.Module):
     offset from logit(s), so that an untrained network is close to the plain blend.
     """
 
-    def __init__(self, channels: int = 12):
+    def __init__(self, channels: int = 12, store_dtype: str = "float16"):
         super().__init__()
         c = channels
+        self.store_dtype = store_dtype  # how its parameters are stored (see stored_state)
 
         def block(cin: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, c, 3, stride=stride, padding=1), nn.ReLU(),
@@ -114,7 +121,7 @@ def fit_between_net(frames: dict[float, torch.Tensor], config: BetweenNetConfig,
                          f"h spaced {', '.join(map(str, config.gaps))} h apart to learn from")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    net = BlendWeightNet(config.channels)
+    net = BlendWeightNet(config.channels, config.store_dtype)
     optimiser = torch.optim.Adam(net.parameters(), config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(1, config.steps))
     started = time.perf_counter()
@@ -143,18 +150,59 @@ def fit_between_net(frames: dict[float, torch.Tensor], config: BetweenNetConfig,
         if (step + 1) % every == 0 or step + 1 == config.steps:
             report(f"fit-between step {step + 1}/{config.steps}: loss {loss.item():.3e} "
                    f"({time.perf_counter() - started:.0f} s)")
+    net.load_state_dict({k: _unstored(v) for k, v in stored_state(net).items()})  # as it is stored
     return net.eval()
 
 
+def stored_state(net: BlendWeightNet) -> dict:
+    """The network's parameters as stored: float16 tensors, or with ``net.store_dtype`` 'int8' each convolution
+    kernel as {'q': int8, 'scale': float32 per output channel} (as packs store weights,
+    :func:`airender.export.pack.quantise_int8`) and biases float16."""
+    from airender.export.pack import quantise_int8
+
+    state = {}
+    for name, value in net.state_dict().items():
+        value = value.detach().cpu().float()
+        if net.store_dtype == "int8" and value.ndim > 1:
+            stored = quantise_int8(value.numpy())
+            state[name] = {"q": torch.from_numpy(stored.data), "scale": torch.from_numpy(stored.scale)}
+        else:
+            state[name] = value.half()
+    return state
+
+
+def _unstored(value) -> torch.Tensor:
+    """A parameter of :func:`stored_state` back as float32."""
+    if isinstance(value, dict):
+        q, scale = value["q"], value["scale"]
+        return q.float() * scale.float().view(-1, *([1] * (q.dim() - 1)))
+    return value.float()
+
+
 def net_bytes(net: BlendWeightNet) -> int:
-    """Bytes of the weights as stored (float16)."""
-    return sum(p.numel() for p in net.parameters()) * 2
+    """Bytes of the parameters as stored (see :func:`stored_state`)."""
+    return sum(v["q"].numel() + 4 * v["scale"].numel() if isinstance(v, dict) else 2 * v.numel()
+               for v in stored_state(net).values())
+
+
+def add_network_size(size: dict, net: BlendWeightNet) -> dict:
+    """``size`` (:func:`airender.sizes.compression_report`'s dict) with the network's bytes
+    (``between_net_bytes``) and the total against the raw frames (``total_bytes``, ``total_percent_of_raw``)."""
+    size["between_net_bytes"] = net_bytes(net)
+    size["total_bytes"] = size["model_bytes"] + size["between_net_bytes"]
+    size["total_percent_of_raw"] = 100.0 * size["total_bytes"] / size["raw_bytes"]
+    return size
+
+
+def network_size_line(size: dict) -> str:
+    """One line with what :func:`add_network_size` added."""
+    return (f"with the blend-weight network ({size['between_net_bytes']:,} bytes): {size['total_bytes']:,} bytes = "
+            f"{size['total_percent_of_raw']:.2f} % of the raw float32 frames")
 
 
 def save_between_net(path: str | Path, net: BlendWeightNet, config: BetweenNetConfig, fitted_on: str = "") -> None:
-    """Write the network (float16 weights) and its config to ``path`` atomically."""
-    payload = {"format": FORMAT, "config": asdict(config), "fitted_on": fitted_on,
-               "state": {k: v.detach().half() for k, v in net.state_dict().items()}}
+    """Write the network (stored as ``net.store_dtype``) and its config to ``path`` atomically."""
+    payload = {"format": FORMAT, "config": asdict(config), "fitted_on": fitted_on, "state": stored_state(net)}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -171,8 +219,10 @@ def load_between_net(path: str | Path) -> tuple[BlendWeightNet, BetweenNetConfig
         known = {f.name for f in fields(BetweenNetConfig)}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["config"].items() if k in known}
         config = BetweenNetConfig(**values)
-        net = BlendWeightNet(config.channels)
-        net.load_state_dict({k: v.float() for k, v in payload["state"].items()})
+        if config.store_dtype not in STORE_DTYPES:
+            raise ValueError(f"unknown store_dtype {config.store_dtype!r}")
+        net = BlendWeightNet(config.channels, config.store_dtype)
+        net.load_state_dict({k: _unstored(v) for k, v in payload["state"].items()})
     except Exception as error:  # noqa: BLE001 - any reader error is bad input here
         raise InputError(f"{path}: not a blend-weight network ({error})") from None
     if not all(math.isfinite(float(v.abs().max())) for v in net.state_dict().values()):

@@ -12,12 +12,15 @@ from pathlib import Path
 from airender.config import SECTION_TYPES, ExperimentConfig
 from airender.errors import InputError
 
-RUN_FILES = ("best.ckpt", "last.ckpt", "config.json", "train_log.jsonl", "baseline.png", "baseline.exr")
+# between.pt: the blend-weight network fitted after training (--between_steps; airender/between/cli.py)
+RUN_FILES = ("best.ckpt", "last.ckpt", "config.json", "train_log.jsonl", "baseline.png", "baseline.exr", "between.pt")
 RUN_FOLDERS = ("eval", "tb")
 LOCK_FILE = ".airender.lock"  # held (flock) by the command that writes the run; removed when it ends
-# Options that may change when a run is continued: how long it trains, and how it reports. Everything
-# else defines the model and its data and must stay as the run was started.
-RESUMABLE_OPTIONS = frozenset({"epochs", "max_steps", "time_budget_s", "progress", "tensorboard", "device"})
+# Options that may change when a run is continued: how long it trains, how it reports, and the network
+# fitted after training (between_*). Everything else defines the model and its data and must stay as the
+# run was started.
+RESUMABLE_OPTIONS = frozenset({"epochs", "max_steps", "time_budget_s", "progress", "tensorboard", "device",
+                               "between_steps", "between_channels", "between_store_dtype"})
 
 
 def out_dir_for(config: ExperimentConfig) -> Path:

@@ -49,7 +49,9 @@ TILING_FILE = "tiling.json"
 CACHE_FOLDER = "cache"
 SIZES_FILE = "sizes.json"
 LOG_FILE = "train_log.jsonl"
-RUNTIME_OPTIONS = frozenset({"progress", "tensorboard", "device"})  # may differ when a tiled run continues
+# may differ when a tiled run continues (a tiled run fits no network between hours: between_* are unused)
+RUNTIME_OPTIONS = frozenset({"progress", "tensorboard", "device", "between_steps", "between_channels",
+                             "between_store_dtype"})
 RAY_INIT_KWARGS = {"include_dashboard": False, "log_to_driver": False, "logging_level": "warning"}
 
 

@@ -16,6 +16,11 @@ from tests.conftest import run_cli
 FIT_STEPS = 600
 
 
+def without_timing(means: dict) -> dict:
+    """eval's per-group means without the decode times (which differ from run to run)."""
+    return {group: {k: v for k, v in values.items() if k != "decode_s_sum"} for group, values in means.items()}
+
+
 @pytest.fixture(scope="module")
 def fitted(moving_shadows):
     _, blend = moving_shadows
@@ -89,15 +94,84 @@ def test_fit_between_command_and_learned_decode(moving_shadows, extra_frames, fl
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert (run / "between.pt").stat().st_mtime_ns == stamp
     scores = {}
-    for between in ("model", "learned"):
+    for between in ("model", "learned", "auto"):
         evaluated = run_cli("eval", "--ckpt", ckpt, "--data_dir", str(folder), "--extra", str(extra_frames),
                             "--between", between, "--out_dir", str(tmp_path / f"ev_{between}"))
         assert evaluated.returncode == 0, evaluated.stderr
         scores[between] = json.loads((tmp_path / f"ev_{between}" / "metrics.json").read_text())["means"]
     assert scores["learned"]["between_day"]["psnr"] > scores["model"]["between_day"]["psnr"] + 0.5, scores
     assert scores["learned"]["hours"]["psnr"] == scores["model"]["hours"]["psnr"]
+    # the run was trained without --between_steps: the default (auto) is the model's own decode, as before,
+    # even with a network beside it
+    assert without_timing(scores["auto"]) == without_timing(scores["model"])
     size = json.loads((tmp_path / "ev_learned" / "metrics.json").read_text())["size"]
     assert size["between_net_bytes"] == net_bytes(load_between_net(run / "between.pt")[0])
     rendered = run_cli("render", "--ckpt", ckpt, "--time", "9.5", "--between", "learned",
                        "--between_net", str(run / "between.pt"), "--out", str(tmp_path / "learned.png"))
     assert rendered.returncode == 0, rendered.stderr
+
+
+def test_int8_weights_decode_as_stored(moving_shadows, tmp_path):
+    _, blend = moving_shadows
+    config = BetweenNetConfig(steps=5, store_dtype="int8")
+    net = fit_for_decoder(blend, config, report=lambda line: None)
+    save_between_net(tmp_path / "between.pt", net, config)
+    loaded, loaded_config = load_between_net(tmp_path / "between.pt")
+    assert loaded_config.store_dtype == "int8"
+    # the fitted network already holds its stored (quantised) weights: what is evaluated is what is shipped
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), loaded.state_dict().values()))
+    half = BlendWeightNet(config.channels)
+    assert net_bytes(loaded) < 0.55 * net_bytes(half)
+    payload = torch.load(tmp_path / "between.pt", weights_only=True)
+    payload["config"]["store_dtype"] = "int4"
+    torch.save(payload, tmp_path / "odd.pt")
+    with pytest.raises(InputError, match="odd.pt: not a blend-weight network.*int4"):
+        load_between_net(tmp_path / "odd.pt")
+
+
+def test_train_fits_the_network_and_eval_uses_it(moving_shadows, extra_frames, tmp_path):
+    """--between_steps (the quality preset's 1500, int8) fits between.pt after training; --between auto,
+    the default, then decodes the daylight frames between hours with it and leaves the rest as they were."""
+    from airender.presets import preset_config
+
+    assert preset_config("quality").train.between_steps == 1500
+    assert preset_config("quality").train.between_store_dtype == "int8"
+    folder, _ = moving_shadows
+    run = tmp_path / "run"
+    trained = run_cli("train", "--preset", "hashgrid", "--data_dir", str(folder), "--max_steps", "150",
+                      "--between_steps", "200", "--between_store_dtype", "int8", "--out_dir", str(run))
+    assert trained.returncode == 0, trained.stderr
+    assert "fit-between step 200/200" in trained.stdout and (run / "between.pt").is_file()
+    assert load_between_net(run / "between.pt")[1].store_dtype == "int8"
+    ckpt = str(run / "last.ckpt")
+    metrics = {}
+    for name, flags in (("auto", []), ("model", ["--between", "model"])):
+        evaluated = run_cli("eval", "--ckpt", ckpt, "--data_dir", str(folder), "--extra", str(extra_frames),
+                            "--out_dir", str(tmp_path / f"ev_{name}"), *flags)
+        assert evaluated.returncode == 0, evaluated.stderr
+        metrics[name] = json.loads((tmp_path / f"ev_{name}" / "metrics.json").read_text())
+    auto, model = metrics["auto"], metrics["model"]
+    assert auto["size"]["between_net_bytes"] == net_bytes(load_between_net(run / "between.pt")[0])
+    assert "between_net_bytes" not in model["size"]
+    assert without_timing(auto["means"])["hours"] == without_timing(model["means"])["hours"]
+    assert auto["means"]["between_day"]["psnr"] != model["means"]["between_day"]["psnr"]
+
+    # another size than the training size: the model's own frame, with a note saying why
+    pictures = {}
+    for name, flags in (("auto", []), ("model", ["--between", "model"])):
+        out = tmp_path / f"small_{name}.png"
+        rendered = run_cli("render", "--ckpt", ckpt, "--time", "9.5", "--width", "48", "--height", "20",
+                           "--out", str(out), *flags)
+        assert rendered.returncode == 0, rendered.stderr
+        pictures[name] = (out.read_bytes(), rendered.stderr)
+    assert pictures["auto"][0] == pictures["model"][0]
+    assert "works at the training size" in pictures["auto"][1]
+
+    # without its file the run decodes as the model, and says so
+    (run / "between.pt").unlink()
+    evaluated = run_cli("eval", "--ckpt", ckpt, "--data_dir", str(folder), "--extra", str(extra_frames),
+                        "--out_dir", str(tmp_path / "ev_missing"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "between.pt is missing" in evaluated.stderr
+    missing = json.loads((tmp_path / "ev_missing" / "metrics.json").read_text())["means"]
+    assert without_timing(missing) == without_timing(model["means"])
