@@ -21,7 +21,7 @@ _QUALITY_FIELD = {"encoding": "hashgrid", "grid_dims": 2, "grid_levels": 12, "gr
                   "film_hidden": 16, "time_encoding": "fourier", "time_harmonics": 4, "time_blend": True,
                   "residual_mode": False, "store_dtype": "float16"}
 # After training, a blend-weight network fitted on the model's own daylight hours (airender/between/net.py,
-# 20 kB as int8) decodes the daylight frames between hours: on the courtyard renders 1.3 dB above the
+# 20 kB as int8) decodes the daylight frames between hours: on the courtyard renders 1.4 dB above the
 # field's own decode there, the trained hours unchanged (docs/RESULTS.md, "Moving the shadows between the hours").
 _QUALITY_TRAIN = {"lr": 5e-3, "grid_lr": 2e-2, "epochs": 80, "samples_per_epoch": 400_000,
                   "between_steps": 1500, "between_store_dtype": "int8"}
