@@ -375,6 +375,7 @@ def add_eval_parser(sub) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from airender.between.net import LearnedBlendDecoder, add_network_size, network_size_line
     from airender.checks import check_hour, check_output_dir
     from airender.engine.trainer import resolve_device
     from airender.evaluate import build_metric_suite, ground_truth_groups, pick_sheet_keys, switch_hours_of
@@ -397,8 +398,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     decoder = between_decoder(loaded.field, args, switch, loaded.config, getattr(loaded, "tiled", False))
     report = evaluate_protocol(decoder, groups, suite, protocol)
     report.size = compression_report(loaded.field)
-    from airender.between.net import LearnedBlendDecoder, add_network_size, network_size_line
-
     if isinstance(decoder, LearnedBlendDecoder):  # --between learned, or auto for a run with its network
         add_network_size(report.size, decoder.net)
     report.write(out_dir)

@@ -248,7 +248,7 @@ FIELD_CHECKS: dict[str, str] = {
     "weight_decay": "nonneg", "lr_min_ratio": "fraction", "warmup_steps": "nonneg", "grad_clip": "nonneg",
     "grid_lr": "nonneg", "patch_size": "nonneg", "patches_per_batch": "positive", "val_downsample": "positive",
     "val_hours": "hour", "val_every": "positive", "val_every_steps": "nonneg", "early_stop_patience": "nonneg",
-    "plateau_patience": "positive",
+    "plateau_patience": "positive", "between_steps": "nonneg", "between_channels": "positive",
 }
 _CHECK_TEXT = {"hour": "a time of day in [0, 24]", "fraction": "in [0, 1]", "positive": "positive",
                "nonneg": "zero or positive"}

@@ -122,7 +122,8 @@ def fit_network_file(ckpt: str | Path, out: str | Path, steps: int, channels: in
     """Fit the blend-weight network on the decoded hours of the model in ``ckpt`` and write it to ``out``
     (atomically, replacing it). ``day``: the stored hours it learns from (default: the model's light-switch
     hours, else 6-18). Returns a line with its bytes and the total against the raw frames."""
-    from airender.between.net import BetweenNetConfig, fit_for_decoder, net_bytes, save_between_net
+    from airender.between.net import (BetweenNetConfig, add_network_size, fit_for_decoder, network_size_line,
+                                      save_between_net)
     from airender.engine.trainer import resolve_device
     from airender.evaluate import switch_hours_of
     from airender.render import make_decoder
@@ -134,23 +135,28 @@ def fit_network_file(ckpt: str | Path, out: str | Path, steps: int, channels: in
                               store_dtype=store_dtype)
     net = fit_for_decoder(make_decoder(loaded.field), config, report)
     save_between_net(out, net, config, fitted_on=str(ckpt))
-    model = compression_report(loaded.field)
-    extra = net_bytes(net)
-    return (f"wrote {out}: {extra:,} bytes ({store_dtype}), with the model {model['model_bytes'] + extra:,} bytes = "
-            f"{100.0 * (model['model_bytes'] + extra) / model['raw_bytes']:.2f} % of the raw float32 frames")
+    size = add_network_size(compression_report(loaded.field), net)
+    return f"wrote {out} ({store_dtype}); " + network_size_line(size)
 
 
 def fit_after_training(config, out_dir: str | Path, report=print) -> Path | None:
     """``--between_steps`` > 0: fit the network on the run's final model (``last.ckpt`` in ``out_dir``) and write
     ``between.pt`` beside it, which ``--between auto`` then uses; returns its path (None when the run asks for
-    none)."""
+    none, or when its stored hours hold nothing to fit it on: then a note says so and the run decodes its own
+    frames between hours)."""
+    from airender.between.net import NoTrainingTriplets
+
     steps = config.train.between_steps
     if steps <= 0:
         return None
     out_dir = Path(out_dir)
     out = out_dir / DEFAULT_NET_NAME
     report(f"fitting the blend weight between hours ({steps} steps, airender/between/net.py)")
-    report(fit_network_file(out_dir / "last.ckpt", out, steps, config.train.between_channels,
-                            device=config.train.device, seed=config.train.seed,
-                            store_dtype=config.train.between_store_dtype, report=report))
+    try:
+        report(fit_network_file(out_dir / "last.ckpt", out, steps, config.train.between_channels,
+                                device=config.train.device, seed=config.train.seed,
+                                store_dtype=config.train.between_store_dtype, report=report))
+    except NoTrainingTriplets as reason:
+        report(f"note: no blend-weight network for this run: {reason}")
+        return None
     return out

@@ -54,6 +54,10 @@ class BetweenNetConfig:
 STORE_DTYPES = ("float16", "int8")
 
 
+class NoTrainingTriplets(InputError):
+    """The stored hours hold nothing to fit the network on (see :func:`training_triplets`)."""
+
+
 class BlendWeightNet(nn.Module):
     """(I(h0 - d), I(h0), I(h1), I(h1 + d) linear [N, 3, H, W], s [N, 1, 1, 1]) -> w [N, 1, H, W] in (0, 1),
     d = h1 - h0.
@@ -112,12 +116,13 @@ def fit_between_net(frames: dict[float, torch.Tensor], config: BetweenNetConfig,
     """Fit :class:`BlendWeightNet` on stored hours ``frames`` {hour: linear [3, H, W]} (CPU tensors; every
     stored hour, the context hours may lie outside the day window).
 
-    Raises InputError when the day window holds no triplet (fewer than three stored hours 2-4 h apart).
+    Raises NoTrainingTriplets (an InputError) when the day window holds no triplet (fewer than three stored
+    hours 2-4 h apart).
     ``report`` gets a progress line now and then.
     """
     triplets = training_triplets(list(frames), config)
     if not triplets:
-        raise InputError(f"fit-between: no three stored hours in the day window {config.day[0]:g}-{config.day[1]:g} "
+        raise NoTrainingTriplets(f"fit-between: no three stored hours in the day window {config.day[0]:g}-{config.day[1]:g} "
                          f"h spaced {', '.join(map(str, config.gaps))} h apart to learn from")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)

@@ -175,3 +175,30 @@ def test_train_fits_the_network_and_eval_uses_it(moving_shadows, extra_frames, t
     assert "between.pt is missing" in evaluated.stderr
     missing = json.loads((tmp_path / "ev_missing" / "metrics.json").read_text())["means"]
     assert without_timing(missing) == without_timing(model["means"])
+
+
+def test_train_refuses_a_bad_network_option_before_training(tmp_path):
+    from tests.conftest import make_png_folder
+
+    make_png_folder(tmp_path / "hours", [float(h) for h in range(24)])
+    for flag, value, problem in (("--between_channels", "0", "must be positive"),
+                                 ("--between_steps", "-5", "must be zero or positive")):
+        run = tmp_path / f"run{flag}"
+        trained = run_cli("train", "--preset", "hashgrid", "--data_dir", str(tmp_path / "hours"), "--max_steps",
+                          "5", "--between_steps", "5", flag, value, "--out_dir", str(run))
+        assert trained.returncode == 2 and f"{flag}: {problem}" in trained.stderr, trained.stderr
+        assert trained.stderr.count("\n") == 1 and not run.exists()
+
+
+def test_train_without_daylight_hours_to_learn_from_keeps_its_run(tmp_path):
+    """Hours 6 h apart hold no triplet to fit the network on: the run is kept, with a note, and decodes
+    its own frames between hours."""
+    from tests.conftest import make_png_folder
+
+    make_png_folder(tmp_path / "hours", [0.0, 6.0, 12.0, 18.0])
+    run = tmp_path / "run"
+    trained = run_cli("train", "--preset", "hashgrid", "--data_dir", str(tmp_path / "hours"), "--max_steps", "5",
+                      "--between_steps", "5", "--out_dir", str(run))
+    assert trained.returncode == 0, trained.stderr
+    assert "note: no blend-weight network for this run: fit-between: no three stored hours" in trained.stdout
+    assert (run / "last.ckpt").is_file() and not (run / "between.pt").exists()
