@@ -380,7 +380,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from airender.engine.trainer import resolve_device
     from airender.evaluate import build_metric_suite, ground_truth_groups, pick_sheet_keys, switch_hours_of
     from airender.tiles.model import load_model
-    from airender.protocols import evaluate_protocol, resolve_protocol
+    from airender.contest_score import score_table
+    from airender.protocols import contest_score, contest_score_note, evaluate_protocol, resolve_protocol
     from airender.sizes import compression_report
     from airender.sun_picture import write_sun_term_sheet
 
@@ -400,6 +401,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report.size = compression_report(loaded.field)
     if isinstance(decoder, LearnedBlendDecoder):  # --between learned, or auto for a run with its network
         add_network_size(report.size, decoder.net)
+    report.contest = contest_score(report, protocol, report.size.get("total_bytes", report.size["model_bytes"]),
+                                   report.size["raw_bytes"])
     report.write(out_dir)
     report.contact_sheet(out_dir / "contact_sheet.png", pick_sheet_keys(report), loaded.desc.is_hdr,
                          title=f"{Path(args.ckpt).name}")
@@ -414,6 +417,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(network_size_line(size))
     decode_s = sum(r["decode_s"] for r in report.rows)
     print(f"protocol {protocol}; decoding the {len(report.rows)} frames took {decode_s:.3f} s in all")
+    if report.contest is not None:
+        print(score_table(report.contest))
+    note = contest_score_note(report, protocol)
+    if note:
+        print(note)
     if getattr(loaded, "tiled", False):
         from airender.tiles.seams import eval_seams
 

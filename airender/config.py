@@ -166,7 +166,8 @@ class TrainConfig:
     val_metrics: list[str] = option(["psnr"], "validation metrics: psnr, ssim, lpips, flip")
     val_extra_dir: str = option("", "extra ground-truth frames to validate on (e.g. fractional hours)")
     monitor: str = option("psnr", "validation metric for best.ckpt, early stop and the plateau schedule; "
-                                  "'psnr' averages every validated frame, 'extra/psnr' one group")
+                                  "'psnr' averages the trained hours' frames (held-out frames never choose a "
+                                  "checkpoint), 'extra/psnr' the --val_extra_dir frames")
     early_stop_patience: int = option(0, "stop after N validations without improvement of --monitor (0: off)")
     plateau_patience: int = option(2, "plateau schedule: halve the learning rate after N validations "
                                       "without improvement")
@@ -277,4 +278,8 @@ def config_problems(config: "ExperimentConfig") -> list[str]:
                 if problem:
                     problems.append(f"--{f.name}: {problem}")
                     break
+    monitor = config.train.monitor
+    if monitor.startswith("holdout/") or (monitor.startswith("all/") and config.data.holdout_hours):
+        problems.append(f"--monitor {monitor}: averages the --holdout_hours frames, and held-out frames never choose "
+                        f"a checkpoint (monitor the trained hours: '{monitor.split('/', 1)[1]}')")
     return problems

@@ -44,6 +44,7 @@ class EvalReport:
     means: dict[str, dict] = field(default_factory=dict)
     lpips_note: str = ""
     size: dict = field(default_factory=dict)
+    contest: dict | None = None  # the round's weighted score under a contest protocol (protocols.contest_score)
     predictions: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict, repr=False)
     truths: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict, repr=False)
 
@@ -68,6 +69,7 @@ class EvalReport:
         """metrics.json, metrics.csv, metrics.md and metrics_vs_hour.png in ``out_dir``."""
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out_dir / "metrics.json", {"rows": self.rows, "means": self.means, "size": self.size,
+                                                     "contest_score": self.contest,
                                                      "lpips_unavailable": self.lpips_note or None})
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=["group", "time", "name"] + self.metric_names())

@@ -300,7 +300,7 @@ def test_cli_train_eval_render(split_vt, tmp_path, capsys):
                  "--progress", "False"]) == 0
     ckpt = run / "best.ckpt"
     assert load_checkpoint(ckpt).desc.sources == list(SOURCES)
-    assert main(["eval", "--ckpt", str(ckpt), "--data_dir", str(split_vt), "--protocol", "hprc-vt",
+    assert main(["eval", "--ckpt", str(ckpt), "--data_dir", str(split_vt), "--protocol", "hprc-vt-masked",
                  "--device", "cpu", "--out_dir", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     means = metrics["means"]
@@ -319,12 +319,12 @@ def test_cli_train_eval_render(split_vt, tmp_path, capsys):
     assert len(rows) == 24 and all("decode_s" in r for r in metrics["rows"])
     assert "<group>/<source>" in (tmp_path / "eval" / "metrics.md").read_text()
     # the per-source scores are those of the decoded source against its reference
-    from airender.protocols import hprc_vt_frame
+    from airender.protocols import masked_vt_frame
 
     field = load_checkpoint(ckpt).field
     truth = load_sequence(split_vt, components=True)
     k = truth.time_list().index(12.0)
-    score = hprc_vt_frame(FrameDecoder(field).decode_source(12.0, "sky"), truth.components[k, :, :, 2], truth.mask)
+    score = masked_vt_frame(FrameDecoder(field).decode_source(12.0, "sky"), truth.components[k, :, :, 2], truth.mask)
     row = next(r for r in metrics["rows"] if r["group"] == "hours/sky" and r["time"] == 12.0)
     assert row["psnr"] == pytest.approx(score["psnr"], rel=1e-6)
 

@@ -47,7 +47,7 @@ def test_groups_and_finite_metrics(demo):
     times = {g: sorted(r["time"] for r in rows if r["group"] == g) for g in HELD_OUT}
     assert times == HELD_OUT, "the baked fractional times are held out, split by the light switch"
     assert sorted(r["time"] for r in rows if r["group"] == "hours") == [float(h) for h in range(24)]
-    assert all(r["tiles"] == 1 for r in rows), "a 128 x 128 atlas is one tile of the protocol"
+    assert all(r["tiles"]["psnr"] == 1 for r in rows), "a 128 x 128 atlas is one tile of the protocol"
     summary = json.loads((out / "summary.json").read_text())
     assert 1 <= summary["steps"] <= summary["planned_steps"] == 12 and summary["protocol"] == "hprc-vt"
     assert summary["trained_hours"] == [float(h) for h in range(24)] and summary["size"]["model_bytes"] > 0

@@ -236,12 +236,9 @@ class TensorBoardLogger(Callback):
 
 
 def validation_line(trainer: "Trainer", metrics: dict) -> str:
-    """``epoch E step S: hours/psnr 31.20  extra/psnr 29.10``: every group's metrics once; the mean over all
-    frames (``all/psnr``) only when there is more than one group."""
-    groups = {k for k in metrics if "/" in k}
+    """``epoch E step S: hours/psnr 31.20  extra/psnr 29.10  all/psnr 30.15``: every group's metrics once, and
+    the mean over all frames (``all/psnr``) when there is more than one group."""
     shown = {k: v for k, v in metrics.items() if isinstance(v, float) and "/" in k}
-    if len({k.split("/")[0] for k in groups}) > 1:
-        shown.update({f"all/{k}": v for k, v in metrics.items() if isinstance(v, float) and "/" not in k})
     return f"epoch {trainer.epoch} step {trainer.step}: " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
 
 

@@ -93,6 +93,10 @@ class Trainer:
         self.train_index = torch.tensor(self.train_ids, dtype=torch.long, device=self.device)
         if not self.train_ids:
             raise InputError(f"{seq.source}: every frame is held out; nothing left to train on")
+        train_times = sorted({round(float(seq.times[i]), 6) for i in self.train_ids})
+        if len(train_times) < 2:
+            raise InputError(f"{seq.source}: a time-of-day model needs frames at two or more distinct times; "
+                             f"the frames to train on are all at {train_times[0]:g} h")
         self.desc = DataDescription(
             height=seq.height, width=seq.width, is_hdr=seq.is_hdr, transform=self.transform.name,
             times=seq.time_list(), baseline_time=float(seq.times[self.baseline_index]),

@@ -14,6 +14,9 @@ from airender.data.samplers import pixel_centres
 from airender.metrics import MetricSuite, mean_rows
 
 
+TRAINED_GROUP = "hours"  # the validation group of trained hours; the others (holdout, extra) are held out
+
+
 @dataclass
 class ValidationFrames:
     """A named group of ground-truth frames to validate on.
@@ -38,8 +41,11 @@ class Validator:
     """Scores a field on validation groups at ``downsample``.
 
     ``suite`` selects the metrics (default: PSNR only; LPIPS needs the suite to hold a model).
-    Returns {"<group>/<metric>": mean, "<group>/per_hour": {hour: {metric: value}}, "<metric>": mean over
-    every validated frame}. Frames are decoded through the field's time-invariant cache.
+    Returns {"<group>/<metric>": mean, "<group>/per_hour": {hour: {metric: value}}, "<metric>": mean over the
+    frames of the trained hours (the group "hours"; every group's frames when there is no such group), and,
+    with more than one group, "all/<metric>": mean over every validated frame}. The bare "<metric>" is what
+    ``--monitor`` reads by default, so that held-out frames never choose a checkpoint. Frames are decoded
+    through the field's time-invariant cache.
     """
 
     def __init__(self, groups: list[ValidationFrames], downsample: int, is_hdr: bool,
@@ -55,6 +61,7 @@ class Validator:
         field.eval()
         results: dict = {}
         all_rows: list[dict] = []
+        trained_rows: list[dict] = []
         caches: dict = {}  # the groups share the training resolution: one time-invariant cache per lattice
         for group in self.groups:
             _, height, width, _ = group.frames.shape
@@ -74,11 +81,16 @@ class Validator:
                 rows[float(group.times[k])] = self.suite.frame(pred, truth, mask, self.is_hdr)
             group_rows = list(rows.values())
             all_rows += group_rows
+            if group.name == TRAINED_GROUP:
+                trained_rows += group_rows
             for key, value in mean_rows(group_rows).items():
                 results[f"{group.name}/{key}"] = value
             results[f"{group.name}/per_hour"] = rows
-        for key, value in mean_rows(all_rows).items():
+        for key, value in mean_rows(trained_rows or all_rows).items():
             results[key] = value
+        if len(self.groups) > 1:
+            for key, value in mean_rows(all_rows).items():
+                results[f"all/{key}"] = value
         if was_training:
             field.train()
         return results

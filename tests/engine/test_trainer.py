@@ -280,3 +280,51 @@ def test_validation_with_a_sparse_mask(tmp_path):
     assert trainer.sequence.mask.sum() == 2
     result = trainer.fit()
     assert math.isfinite(result.best_metric)
+
+
+def test_held_out_frames_never_choose_the_best_checkpoint(data_dir, tmp_path):
+    """Two runs that differ only in the ground truth of their held-out hour and extra frames keep the same
+    best.ckpt, and it is the validation of the trained hours' best PSNR."""
+    other_data = tmp_path / "other"
+    other_data.mkdir()
+    for path in data_dir.iterdir():
+        (other_data / path.name).write_bytes(path.read_bytes())
+    make_png_folder(other_data, [9], height=24, width=32, seed=11)  # another picture at the held-out hour
+    bests, logs, chosen = [], [], []
+    for name, data in (("a", data_dir), ("b", other_data)):
+        extra = tmp_path / f"extra_{name}"
+        make_png_folder(extra, [4.5, 13.25], height=24, width=32, seed=5 if name == "a" else 6)
+        config = small_config(tmp_path, data, data__holdout_hours=[9.0], train__val_extra_dir=str(extra),
+                              train__epochs=6, train__lr=3e-3)
+        config.out_dir = str(tmp_path / name)
+        trainer = Trainer(config, load_sequence(data))
+        trainer.fit()
+        chosen.append(trainer.best.best)
+        logs.append([json.loads(line) for line in (tmp_path / name / "train_log.jsonl").read_text().splitlines()])
+        bests.append(read_checkpoint(tmp_path / name / "best.ckpt"))
+    assert [e["val/holdout/psnr"] for e in logs[0]] != [e["val/holdout/psnr"] for e in logs[1]]
+    assert [e["val/hours/psnr"] for e in logs[0]] == [e["val/hours/psnr"] for e in logs[1]]
+    assert all(e["val/psnr"] == e["val/hours/psnr"] and "val/all/psnr" in e for e in logs[0])
+    assert chosen[0] == chosen[1] == max(e["val/hours/psnr"] for e in logs[0])
+    for key, value in bests[0]["model"].items():
+        assert torch.equal(value, bests[1]["model"][key]), key
+
+
+@pytest.mark.parametrize("monitor", ["holdout/psnr", "all/psnr"])
+def test_monitoring_held_out_frames_is_refused(data_dir, tmp_path, monitor):
+    config = small_config(tmp_path, data_dir, data__holdout_hours=[9.0], train__monitor=monitor)
+    with pytest.raises(InputError, match="held-out frames never choose a checkpoint"):
+        Trainer(config, load_sequence(data_dir))
+
+
+def test_one_time_of_day_is_refused(tmp_path, capsys):
+    from airender.cli import main
+
+    make_png_folder(tmp_path / "one", [12], height=8, width=8)
+    assert main(["train", "--data_dir", str(tmp_path / "one"), "--out_dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "two or more distinct times" in err and not (tmp_path / "run").exists()
+    make_png_folder(tmp_path / "two", [6, 12], height=8, width=8)
+    assert main(["train", "--data_dir", str(tmp_path / "two"), "--holdout_hours", "6",
+                 "--out_dir", str(tmp_path / "run")]) == 2
+    assert "all at 12 h" in capsys.readouterr().err and not (tmp_path / "run").exists()

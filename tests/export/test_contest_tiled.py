@@ -119,13 +119,15 @@ def test_selfcheck_prints_scores(exported, data, tmp_path):
         argv += ["--lpips_weights", str(LPIPS_WEIGHTS)]
     result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "weighted score:" in result.stdout and "random access:" in result.stdout and ": ok" in result.stdout
+    assert "weighted score (round 2):" in result.stdout and "random access:" in result.stdout and ": ok" in result.stdout
     results = json.loads((tmp_path / "r.json").read_text())
     index = json.loads((exported / "lightmaps.json").read_text())
     assert [r["lightmap"] for r in results["lightmaps"]] == ["3", "5"]
     assert [r["pack_bytes"] for r in results["lightmaps"]] == [e["bytes"] for e in index["lightmaps"]]
     assert all(r["calls"] == len(HOURS) for r in results["lightmaps"]) and results["random_access_ok"]
-    assert 0.0 <= results["score"] <= 1.0 and f"{results['score']:.4f}" in result.stdout
+    own = results["scores"]["round 2"]  # the virtual-texture layout's contest
+    assert results["score"] == own["total"] and 0.0 <= own["total"] <= 100.0
+    assert f"weighted score (round 2): {own['total']:.2f} / 100" in result.stdout
 
 
 def test_single_field_formats_refuse_a_tiled_checkpoint(run, tmp_path):

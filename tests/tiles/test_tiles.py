@@ -181,7 +181,7 @@ def test_query_equals_frame_at_random_texels(run):
 
 def test_eval_on_a_tiled_run(run, data, capsys):
     assert main(["eval", "--ckpt", str(run / "last.ckpt"), "--data_dir", str(data), "--lightmap_id", "3",
-                 "--protocol", "hprc-vt", "--device", "cpu"]) == 0
+                 "--protocol", "hprc-vt-masked", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "seams: PSNR" in out and "model:" in out
     metrics = json.loads((run / "eval" / "metrics.json").read_text())

@@ -1,36 +1,32 @@
-"""Self-check of this export: the release's evaluation loop on a dataset, and the weighted score.
+"""Self-check of this export: the contest's evaluation loop on a dataset, and its weighted score.
 
     python selfcheck.py --data_dir DATASET [--lpips_weights W] [--json OUT]
 
-For every lightmap of DATASET that this folder exports, and every hour of its ground truth (first
-layout: every time key of config.json, e.g. 0..23, 5.9 and 18.1; virtual-texture layout: the hours
-1..24 of Original/), the loop makes one ``reconstruct`` call with every texel of the atlas and times it
-(wall clock; the decode-time figure is the sum over all calls). The first call of a lightmap also loads
-its pack and computes the texels' time-invariant values; that part is timed separately beforehand
-(``ContestDecoder.prepare``) and reported as "load + cache", outside the decode-time figure. In the first
-layout, 16 single-texel calls per hour must equal the whole-atlas call at those texels within 1e-2
-(random access); the other layout is checked the same way and reported.
+For every lightmap of DATASET that this folder exports, and every test time of the layout's contest (first
+layout, round 1: the times 0..23, 5.9 and 18.1 of its Test.py, those that config.json holds;
+virtual-texture layout, round 2: the hours 1..24 of Original/), the loop makes one ``reconstruct`` call with
+every texel of the atlas and times it (wall clock; the decode-time figure is the sum over all calls). The
+first call of a lightmap also loads its pack and computes the texels' time-invariant values; that part is
+timed separately beforehand (``ContestDecoder.prepare``) and reported as "load + cache", outside the
+decode-time figure. 16 single-texel calls per time must equal the whole-atlas call at those texels within
+1e-2 (random access; round 1 checks one).
 
-Quality follows the dataset layout's protocol (docs/HPRC-FORMAT.md): ``hprc`` (first layout) 256 x 256
-tiles, PSNR with the tile's max valid value as peak, torchmetrics SSIM with data range max - min, LPIPS
-on the raw values; ``hprc-vt`` 128 x 128 tiles, scikit-image SSIM per channel, LPIPS on tiles min-max
-normalised to [0, 1]. Invalid texels of the decode are set to 0 first. A frame's score is the mean over
-its tiles, the total the mean over every frame of every lightmap. Decoding goes through Interface.py
-alone (numpy); scoring imports airender (``airender.protocols``, the implementation behind
-``airender eval --protocol hprc|hprc-vt``), so these numbers equal those of ``airender eval``. LPIPS
-needs the LPIPS-Alex v0.1 weights (``--lpips_weights`` or the AIRENDER_LPIPS_WEIGHTS variable); without
-them LPIPS is left out and the score is renormalised over the other parts (and says so).
+Quality is scored as each contest's script scores it (``airender eval --protocol hprc|hprc-vt``,
+``airender.contest_metrics``): round 1 on 256 x 256 tiles with the partial edge tiles, torchmetrics SSIM,
+LPIPS on tiles min-max normalised each on its own; round 2 on whole 128 x 128 tiles only, scikit-image SSIM
+per channel, LPIPS on min-max normalised tiles. Only the decode's invalid texels are set to 0; the
+reference is read as it is. The totals are means over every scored tile of every lightmap and time, as the
+scripts average them. Decoding goes through Interface.py alone (numpy); scoring imports airender, so these
+numbers equal those of ``airender eval``. LPIPS needs the LPIPS-Alex v0.1 weights (``--lpips_weights`` or
+the AIRENDER_LPIPS_WEIGHTS variable); without them the LPIPS part is missing and scores 0.
 
 Compression ratio = the bytes of every pack (everything the decoder reads, stored as it is; a tiled
 lightmap: its tile packs plus 32 bytes of index per tile) / the raw float32 data of 24 hours per
 lightmap (H x W x 3 x 4 x 24 bytes).
 
-Score: each metric maps linearly from its worst value (score 0) to its best (score 1), clipped, and
-the parts are weighted with the release's published weights: compression 30 %, decode time 30 %,
-quality 40 % = PSNR 20 % + SSIM 10 % + LPIPS 10 %. The format fixes the weights, not the bounds; the
-bounds below are this tool's choice: PSNR and SSIM and LPIPS end at the best values participants cite
-(55 dB, 0.999, 0.0003); the decode time is taken per whole-atlas call and per million texels, so
-that atlases of any size compare, and measured on whatever runs this script (CPU or not).
+Score (``airender.contest_score``): round 1's published formula and bounds (at most 50) and round 2's
+published weights (at most 100; its bounds are not published, round 1's are assumed, and the output says
+so), each on the values of the layout's own protocol. The decode time is this machine's.
 """
 from __future__ import annotations
 
@@ -49,14 +45,6 @@ HERE = Path(__file__).resolve().parent
 HOURS_PER_DAY = 24
 RANDOM_ACCESS_QUERIES = 16  # single-texel calls per hour
 RANDOM_ACCESS_TOLERANCE = 1e-2
-# metric: (worst, best, weight, unit); the score of a value is clip((v - worst) / (best - worst), 0, 1)
-SCORE_PARTS: dict[str, tuple[float, float, float, str]] = {
-    "compression": (0.05, 0.001, 0.30, "ratio of the raw float32 bytes"),
-    "decode": (1000.0, 1.0, 0.30, "ms per whole-atlas call per million texels"),
-    "psnr": (20.0, 55.0, 0.20, "dB"),
-    "ssim": (0.5, 0.999, 0.10, ""),
-    "lpips": (0.5, 0.0003, 0.10, ""),
-}
 
 
 @dataclass
@@ -118,11 +106,6 @@ def virtual_texture(root: Path) -> list[GroundTruth]:
     return out
 
 
-def part_score(name: str, value: float) -> float:
-    worst, best, _, _ = SCORE_PARTS[name]
-    return float(min(1.0, max(0.0, (value - worst) / (best - worst))))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", required=True, help="the dataset (either layout) to check against")
@@ -136,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         from airender.data.virtual_texture import is_virtual_texture
         from airender.errors import InputError
         from airender.evaluate import build_metric_suite
+        from airender.contest_metrics import pooled_means
+        from airender.contest_score import ROUND1, ROUND1_TIMES, ROUND2, ROUND2_TIMES, score_table
         from airender.protocols import ProtocolScorer
     except ImportError as exc:
         print(f"error: scoring needs airender (pip install airender): {exc}", file=sys.stderr)
@@ -174,13 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     rows, frames = [], []
     for truth, entry in chosen:
         scorer = ProtocolScorer(truth.protocol, suite)
+        test_times = {round(t % HOURS_PER_DAY, 6) for t in (ROUND1_TIMES if truth.protocol == "hprc" else ROUND2_TIMES)}
+        hours = [h for h in truth.hours if round(h % HOURS_PER_DAY, 6) in test_times]
         start = time.perf_counter()
         decoder.prepare(str(root), truth.name)
         prepare_s = time.perf_counter() - start
         yy, xx = np.divmod(np.arange(truth.height * truth.width, dtype=np.int64), truth.width)
         coords = np.stack([yy, xx, np.zeros_like(yy)], axis=1).astype(np.float32)
         decode_s, access_error, scored = [], 0.0, []
-        for hour in truth.hours:
+        for hour in hours:
             coords[:, 2] = hour
             start = time.perf_counter()
             pred = decoder.reconstruct(str(root), truth.name, coords)
@@ -190,36 +177,31 @@ def main(argv: list[str] | None = None) -> int:
                 one = decoder.reconstruct(str(root), truth.name, coords[k:k + 1])
                 access_error = max(access_error, float(np.abs(one[0] - pred.reshape(-1, 3)[k]).max()))
             ref, valid = truth.read(hour)
-            ref = np.where(valid[..., None], ref, np.float32(0.0))
-            try:
-                metrics = scorer.frame(torch.from_numpy(pred.copy()), torch.from_numpy(np.ascontiguousarray(ref)),
-                                       torch.from_numpy(valid), hdr=True)
-            except ValueError:  # no tile with a valid texel and a non-zero reference (e.g. a black hour)
+            metrics = scorer.frame(torch.from_numpy(pred.copy()), torch.from_numpy(np.ascontiguousarray(ref)),
+                                   torch.from_numpy(np.ascontiguousarray(valid)), hdr=True)
+            if not metrics["tiles"]:  # no tile with a valid texel and a non-zero reference (e.g. a black hour)
                 continue
             scored.append(metrics)
             frames.append(metrics)
-        means = {m: float(np.mean([s[m] for s in scored if m in s])) for m in ("psnr", "ssim", "lpips")
-                 if any(m in s for s in scored)}
+        means = {m: v for m, v in pooled_means(scored).items() if m in ("psnr", "ssim", "lpips")} if scored else {}
         rows.append({"lightmap": truth.name, "width": truth.width, "height": truth.height, "layout": truth.protocol,
-                     "hours": len(truth.hours), "frames_scored": len(scored), **means,
+                     "hours": len(hours), "frames_scored": len(scored), **means,
                      "decode_s_sum": math.fsum(decode_s), "prepare_s": prepare_s,
                      "calls": len(decode_s), "texels": truth.width * truth.height,
                      "pack_bytes": int(entry["bytes"]), "raw_bytes": truth.width * truth.height * 3 * 4 * HOURS_PER_DAY,
                      "random_access_max_error": access_error})
 
-    total = {m: float(np.mean([f[m] for f in frames if m in f])) for m in ("psnr", "ssim", "lpips")
-             if any(m in f for f in frames)}
+    pooled = pooled_means(frames) if frames else {}
+    total = {m: pooled[m] for m in ("psnr", "ssim", "lpips") if m in pooled}
     pack_bytes, raw_bytes = sum(r["pack_bytes"] for r in rows), sum(r["raw_bytes"] for r in rows)
     decode_s = math.fsum(r["decode_s_sum"] for r in rows)
-    megatexel_calls = sum(r["calls"] * r["texels"] for r in rows) / 1e6
-    values = {"compression": pack_bytes / raw_bytes, "decode": decode_s * 1e3 / megatexel_calls, **total}
-    parts = {name: part_score(name, value) for name, value in values.items()}
-    weight = sum(SCORE_PARTS[name][2] for name in parts)
-    score = sum(SCORE_PARTS[name][2] * s for name, s in parts.items()) / weight
+    values = {"compression": pack_bytes / raw_bytes, "time_s": decode_s, **total}
+    own, other = (ROUND1, ROUND2) if rows[0]["layout"] == "hprc" else (ROUND2, ROUND1)
+    results = [own.evaluate(values), other.evaluate(values)]
     access_ok = all(r["random_access_max_error"] <= RANDOM_ACCESS_TOLERANCE for r in rows)
 
-    print(f"export {HERE.name}/ against {root} ({rows[0]['layout']} protocol)")
-    print("| lightmap | size | hours | PSNR dB | SSIM | LPIPS | decode s (sum) | load + cache s | pack bytes | ratio |")
+    print(f"export {HERE.name}/ against {root} ({rows[0]['layout']} protocol, the rules of {own.name})")
+    print("| lightmap | size | times | PSNR dB | SSIM | LPIPS | decode s (sum) | load + cache s | pack bytes | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['lightmap']} | {r['width']}x{r['height']} | {r['hours']} | {_fmt(r.get('psnr'), 2)} | "
@@ -229,27 +211,27 @@ def main(argv: list[str] | None = None) -> int:
           f"{_fmt(total.get('lpips'), 4)} | {decode_s:.3f} | {sum(r['prepare_s'] for r in rows):.3f} | "
           f"{pack_bytes:,} | {100 * values['compression']:.2f} % |")
     worst_error = max(r["random_access_max_error"] for r in rows)
-    print(f"random access: {RANDOM_ACCESS_QUERIES} single-texel calls per hour, max |call - whole-atlas call| = "
+    print(f"random access: {RANDOM_ACCESS_QUERIES} single-texel calls per time, max |call - whole-atlas call| = "
           f"{worst_error:.3g} (limit {RANDOM_ACCESS_TOLERANCE:g}): {'ok' if access_ok else 'FAILED'}")
     if skipped:
         print(f"note: not in this export, not scored: lightmaps {', '.join(skipped)}")
-    print()
-    print("| part | value | worst | best | score | weight |")
-    print("|---|---|---|---|---|---|")
-    for name, (worst, best, w, unit) in SCORE_PARTS.items():
-        if name not in values:
-            print(f"| {name} | n/a | {worst:g} | {best:g} | - | {100 * w:.0f} % |")
-            continue
-        shown = f"{100 * values[name]:.3f} %" if name == "compression" else f"{values[name]:.4g}"
-        print(f"| {name}{' (' + unit + ')' if unit else ''} | {shown} | {worst:g} | {best:g} | {parts[name]:.3f} | "
-              f"{100 * w:.0f} % |")
-    note = "" if "lpips" in parts else f" (without LPIPS: {suite.lpips_unavailable_reason}; weights renormalised)"
-    print(f"weighted score: {score:.4f}{note}")
+    if pooled.get("nan_tiles"):
+        print("note: NaN tile values under the contest's rules (constant reference tiles): " +
+              ", ".join(f"{n} {key}" for key, n in pooled["nan_tiles"].items()))
+    if not frames:
+        print("note: no tile qualified under the contest's rules (round 2 scores whole 128 x 128 tiles only, and "
+              "needs a valid texel and a non-zero reference in each); the quality parts score 0")
+    elif "lpips" not in total:
+        print(f"note: no LPIPS ({suite.lpips_unavailable_reason}); its part scores 0")
+    for result in results:
+        print()
+        print(score_table(result))
     if args.json:
         out = Path(args.json)
         tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps({"lightmaps": rows, "total": total, "values": values, "scores": parts,
-                                   "score": score, "random_access_ok": access_ok}, indent=2) + "\n")
+        tmp.write_text(json.dumps({"lightmaps": rows, "total": total, "values": values,
+                                   "scores": {r["rule"]: r for r in results}, "score": results[0]["total"],
+                                   "random_access_ok": access_ok}, indent=2) + "\n")
         tmp.replace(out)
     return 0 if access_ok else 1
 
