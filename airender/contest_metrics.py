@@ -150,20 +150,9 @@ def tile_means(tiles: list[dict]) -> dict:
     """A frame's scores from its tiles: each metric's mean (NaN if a tile's value is NaN, as the scripts'
     ``np.mean``), "tiles" {metric: tiles scored} and, where any, "nan_tiles" {metric: NaN tiles}. A frame
     with no tile that qualifies adds nothing to the scripts' lists: it gets no metric and "tiles" {}."""
-    out: dict = {}
-    counts, nans = {}, {}
-    for key in CONTEST_METRICS:
-        values = [t[key] for t in tiles if key in t]
-        if values:
-            out[key] = float(np.mean(values))
-            counts[key] = len(values)
-            bad = sum(1 for v in values if math.isnan(v))
-            if bad:
-                nans[key] = bad
-    out["tiles"] = counts
-    if nans:
-        out["nan_tiles"] = nans
-    return out
+    return pooled_means([{**tile, "tiles": {key: 1 for key in CONTEST_METRICS if key in tile},
+                          "nan_tiles": {key: 1 for key in CONTEST_METRICS if key in tile and math.isnan(tile[key])}}
+                         for tile in tiles])
 
 
 def pooled_means(rows: list[dict]) -> dict:

@@ -103,9 +103,10 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
     from airender.data import load_sequence
     from airender.engine.checkpoint import load_checkpoint
     from airender.engine.trainer import Trainer
-    from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups
+    from airender.evaluate import build_metric_suite, ground_truth_groups
     from airender.images import hdr_preview_exposure, preview_uint8, save_png
     from airender.presets import apply_overrides, preset_config
+    from airender.protocols import evaluate_protocol, resolve_protocol
     from airender.render import whole_frames
     from airender.sizes import model_bytes, raw_frames_bytes
 
@@ -151,7 +152,9 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
             nbytes += net_bytes(net)
         model = between_frames(frames, between, tuple(setup.switch_hours), net)
     groups = ground_truth_groups(model.desc, setup.data_dir, "", setup.extra_dirs, tuple(setup.switch_hours))
-    report = evaluate_field(model, groups, build_metric_suite(setup.lpips_weights))
+    # eval's default protocol: whole frames for LDR data, the first contest's (hprc) for HDR lightmaps
+    report = evaluate_protocol(model, groups, build_metric_suite(setup.lpips_weights),
+                               resolve_protocol(None, model.desc.is_hdr))
     raw = raw_frames_bytes(sequence.height, sequence.width)
     row: dict = {"method": spec.name, "kind": spec.kind, "preset": spec.preset if spec.kind == "field" else "",
                  "overrides": json.dumps(spec.overrides, sort_keys=True), "between": between}
