@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from airender.data.hours import neighbouring_hours
+from airender.hours import neighbouring_hours
 from airender.data.sequence import TODSequence, transform_for
 from airender.field import DataDescription
 

@@ -9,7 +9,7 @@ import math
 import os
 from pathlib import Path
 
-from airender.data.hours import HOURS_PER_DAY
+from airender.hours import HOURS_PER_DAY
 from airender.errors import InputError, OutputError
 
 MAX_OUTPUT_SIDE = 16384

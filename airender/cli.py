@@ -56,7 +56,7 @@ def add_train_parser(sub, preset: str | None = None) -> None:
 def _train_config(args: argparse.Namespace):
     """(config, checkpoint to resume from or None) from the flags, or from the run being resumed."""
     from airender.cli_args import config_from_args, explicit_overrides
-    from airender.engine.checkpoint import read_checkpoint
+    from airender.models.checkpoint import read_checkpoint
     from airender.engine.run_folder import out_dir_for, resume_checkpoint, resume_config
     from airender.config import ExperimentConfig
     from airender.presets import PRESETS, preset_config
@@ -153,21 +153,21 @@ def _fit_tiled(config, args: argparse.Namespace) -> int:
 
 # --- render ----------------------------------------------------------------------------------------------
 def _load_for_render(args: argparse.Namespace):
-    from airender.engine.trainer import resolve_device
-    from airender.tiles.model import load_model
+    from airender.device import resolve_device
+    from airender.models import load_model
 
     lightmap_id = getattr(args, "lightmap_id", "")
     loaded = load_model(args.ckpt, resolve_device(args.device), lightmap_id)
-    if getattr(loaded, "packed", False) and (lightmap_id or getattr(args, "baseline_path", None)):
+    if loaded.is_pack and (lightmap_id or getattr(args, "baseline_path", None)):
         flag = f"--lightmap_id {lightmap_id}" if lightmap_id else "--baseline_path"
         raise InputError(f"{flag}: {args.ckpt} is an exported pack (one field, its baseline inside); it renders "
                          f"as it is")
     stored = loaded.config.data.lightmap_id
-    if lightmap_id and not getattr(loaded, "tiled", False) and lightmap_id != stored:
+    if lightmap_id and not loaded.is_tiled and lightmap_id != stored:
         raise InputError(f"--lightmap_id {lightmap_id}: {args.ckpt} is one field, trained on "
                          f"{'lightmap ' + stored if stored else 'the first lightmap or frames of its data'}; "
                          f"--lightmap_id picks an atlas of a tiled checkpoint")
-    if getattr(args, "baseline_path", None) and getattr(loaded, "tiled", False):
+    if getattr(args, "baseline_path", None) and loaded.is_tiled:
         raise InputError(f"--baseline_path: {args.ckpt} is a tiled model (one baseline per tile); it renders "
                          f"from its own")
     if getattr(args, "baseline_path", None):
@@ -257,7 +257,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     check_output_file(out)
     _requested_size(args)
     loaded = _load_for_render(args)
-    height, width = _output_size(args, loaded.desc, getattr(loaded, "tiled", False))
+    height, width = _output_size(args, loaded.desc, loaded.is_tiled)
     component = getattr(args, "component", "original")
     if component != "original" and component not in loaded.field.sources:
         raise InputError(f"--component {component}: {args.ckpt} was trained without --components; it renders all "
@@ -267,7 +267,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         from airender.evaluate import switch_hours_of
 
         image = between_decoder(decoder, args, switch_hours_of(loaded.config), loaded.config,
-                                getattr(loaded, "tiled", False)).decode(args.time)
+                                loaded.is_tiled).decode(args.time)
     else:
         image = decoder.decode_source(args.time, component)
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
@@ -325,10 +325,10 @@ def cmd_render_all(args: argparse.Namespace) -> int:
     _requested_size(args)
     loaded = _load_for_render(args)
     desc = loaded.desc
-    height, width = _output_size(args, desc, getattr(loaded, "tiled", False))
+    height, width = _output_size(args, desc, loaded.is_tiled)
     fmt = args.format or ("exr" if desc.is_hdr else "png")
     decoder = between_decoder(make_decoder(loaded.field, height, width), args, switch_hours_of(loaded.config),
-                              loaded.config, getattr(loaded, "tiled", False))
+                              loaded.config, loaded.is_tiled)
     exposure = hdr_preview_exposure(loaded.field.transform.to_display(loaded.field.baseline)) \
         if desc.is_hdr and loaded.field.baseline is not None else 1.0
     make_dir(out_dir)
@@ -377,9 +377,9 @@ def add_eval_parser(sub) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from airender.between.net import LearnedBlendDecoder, add_network_size, network_size_line
     from airender.checks import check_hour, check_output_dir
-    from airender.engine.trainer import resolve_device
+    from airender.device import resolve_device
     from airender.evaluate import build_metric_suite, ground_truth_groups, pick_sheet_keys, switch_hours_of
-    from airender.tiles.model import load_model
+    from airender.models import load_model
     from airender.contest_score import score_table
     from airender.protocols import contest_score, contest_score_note, evaluate_protocol, resolve_protocol
     from airender.sizes import compression_report
@@ -393,10 +393,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     loaded = load_model(args.ckpt, device, args.lightmap_id)
     switch = args.switch_hours or switch_hours_of(loaded.config)
-    groups = ground_truth_groups(loaded.desc, args.data_dir, getattr(loaded, "atlas_id", args.lightmap_id),
+    groups = ground_truth_groups(loaded.desc, args.data_dir, (loaded.atlas_id or args.lightmap_id),
                                  args.extra, switch, loaded.config.data.component)
     protocol = resolve_protocol(args.protocol, loaded.desc.is_hdr)
-    decoder = between_decoder(loaded.field, args, switch, loaded.config, getattr(loaded, "tiled", False))
+    decoder = between_decoder(loaded.field, args, switch, loaded.config, loaded.is_tiled)
     report = evaluate_protocol(decoder, groups, suite, protocol)
     report.size = compression_report(loaded.field)
     if isinstance(decoder, LearnedBlendDecoder):  # --between learned, or auto for a run with its network
@@ -422,7 +422,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     note = contest_score_note(report, protocol)
     if note:
         print(note)
-    if getattr(loaded, "tiled", False):
+    if loaded.is_tiled:
         from airender.tiles.seams import eval_seams
 
         print(eval_seams(loaded.field, report, groups, out_dir))

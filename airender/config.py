@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from airender.data.hours import HOURS_PER_DAY
+from airender.hours import HOURS_PER_DAY
 
 
 def option(default: Any, help: str, **metadata: Any) -> Any:

@@ -17,9 +17,9 @@ from airender.errors import InputError, OutputError
 
 def _selectors(src: Path, lightmap_ids: list[str]) -> list[tuple[str, int, int]]:
     """(selector for read_contest_layout, id, height) of each lightmap to convert, checked up front."""
-    from airender.data.readers import _check_folder, _select_lightmap
+    from airender.data.layout import check_folder, select_entry
 
-    _check_folder(src)
+    check_folder(src)
     config_path = src / "config.json"
     if not config_path.is_file():
         raise InputError(f"{config_path}: no such file (convert reads the contest layout: config.json + Data/)")
@@ -27,7 +27,7 @@ def _selectors(src: Path, lightmap_ids: list[str]) -> list[tuple[str, int, int]]
         lightmaps = json.loads(config_path.read_text())["lightmap_list"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{config_path}: not a contest config.json ({type(exc).__name__}: {exc})") from None
-    entries = [_select_lightmap(config_path, lightmaps, i) for i in lightmap_ids] if lightmap_ids else lightmaps
+    entries = [select_entry(config_path, lightmaps, i) for i in lightmap_ids] if lightmap_ids else lightmaps
     out, seen = [], {}
     for entry in entries:
         try:

@@ -47,7 +47,7 @@ def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0
     from airender.between.cli import fit_after_training
     from airender.between.net import load_between_net
     from airender.data import load_sequence
-    from airender.engine.checkpoint import load_checkpoint
+    from airender.models.checkpoint import load_checkpoint
     from airender.engine.trainer import Trainer
     from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups, pick_sheet_keys
     from airender.images import preview_uint8, save_gif

@@ -101,9 +101,10 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
     from airender.between.cli import fit_after_training
     from airender.between.net import add_network_size, load_between_net, network_size_line
     from airender.data import load_sequence
-    from airender.engine.checkpoint import load_checkpoint
+    from airender.models.checkpoint import load_checkpoint
     from airender.engine.run_folder import check_run_folder
-    from airender.engine.trainer import Trainer, resolve_device
+    from airender.device import resolve_device
+    from airender.engine.trainer import Trainer
     from airender.evaluate import build_metric_suite, ground_truth_groups
     from airender.fileio import make_dir, write_json_atomic, write_text_atomic
     from airender.images import contact_sheet, save_exr, save_gif, save_png

@@ -97,11 +97,11 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
     import torch
 
     from airender.anchors import NeighbourBlend, PCABasis
-    from airender.bench import time_decode
+    from airender.bench.decode import time_decode
     from airender.between import between_frames
     from airender.between.net import BetweenNetConfig, fit_for_decoder, net_bytes, save_between_net
     from airender.data import load_sequence
-    from airender.engine.checkpoint import load_checkpoint
+    from airender.models.checkpoint import load_checkpoint
     from airender.engine.trainer import Trainer
     from airender.evaluate import build_metric_suite, ground_truth_groups
     from airender.images import hdr_preview_exposure, preview_uint8, save_png

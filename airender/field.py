@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from airender.config import FieldConfig
-from airender.data.hours import HOURS_PER_DAY, neighbouring_hours
+from airender.hours import HOURS_PER_DAY, neighbouring_hours
 from airender.data.sequence import ValueTransform
 from airender.nn.baseline_encoder import BaselineEncoder
 from airender.nn.basis import basis_decoder

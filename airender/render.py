@@ -75,6 +75,12 @@ class FrameDecoder:
         return self.field.transform.to_display(self.decode_train_space(t))
 
     @torch.no_grad()
+    def query(self, y: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Random access: display values [N, 3] at integer texels (y [N], x [N]) of the training resolution
+        and hours t [N] (:func:`query_pixels`; equal to the whole-frame decode there)."""
+        return query_pixels(self.field, y, x, t)
+
+    @torch.no_grad()
     def decode_source(self, t: float, source: str = "original") -> torch.Tensor:
         """One light source at hour ``t`` in display space [H, W, 3]: ``original`` (all light, as
         :meth:`decode`) or one of the field's ``sources`` (directional, local, sky; fields trained with

@@ -18,7 +18,7 @@ from airender.data.readers import read_image
 from airender.data.samplers import PatchSampler, PixelSampler
 from airender.data.sequence import SOURCES
 from airender.data.virtual_texture import SOURCE_COMPONENTS, VTLightmap, write_virtual_texture
-from airender.engine.checkpoint import load_checkpoint
+from airender.models.checkpoint import load_checkpoint
 from airender.engine.trainer import Trainer
 from airender.errors import InputError
 from airender.field import build_field

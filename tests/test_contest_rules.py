@@ -17,7 +17,7 @@ from airender.contest_score import ROUND1, ROUND2
 from airender.evaluate import build_metric_suite
 from airender.protocols import ProtocolScorer
 from airender.render import whole_frames
-from airender.tiles.model import load_model
+from airender.models import load_model
 
 TOLERANCE = {"psnr": 0.01, "ssim": 0.001, "lpips": 0.002}  # the issue's: dB, SSIM, LPIPS
 

@@ -7,7 +7,7 @@ from airender.cli import main
 from airender.config import ExperimentConfig
 from airender.data import load_sequence
 from airender.data.readers import read_image
-from airender.engine.checkpoint import load_checkpoint
+from airender.models.checkpoint import load_checkpoint
 from airender.engine.trainer import Trainer
 from airender.render import FrameDecoder, frame_pixels, query_pixels
 from tests.conftest import make_png_folder

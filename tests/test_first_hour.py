@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from airender.cli import build_parser, main
-from airender.engine.checkpoint import read_checkpoint
+from airender.models.checkpoint import read_checkpoint
 from tests.conftest import make_contest_dataset, make_png_folder, run_cli
 
 TINY = ["--hidden", "16", "--layers", "2", "--samples_per_epoch", "1024", "--batch_size", "256",

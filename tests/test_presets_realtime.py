@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from airender.data import load_sequence
-from airender.engine.checkpoint import load_checkpoint, read_checkpoint
+from airender.models.checkpoint import load_checkpoint, read_checkpoint
 from airender.engine.trainer import Trainer
 from airender.presets import PRESETS, apply_overrides, preset_config
 from airender.render import FrameDecoder, frame_pixels, query_pixels

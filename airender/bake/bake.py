@@ -20,7 +20,7 @@ from airender.bake.lighting import (AtlasLighting, SampleCounts, lights_on, LIGH
                                     SUN_HALF_ANGLE_DEG, SUN_IRRADIANCE, SUN_EXTINCTION, SKY_HORIZONTAL,
                                     SKY_NIGHT_RADIANCE, LAMP_MIN_DISTANCE_M, LAMP_SOURCE_RADIUS_M, SURFACE_OFFSET_M)
 from airender.bake.preview import SHEET_HOURS, shrink, write_contact_sheet
-from airender.bake.solar import Site, sun_position
+from airender.solar import Site, sun_position
 from airender.data.virtual_texture import COMPONENTS, VTWriter, check_output_folder, time_text
 from airender.errors import InputError
 from airender.fileio import write_json_atomic

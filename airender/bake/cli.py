@@ -12,7 +12,7 @@ BAKE_USAGE = "airender bake --out_dir DIR [--size N] [--atlases K] [--parts P] [
 def add_bake_parser(sub) -> None:
     """Register ``bake`` on the ``airender`` sub-command parsers ``sub``."""
     from airender.bake.bake import HELD_OUT, BakeSettings
-    from airender.bake.solar import Site
+    from airender.solar import Site
     from airender.cli_args import add_subcommand, with_default
 
     settings, site = BakeSettings(), Site()
@@ -49,7 +49,7 @@ def add_bake_parser(sub) -> None:
 def cmd_bake(args: argparse.Namespace) -> int:
     """Run the bake described by ``args``; bad input raises ``airender.errors.InputError``."""
     from airender.bake.bake import BakeSettings, bake, parse_day
-    from airender.bake.solar import Site
+    from airender.solar import Site
 
     site = Site(latitude=args.latitude, longitude=args.longitude, timezone=args.timezone, day=parse_day(args.date))
     settings = BakeSettings(size=args.size, atlases=args.atlases, parts=args.parts, spp=args.spp, seed=args.seed,

@@ -28,7 +28,7 @@ import numpy as np
 
 from airender.bake.raster import TexelGeometry
 from airender.bake.scene import Level
-from airender.bake.solar import Site, SunPosition, sun_position
+from airender.solar import Site, SunPosition, sun_position
 from airender.bake.tracer import ShadowTracer
 
 SUN_IRRADIANCE = np.array([3.5, 3.5, 3.5], dtype=np.float64)  # W/m^2 at normal incidence above the atmosphere

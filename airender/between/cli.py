@@ -124,11 +124,11 @@ def fit_network_file(ckpt: str | Path, out: str | Path, steps: int, channels: in
     hours, else 6-18). Returns a line with its bytes and the total against the raw frames."""
     from airender.between.net import (BetweenNetConfig, add_network_size, fit_for_decoder, network_size_line,
                                       save_between_net)
-    from airender.engine.trainer import resolve_device
+    from airender.device import resolve_device
     from airender.evaluate import switch_hours_of
     from airender.render import make_decoder
     from airender.sizes import compression_report
-    from airender.tiles.model import load_model
+    from airender.models import load_model
 
     loaded = load_model(ckpt, resolve_device(device), lightmap_id)
     config = BetweenNetConfig(steps=steps, channels=channels, day=day or switch_hours_of(loaded.config), seed=seed,

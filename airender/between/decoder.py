@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from airender.data.hours import neighbouring_hours
+from airender.hours import neighbouring_hours
 from airender.data.sequence import linear_to_srgb, srgb_to_linear
 
 

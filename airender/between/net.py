@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from airender.between.decoder import BetweenHoursDecoder, error_view
 from airender.errors import InputError
 from airender.fileio import atomic_path
+from airender.runtime.packfile import quantise_int8
 
 FORMAT = "airender-between-net-1"
 
@@ -163,7 +164,6 @@ def stored_state(net: BlendWeightNet) -> dict:
     """The network's parameters as stored: float16 tensors, or with ``net.store_dtype`` 'int8' each convolution
     kernel as {'q': int8, 'scale': float32 per output channel} (as packs store weights,
     :func:`airender.export.pack.quantise_int8`) and biases float16."""
-    from airender.export.pack import quantise_int8
 
     state = {}
     for name, value in net.state_dict().items():

@@ -1,6 +1,6 @@
 """Readers (image folders, the contest lightmap layout), hour parsing, the on-device sequence and samplers."""
 
-from airender.data.hours import hour_from_contest_key, hour_from_name, wrap_hours
+from airender.hours import hour_from_contest_key, hour_from_name, wrap_hours
 from airender.data.readers import load_sequence
 from airender.data.sequence import TODSequence
 

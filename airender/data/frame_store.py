@@ -295,12 +295,12 @@ def build_frame_cache(data_dir: str | Path, lightmap_id: str, cache_dir: str | P
 def open_sources(data_dir: str, lightmap_id: str, component: str, cache_dir: Path) -> list[FrameSource]:
     """The atlases to fit: every lightmap of a virtual-texture dataset for ``lightmap_id`` "all", else the
     one named (default: the first); other layouts go through the frame cache in ``cache_dir``."""
-    from airender.data.readers import _check_folder
+    from airender.data.layout import check_folder
     from airender.data.virtual_texture import is_virtual_texture, list_lightmaps
 
     if not str(data_dir):
         raise InputError("no data folder given (--data_dir)")
-    _check_folder(Path(data_dir))
+    check_folder(Path(data_dir))
     if is_virtual_texture(data_dir):
         if lightmap_id == "all":
             return [VTSource(data_dir, str(e.lightmap_id), component) for e in list_lightmaps(data_dir)]

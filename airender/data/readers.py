@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from airender.data.hours import hour_from_contest_key, hour_from_name
+from airender.hours import hour_from_contest_key, hour_from_name
+from airender.data.layout import check_folder, select_entry
 from airender.data.sequence import SOURCES, TODSequence
+from airender.data.virtual_texture import (COMPONENT_ATOL, COMPONENT_FOLDERS, COMPONENT_RTOL, is_virtual_texture,
+                                          read_virtual_texture)
 from airender.errors import InputError
 
 LDR_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -102,13 +105,6 @@ def read_image(path: str | Path) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(array), is_hdr
 
 
-def _check_folder(folder: Path) -> None:
-    if not folder.exists():
-        raise InputError(f"{folder}: no such folder")
-    if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder")
-
-
 def _read_mask_image(path: Path, height: int, width: int) -> torch.Tensor:
     array, _ = read_image(path)
     if array.shape[:2] != (height, width):
@@ -123,7 +119,7 @@ def list_image_folder(folder: str | Path) -> tuple[list[float], dict[float, Path
     LDR and HDR frames are not mixed. Hours are rounded to 1e-6 (the keys of the dict).
     """
     folder = Path(folder)
-    _check_folder(folder)
+    check_folder(folder)
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     mask_files = [p for p in files if p.stem.lower() == MASK_STEM]
     frame_files = [p for p in files if p.stem.lower() != MASK_STEM]
@@ -175,22 +171,6 @@ def read_image_folder(folder: str | Path) -> TODSequence:
                        mask=mask, is_hdr=is_hdr, source=str(folder), names=names)
 
 
-def _select_lightmap(config_path: Path, lightmaps: list[dict], lightmap_id: str) -> dict:
-    if not isinstance(lightmaps, list) or not all(isinstance(e, dict) for e in lightmaps):
-        raise InputError(f"{config_path}: lightmap_list must be a list of lightmap entries "
-                         f"(got {type(lightmaps).__name__})")
-    if not lightmaps:
-        raise InputError(f"{config_path}: lightmap_list is empty")
-    if not lightmap_id:
-        return lightmaps[0]
-    level, _, ident = lightmap_id.rpartition(":")
-    for entry in lightmaps:
-        if str(entry.get("id")) == ident and (not level or str(entry.get("level")) == level):
-            return entry
-    have = ", ".join(f"{e.get('level')}:{e.get('id')}" for e in lightmaps)
-    raise InputError(f"{config_path}: no lightmap {lightmap_id!r} (have {have})")
-
-
 def _raw_file(root: Path, name: str, config_path: Path) -> Path:
     for candidate in (root / "Data" / name, root / name):
         if candidate.is_file():
@@ -213,14 +193,14 @@ def read_contest_layout(root: str | Path, lightmap_id: str = "") -> TODSequence:
     (value > 0, normally 127) in every time's mask.
     """
     root = Path(root)
-    _check_folder(root)
+    check_folder(root)
     config_path = root / "config.json"
     try:
         config = json.loads(config_path.read_text())
         lightmaps = config["lightmap_list"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{config_path}: not a contest config.json ({type(exc).__name__}: {exc})") from None
-    entry = _select_lightmap(config_path, lightmaps, lightmap_id)
+    entry = select_entry(config_path, lightmaps, lightmap_id)
     try:
         width, height = int(entry["resolution"]["width"]), int(entry["resolution"]["height"])
         files, mask_files = dict(entry["lightmaps"]), dict(entry.get("masks", {}))
@@ -266,8 +246,6 @@ def is_contest_layout(path: str | Path) -> bool:
 def _sources_problem(data_dir: str | Path) -> str | None:
     """Why ``data_dir`` holds no lighting split by source (one line), or None when it does: the
     virtual-texture layout with every source folder (DirectionalOnly/, LocalOnly/, SkyLightOnly/)."""
-    from airender.data.virtual_texture import COMPONENT_FOLDERS, is_virtual_texture
-
     root = Path(data_dir)
     folders = [root / COMPONENT_FOLDERS[s] for s in SOURCES]
     if not is_virtual_texture(root) or not any(f.is_dir() for f in folders):
@@ -293,8 +271,6 @@ def attach_components(sequence: TODSequence, data_dir: str | Path, lightmap_id: 
     differ from ``sequence``, or when the sources do not add up to the frames at a valid texel within the
     layout's tolerance (|D + L + S - O| <= atol + rtol (|D| + |L| + |S|), computed frame by frame).
     """
-    from airender.data.virtual_texture import COMPONENT_ATOL, COMPONENT_RTOL, read_virtual_texture
-
     problem = _sources_problem(data_dir)
     if problem:
         raise InputError(problem)
@@ -331,8 +307,6 @@ def load_sequence(data_dir: str | Path, lightmap_id: str = "", component: str = 
     ``components``: also read the lighting split by source into ``TODSequence.components`` (see
     :func:`attach_components`; virtual-texture layout with every source folder, ``component`` original).
     """
-    from airender.data.virtual_texture import is_virtual_texture, read_virtual_texture
-
     if not str(data_dir):
         raise InputError("no data folder given (--data_dir)")
     if components:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from airender.data.hours import HOURS_PER_DAY
+from airender.hours import HOURS_PER_DAY
 from airender.errors import InputError
 
 SOURCES: tuple[str, ...] = ("directional", "local", "sky")
@@ -173,3 +173,8 @@ class ValueTransform:
 def transform_for(is_hdr: bool, hdr_transform: str) -> ValueTransform:
     """The training-space transform of a dataset: identity for LDR, ``hdr_transform`` for HDR."""
     return ValueTransform(hdr_transform if is_hdr else "identity")
+
+
+def is_8bit(image: torch.Tensor) -> bool:
+    """True when every value is a multiple of 1/255 (an 8-bit source): storing it in 8 bits is exact."""
+    return bool(torch.equal(torch.round(image * 255.0) / 255.0, image))

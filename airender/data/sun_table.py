@@ -9,7 +9,7 @@ Accepted forms (directions: unit vectors towards the sun, z up, any fixed horizo
   ``{"location": {"latitude": 31.2, "longitude": 121.5, "timezone": 8, "year": 2024, "month": 6, "day": 21}}``
   (degrees north, degrees east, hours east of UTC; the day may also sit beside it as ``"date": {"year",
   "month", "day"}``, as in the sample scene's ``meta.json``): the sun every half hour from NOAA's
-  solar-position formulas (:mod:`airender.bake.solar`; x south, y east).
+  solar-position formulas (:mod:`airender.solar`; x south, y east).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from airender.errors import InputError
+from airender.solar import Site, sun_position
 
 #: hours between the directions computed for a ``"location"``
 LOCATION_STEP_HOURS = 0.5
@@ -61,8 +62,6 @@ def read_sun_table(path: str | Path) -> dict[float, tuple[float, float, float]]:
 
 
 def _from_location(path: Path, location: dict) -> dict[float, tuple[float, float, float]]:
-    from airender.bake.solar import Site, sun_position
-
     try:
         site = Site(latitude=float(location["latitude"]), longitude=float(location["longitude"]),
                     timezone=float(location.get("timezone", 0.0)),

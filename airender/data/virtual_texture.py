@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from airender.data.hours import HOURS_PER_DAY
+from airender.hours import HOURS_PER_DAY
 from airender.data.sequence import TODSequence
 from airender.errors import InputError, OutputError
 from airender.fileio import atomic_path, make_dir, write_json_atomic
@@ -132,12 +132,12 @@ def list_lightmaps(root: str | Path) -> list[VTEntry]:
 
 def select_lightmap(root: str | Path, lightmap_id: str = "") -> VTEntry:
     """The lightmap whose id is ``lightmap_id`` (default: the first listed)."""
-    from airender.data.readers import _check_folder, _select_lightmap
+    from airender.data.layout import check_folder, select_entry
 
     root = Path(root)
-    _check_folder(root)
+    check_folder(root)
     config_path, lightmaps = _read_config(root)
-    return _entry(config_path, _select_lightmap(config_path, lightmaps, str(lightmap_id)))
+    return _entry(config_path, select_entry(config_path, lightmaps, str(lightmap_id)))
 
 
 def _entry(config_path: Path, entry: Any) -> VTEntry:

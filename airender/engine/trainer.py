@@ -11,32 +11,19 @@ import torch
 
 from airender.config import ExperimentConfig, config_problems
 from airender.data.samplers import PatchSampler, PixelBatch, PixelSampler
-from airender.data.sequence import TODSequence, transform_for
+from airender.data.sequence import TODSequence, is_8bit, transform_for
+from airender.device import resolve_device
 from airender.engine.callbacks import (BestCheckpoint, Callback, EarlyStopping, JSONLLogger, LastCheckpoint,
                                        PlateauLR, ProgressBar, TensorBoardLogger, ValidationCallback, monitor_mode)
-from airender.engine.checkpoint import checkpoint_dict, read_checkpoint, save_checkpoint
 from airender.engine.run_folder import check_run_folder, clear_run_folder, differing_options, out_dir_for
 from airender.engine.validation import ValidationFrames, Validator
 from airender.errors import InputError
 from airender.field import DataDescription, build_field
 from airender.losses import LossAssembler, lpips_loss_on
 from airender.metrics import METRIC_NAMES
+from airender.models.checkpoint import checkpoint_dict, read_checkpoint, save_checkpoint
 
 MAX_NAN_IN_A_ROW = 10
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
-def is_8bit(image: torch.Tensor) -> bool:
-    """True when every value is a multiple of 1/255 (an 8-bit source): storing it in 8 bits is exact."""
-    return bool(torch.equal(torch.round(image * 255.0) / 255.0, image))
 
 
 @dataclass

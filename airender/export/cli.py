@@ -94,14 +94,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         check_writable(prepare_path(out), False)
 
-    from airender.engine.checkpoint import field_from_checkpoint
-    from airender.tiles.model import TILED_FORMAT, read_any_checkpoint
+    from airender.models import load_model
 
-    raw = read_any_checkpoint(ckpts[0])
-    if raw["format"] == TILED_FORMAT:
+    loaded = load_model(ckpts[0], "cpu")
+    if loaded.is_tiled:
         raise InputError(f"{ckpts[0]}: a tiled checkpoint (one field per tile); --format {fmt} exports one field, "
                          f"a tiled run exports with --format contest --data_dir DATASET")
-    loaded = field_from_checkpoint(ckpts[0], raw, "cpu")
+    if loaded.is_pack:
+        raise InputError(f"{ckpts[0]}: an exported pack; --format {fmt} exports a checkpoint (give the run's "
+                         f"last.ckpt)")
     field = loaded.field
     try:
         if fmt == "pack":

@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from airender import __version__
-from airender.data.hours import HOURS_PER_DAY
+from airender.hours import HOURS_PER_DAY
 from airender.errors import InputError
 from airender.export.pack import UnsupportedModel, model_spec
 from airender.fileio import atomic_path

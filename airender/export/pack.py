@@ -28,36 +28,13 @@ from airender.nn.basis import BasisMLP
 from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, PeriodicSplineTimeCode
 from airender.nn.hashgrid import HashGridEncoding
 from airender.nn.sun_term import DAY_FADE
-from airender.runtime.packfile import StoredArray, encode_pack
+from airender.runtime.packfile import StoredArray, encode_pack, quantise_int8
 
 QUANTS = ("fp32", "fp16", "int8")
-INT8_MAX = 127
 
 
 class UnsupportedModel(InputError):
     """A field with a part the exported decoders do not implement."""
-
-
-# --- quantisation ------------------------------------------------------------------------------------------
-def quantise_int8(values: np.ndarray, scale_rows: list[int] | None = None) -> StoredArray:
-    """Symmetric int8 of ``values`` [R, ...] with one scale per block of rows starting at ``scale_rows``
-    (per hash-grid level) or, without it, one per index of the first axis (per output channel).
-    q = round(v / s) in [-127, 127] with s = max |v| / 127 over the block (s = 0 for an all-zero block)."""
-    values = np.asarray(values, dtype=np.float32)
-    if scale_rows is not None:
-        bounds = list(scale_rows) + [values.shape[0]]
-        peaks = np.array([np.abs(values[a:b]).max(initial=0.0) for a, b in zip(bounds[:-1], bounds[1:])], np.float32)
-        per_row = np.repeat(peaks, np.diff(bounds))
-    else:
-        peaks = np.abs(values.reshape(values.shape[0], -1)).max(axis=1, initial=0.0).astype(np.float32)
-        per_row = peaks
-    scale = (peaks / np.float32(INT8_MAX)).astype(np.float32)
-    row_scale = (per_row / np.float32(INT8_MAX)).astype(np.float32).reshape((-1,) + (1,) * (values.ndim - 1))
-    safe = np.where(row_scale > 0, row_scale, np.float32(1.0))
-    q = np.clip(np.round(values / safe), -INT8_MAX, INT8_MAX).astype(np.int8)
-    if scale_rows is not None:
-        return StoredArray(q, scale=scale, scale_rows=list(scale_rows))
-    return StoredArray(q, scale=scale, scale_axis=0)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

@@ -85,7 +85,7 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Write the page into a temporary folder, serve it until Ctrl-C, then remove the folder."""
-    from airender.engine.checkpoint import load_checkpoint
+    from airender.models.checkpoint import load_checkpoint
     from airender.export.web import field_program, write_html
 
     if not 0 <= args.port <= 65535:

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from airender.data.hours import HOURS_PER_DAY
+from airender.hours import HOURS_PER_DAY
 
 
 class FourierXYEncoding(nn.Module):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from airender.data.hours import neighbouring_hours
+from airender.hours import neighbouring_hours
 
 
 class SourceGate(nn.Module):

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from airender.data.hours import HOURS_PER_DAY
+from airender.hours import HOURS_PER_DAY
 
 #: harmonics of a path fitted to a table (the sun's daily circle needs one; the rest absorbs the small
 #: drift of the declination and of the equation of time within the day)

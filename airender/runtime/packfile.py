@@ -177,3 +177,27 @@ def parse_pack(blob: bytes, name: str = "pack") -> PackContents:
     except (KeyError, TypeError, ValueError) as exc:
         raise PackError(f"{path}: unreadable array table ({type(exc).__name__}: {exc})") from None
     return PackContents(header=header, arrays=arrays, nbytes=len(blob))
+
+
+INT8_MAX = 127
+
+
+def quantise_int8(values: np.ndarray, scale_rows: list[int] | None = None) -> StoredArray:
+    """Symmetric int8 of ``values`` [R, ...] with one scale per block of rows starting at ``scale_rows``
+    (per hash-grid level) or, without it, one per index of the first axis (per output channel).
+    q = round(v / s) in [-127, 127] with s = max |v| / 127 over the block (s = 0 for an all-zero block)."""
+    values = np.asarray(values, dtype=np.float32)
+    if scale_rows is not None:
+        bounds = list(scale_rows) + [values.shape[0]]
+        peaks = np.array([np.abs(values[a:b]).max(initial=0.0) for a, b in zip(bounds[:-1], bounds[1:])], np.float32)
+        per_row = np.repeat(peaks, np.diff(bounds))
+    else:
+        peaks = np.abs(values.reshape(values.shape[0], -1)).max(axis=1, initial=0.0).astype(np.float32)
+        per_row = peaks
+    scale = (peaks / np.float32(INT8_MAX)).astype(np.float32)
+    row_scale = (per_row / np.float32(INT8_MAX)).astype(np.float32).reshape((-1,) + (1,) * (values.ndim - 1))
+    safe = np.where(row_scale > 0, row_scale, np.float32(1.0))
+    q = np.clip(np.round(values / safe), -INT8_MAX, INT8_MAX).astype(np.int8)
+    if scale_rows is not None:
+        return StoredArray(q, scale=scale, scale_rows=list(scale_rows))
+    return StoredArray(q, scale=scale, scale_axis=0)

@@ -8,7 +8,7 @@ Run folder of a tiled fit::
                        per restart that skipped finished tiles
     tiles/<atlas>_<y>_<x>/   an ordinary run folder per tile, plus result.json once the tile is done
     cache/             frames of an image folder or contest layout as a memory-mappable cache
-    last.ckpt, best.ckpt     the tiled model (airender.tiles.model), written when every tile is done
+    last.ckpt, best.ckpt     the tiled model (airender.models.tiled), written when every tile is done
     sizes.json         bytes and compression ratio per atlas and for the dataset
 
 A tile is done when its ``result.json`` exists (written atomically after its checkpoints). Running the
@@ -346,8 +346,8 @@ def assemble_checkpoint(run_dir: Path, plan: TilePlan, config: ExperimentConfig,
     """The tiled checkpoint from every tile's ``which``.ckpt ("last" or "best"; a tile without best.ckpt
     gives its last.ckpt). Memory: the stored weights of every tile (the model's size), one training state
     at a time."""
-    from airender.engine.checkpoint import read_checkpoint
-    from airender.tiles.model import tiled_checkpoint
+    from airender.models.checkpoint import read_checkpoint
+    from airender.models.tiled import tiled_checkpoint
 
     atlases = [{**a.info.to_dict(), "label": a.info.label, "grid": list(a.grid), "valid_texels": a.valid_texels}
                for a in plan.atlases]
@@ -368,8 +368,8 @@ def assemble_checkpoint(run_dir: Path, plan: TilePlan, config: ExperimentConfig,
 def write_checkpoints(run_dir: Path, plan: TilePlan, config: ExperimentConfig) -> dict:
     """Write the tiled ``best.ckpt`` and ``last.ckpt`` (atomically) and ``sizes.json``; returns the sizes
     of the last one ({"atlases": {...}, "dataset": {...}}, see TiledModel.size_report)."""
-    from airender.engine.checkpoint import save_checkpoint
-    from airender.tiles.model import TiledModel
+    from airender.models.checkpoint import save_checkpoint
+    from airender.models.tiled import TiledModel
 
     for which in ("best", "last"):
         ckpt = assemble_checkpoint(run_dir, plan, config, which)

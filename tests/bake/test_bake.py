@@ -17,7 +17,7 @@ pytest.importorskip("trimesh", reason="the baker needs trimesh (pip install -e .
 
 from airender.bake.bake import HELD_OUT, HOURS, BakeSettings, bake, baked_times  # noqa: E402
 from airender.bake.cli import add_bake_parser  # noqa: E402
-from airender.bake.solar import Site, sun_position  # noqa: E402
+from airender.solar import Site, sun_position  # noqa: E402
 from airender.data.virtual_texture import (COMPONENT_FOLDERS, VTEntry, list_lightmaps, open_component,  # noqa: E402
                                            open_mask, raw_file_name, time_text)
 from airender.errors import InputError  # noqa: E402

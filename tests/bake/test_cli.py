@@ -6,7 +6,7 @@ import argparse
 import pytest
 
 from airender.bake.bake import BakeSettings
-from airender.bake.solar import Site
+from airender.solar import Site
 from airender.cli import build_parser
 
 

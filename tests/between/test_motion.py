@@ -110,7 +110,7 @@ def test_eval_and_render_of_a_trained_field(moving_shadows, extra_frames, floor_
     decode, and render writes what the decoder computes."""
     from PIL import Image
 
-    from airender.engine.checkpoint import load_checkpoint
+    from airender.models.checkpoint import load_checkpoint
     from airender.render import FrameDecoder
 
     folder, _ = moving_shadows

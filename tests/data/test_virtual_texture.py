@@ -445,7 +445,7 @@ def test_train_on_one_component(tmp_path):
                      "--batch_size", "256", "--progress", "False")
     assert result.returncode == 0, result.stderr
     assert "trained 3 of 3 steps" in result.stdout
-    from airender.engine.checkpoint import load_checkpoint
+    from airender.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(tmp_path / "run" / "best.ckpt", "cpu")
     assert (loaded.desc.height, loaded.desc.width, loaded.desc.is_hdr) == (8, 16, True)

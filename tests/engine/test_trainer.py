@@ -14,7 +14,7 @@ from airender.config import ExperimentConfig, LossConfig
 from airender.data import load_sequence
 from airender.data.samplers import PatchSampler, PixelBatch
 from airender.data.sequence import ValueTransform
-from airender.engine.checkpoint import load_checkpoint, read_checkpoint
+from airender.models.checkpoint import load_checkpoint, read_checkpoint
 from airender.engine.trainer import Trainer
 from airender.errors import InputError
 from airender.losses import LossAssembler, mse_loss, perceptual_view

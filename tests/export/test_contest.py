@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from airender.engine.checkpoint import load_checkpoint
+from airender.models.checkpoint import load_checkpoint
 from airender.errors import InputError
 from airender.export.contest import lightmap_of_source
 from airender.render import FrameDecoder

@@ -14,7 +14,8 @@ import pytest
 from airender.cli import main
 from airender.data.virtual_texture import VTLightmap, write_virtual_texture
 from airender.errors import InputError
-from airender.tiles.model import INDEX_BYTES_PER_TILE, load_model
+from airender.models import load_model
+from airender.models.tiled import INDEX_BYTES_PER_TILE
 from tests.conftest import LPIPS_WEIGHTS, REPO
 from tests.export.conftest import run_without_torch
 from tests.export.test_contest import assert_random_access, interface

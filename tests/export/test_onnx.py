@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip ins
 
 import onnx  # noqa: E402
 
-from airender.engine.checkpoint import load_checkpoint  # noqa: E402
+from airender.models.checkpoint import load_checkpoint  # noqa: E402
 from airender.export.onnx_export import prepare_path, write_onnx  # noqa: E402
 from airender.render import FrameDecoder  # noqa: E402
 from airender.runtime.onnx_decoder import OnnxDecoder  # noqa: E402

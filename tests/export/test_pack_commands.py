@@ -13,9 +13,9 @@ import airender.runtime
 from airender.cli import main
 from airender.data.readers import read_image
 from airender.errors import CheckpointError
-from airender.export.packed import LoadedPack, PackedModel, is_pack
+from airender.models.packed import PackedModel, is_pack
 from airender.images import save_frame
-from airender.tiles.model import load_model
+from airender.models import load_model
 from tests.export.conftest import HEIGHT, WIDTH
 
 
@@ -49,7 +49,7 @@ def test_load_model_reads_a_pack(trained, packs, tmp_path):
     assert not is_pack(tmp_path / "short")
     loaded = load_model(path)
     checkpoint = load_model(trained("quality_hdr"))
-    assert isinstance(loaded, LoadedPack) and loaded.packed and isinstance(loaded.field, PackedModel)
+    assert loaded.kind == "pack" and loaded.is_pack and isinstance(loaded.field, PackedModel)
     assert loaded.desc == checkpoint.desc and loaded.desc.is_hdr and loaded.config.data.lightmap_id == ""
     assert loaded.config.field == checkpoint.config.field  # light_switch (eval's switch hours) included
     assert list(loaded.config.field.light_switch) == [6.0, 18.0]

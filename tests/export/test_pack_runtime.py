@@ -13,10 +13,11 @@ import pytest
 import torch
 
 import airender.runtime
-from airender.engine.checkpoint import load_checkpoint
+from airender.models.checkpoint import load_checkpoint
 from airender.errors import InputError
 from airender.export.cli import add_export_parser
-from airender.export.pack import UnsupportedModel, model_spec, pack_bytes, quantise_int8, write_pack
+from airender.export.pack import UnsupportedModel, model_spec, pack_bytes, write_pack
+from airender.runtime.packfile import quantise_int8
 from airender.render import FrameDecoder, query_pixels
 from airender.runtime.packfile import MAGIC, PackError, encode_pack, parse_pack
 from airender.sizes import model_bytes

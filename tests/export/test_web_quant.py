@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from airender.engine.checkpoint import load_checkpoint
+from airender.models.checkpoint import load_checkpoint
 from airender.errors import InputError
 from airender.export.web import data_bytes, export_web, field_program
 from airender.export.wgsl import BINDINGS, buffer_bytes, field_wgsl

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from airender.engine.checkpoint import load_checkpoint
+from airender.models.checkpoint import load_checkpoint
 from airender.errors import InputError
 from airender.export.wgsl import BINDINGS, OUTPUT_BINDING, field_wgsl, preprocess
 from tests.export.conftest import HEIGHT, VARIANTS, WIDTH

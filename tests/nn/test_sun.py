@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from airender.bake.solar import Site, sun_position
+from airender.solar import Site, sun_position
 from airender.cli import main
 from airender.config import ExperimentConfig
 from airender.data import load_sequence
 from airender.data.sun_table import read_sun_table
-from airender.engine.checkpoint import load_checkpoint
+from airender.models.checkpoint import load_checkpoint
 from airender.engine.trainer import Trainer
 from airender.errors import InputError
 from airender.field import DataDescription, build_field

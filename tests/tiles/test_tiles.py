@@ -18,9 +18,10 @@ from airender.cli import main
 from airender.data.frame_store import VTSource, build_frame_cache
 from airender.data.readers import read_image
 from airender.data.virtual_texture import VTLightmap, write_virtual_texture
-from airender.engine.checkpoint import load_checkpoint
+from airender.models.checkpoint import load_checkpoint
 from airender.render import FrameDecoder
-from airender.tiles.model import TiledModel, load_model, read_any_checkpoint
+from airender.models import load_model
+from airender.models.tiled import TiledModel, read_any_checkpoint
 from airender.tiles.plan import plan_atlas
 from airender.tiles.seams import border_band
 from tests.conftest import REPO, write_png

@@ -58,11 +58,11 @@ class DatasetLightmap:
 
 def dataset_lightmaps(data_dir: str | Path) -> tuple[str, list[DatasetLightmap]]:
     """(protocol "hprc" or "hprc-vt", the lightmaps) of a dataset in either layout; InputError otherwise."""
-    from airender.data.readers import _check_folder
+    from airender.data.layout import check_folder
     from airender.data.virtual_texture import is_virtual_texture, list_lightmaps
 
     root = Path(data_dir)
-    _check_folder(root)
+    check_folder(root)
     config_path = root / "config.json"
     if not config_path.is_file():
         raise InputError(f"{config_path}: no such file (--data_dir takes a lightmap dataset of either contest layout)")
@@ -146,7 +146,7 @@ def _atlas_lightmap(atlas, lightmaps: list[DatasetLightmap], protocol: str) -> D
 def _tiled_entry(atlas, target: DatasetLightmap, tile_size: int, quant: str,
                  pack_bytes) -> tuple[dict, dict[str, bytes]]:
     """The lightmaps.json entry (without checkpoint and trained_on) of a tiled atlas and its tile packs."""
-    from airender.tiles.model import INDEX_BYTES_PER_TILE
+    from airender.models.tiled import INDEX_BYTES_PER_TILE
 
     folder = f"packs/{_pack_name(target)}"
     blobs, tiles = {}, []
@@ -169,9 +169,8 @@ def contest_files(ckpts: list[str], data_dir: str | Path, lightmap_ids: list[str
     Raises InputError (before anything is written) for a checkpoint that names no lightmap of the dataset
     (and no --lightmap_ids), two checkpoints of one lightmap, a size that differs from the lightmap's, LDR
     data, a model the pack format does not support, or --lightmap_ids with a tiled checkpoint."""
-    from airender.engine.checkpoint import field_from_checkpoint
     from airender.export.pack import pack_bytes
-    from airender.tiles.model import TILED_FORMAT, TiledModel, read_any_checkpoint
+    from airender.models import load_model
 
     data_dir = Path(data_dir)
     protocol, lightmaps = dataset_lightmaps(data_dir)
@@ -183,12 +182,15 @@ def contest_files(ckpts: list[str], data_dir: str | Path, lightmap_ids: list[str
     files: dict[str, bytes] = {}
     entries, owners = [], {}
     for k, ckpt in enumerate(ckpts):
-        raw = read_any_checkpoint(ckpt)
-        if raw["format"] == TILED_FORMAT:
+        loaded = load_model(ckpt, "cpu")
+        if loaded.is_pack:
+            raise InputError(f"{ckpt}: an exported pack; --format contest exports checkpoints (give the run's "
+                             f"last.ckpt)")
+        if loaded.is_tiled:
             if lightmap_ids:
                 raise InputError(f"--lightmap_ids: {ckpt} is a tiled checkpoint, whose atlases name their "
                                  f"lightmaps; leave --lightmap_ids out")
-            tiled = TiledModel(raw, "cpu", ckpt)
+            tiled = loaded.model
             given = 0
             for atlas in tiled.atlases.values():
                 target = _atlas_lightmap(atlas, lightmaps, protocol)
@@ -203,7 +205,6 @@ def contest_files(ckpts: list[str], data_dir: str | Path, lightmap_ids: list[str
                 have = ", ".join(f"{a.atlas_id} ({a.desc.source or 'unnamed'})" for a in tiled.atlases.values())
                 raise InputError(f"{ckpt}: none of its atlases ({have}) is a lightmap of {data_dir}")
             continue
-        loaded = field_from_checkpoint(ckpt, raw, "cpu")
         desc = loaded.desc
         if lightmap_ids:
             level, ident = _parse_id(lightmap_ids[k])

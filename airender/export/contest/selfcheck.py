@@ -64,7 +64,7 @@ class GroundTruth:
 
 def first_layout(root: Path) -> list[GroundTruth]:
     """Every lightmap of a dataset in the first layout (config.json + float32 RGB / int8 mask files)."""
-    from airender.data.hours import hour_from_contest_key
+    from airender.hours import hour_from_contest_key
 
     config = json.loads((root / "config.json").read_text())
     out = []

@@ -10,17 +10,17 @@ Inference rebuilds the exact model from ``config`` and ``data`` alone.
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from airender import __version__
 from airender.config import ExperimentConfig
 from airender.errors import CheckpointError
 from airender.fileio import atomic_path
 from airender.field import DataDescription, build_field
-from torch import nn
+from airender.models.loaded import LoadedModel
 
 FORMAT = "airender-checkpoint"
 FORMAT_VERSION = 1
@@ -58,14 +58,6 @@ def save_checkpoint(path: str | Path, ckpt: dict) -> None:
         torch.save(ckpt, tmp)
 
 
-@dataclass
-class LoadedCheckpoint:
-    field: nn.Module
-    config: ExperimentConfig
-    desc: DataDescription
-    raw: dict
-
-
 def read_checkpoint(path: str | Path, formats: dict[str, int] | None = None) -> dict:
     """The raw checkpoint dict; CheckpointError with a clear message if it is not one of ours.
 
@@ -93,12 +85,12 @@ def read_checkpoint(path: str | Path, formats: dict[str, int] | None = None) -> 
     return ckpt
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> LoadedCheckpoint:
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
     """Rebuild the field from the checkpoint alone and load its weights."""
     return field_from_checkpoint(path, read_checkpoint(path), device)
 
 
-def field_from_checkpoint(path: str | Path, ckpt: dict, device: torch.device | str = "cpu") -> LoadedCheckpoint:
+def field_from_checkpoint(path: str | Path, ckpt: dict, device: torch.device | str = "cpu") -> LoadedModel:
     """Rebuild the field of the checkpoint dict ``ckpt`` (read from ``path``, named in errors)."""
     try:
         config = ExperimentConfig.from_dict(ckpt["config"])
@@ -109,4 +101,4 @@ def field_from_checkpoint(path: str | Path, ckpt: dict, device: torch.device | s
         raise CheckpointError(f"{path}: cannot rebuild the model ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0]})") from None
     field.eval()
-    return LoadedCheckpoint(field=field.to(device), config=config, desc=desc, raw=ckpt)
+    return LoadedModel("field", field.to(device), config, desc, ckpt)

@@ -2,7 +2,7 @@
 take it as ``--ckpt`` and decode it with the numpy runtime (:mod:`airender.runtime`).
 
 :class:`PackedModel` offers what those commands ask of a decodable model, as a tiled atlas
-(:class:`airender.tiles.model.TiledAtlas`) does: ``desc``, ``transform``, ``baseline`` (None: the pack's
+(:class:`airender.models.tiled.TiledAtlas`) does: ``desc``, ``transform``, ``baseline`` (None: the pack's
 baseline is not replaceable), ``sources`` (none: packs hold RGB fields), ``decode(t)`` -> display
 [H, W, 3], ``frame_decoder(height, width)``, ``query(y, x, t)`` and ``stored_bytes()`` (the pack file's
 size: what the decoder reads, header and scales included). Decodes run on the CPU whatever ``--device``
@@ -11,9 +11,6 @@ says; results are float32 torch tensors on the CPU.
 from __future__ import annotations
 
 import dataclasses
-import statistics
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +20,10 @@ from airender.config import ExperimentConfig, FieldConfig
 from airender.data.sequence import ValueTransform
 from airender.errors import CheckpointError
 from airender.field import DataDescription
+from airender.models.loaded import LoadedModel
 from airender.render import NativeFrames
+from airender.runtime import PackError, load as runtime_load
 from airender.runtime.packfile import MAGIC
-
-QUERIES = 1 << 16  # random texels ``time_pack`` queries
-
 
 def is_pack(path: str | Path) -> bool:
     """Whether ``path`` is a file that starts with the pack marker (False for a missing or short file)."""
@@ -64,8 +60,6 @@ class PackedModel(NativeFrames):
 
     runtime: the :class:`airender.runtime.FieldModel`; path: the pack file (its size is ``stored_bytes``)."""
 
-    tiled = False
-    packed = True
     baseline = None  # kept inside the pack (and not replaceable)
     sources: tuple[str, ...] = ()
 
@@ -102,21 +96,6 @@ class PackedModel(NativeFrames):
         return int(self.runtime.nbytes or self.path.stat().st_size)
 
 
-@dataclass
-class LoadedPack:
-    """A pack loaded as ``airender.tiles.model.load_model`` loads a checkpoint: ``field`` is the
-    :class:`PackedModel`; ``config`` holds the pack's field config (data section: defaults, the baseline
-    hour from the data description); ``raw`` the pack's header."""
-
-    model: PackedModel
-    field: PackedModel
-    config: ExperimentConfig
-    desc: DataDescription
-    raw: dict
-    atlas_id: str
-    packed: bool = True
-
-
 def _config_of(header: dict, desc: DataDescription) -> ExperimentConfig:
     """An ExperimentConfig whose field section is the pack's (keys this version does not know are left out:
     the runtime decodes from the model section, the field config is for reference)."""
@@ -129,14 +108,12 @@ def _config_of(header: dict, desc: DataDescription) -> ExperimentConfig:
     return config
 
 
-def load_pack(path: str | Path, lightmap_id: str = "") -> LoadedPack:
+def load_pack(path: str | Path, lightmap_id: str = "") -> LoadedModel:
     """Read and check the pack at ``path`` (CheckpointError naming the file when it is not a decodable pack).
     ``lightmap_id`` is kept as ``atlas_id`` (which lightmap of a dataset the pack is scored against)."""
-    import airender.runtime
-
     try:
-        runtime = airender.runtime.load(path)
-    except airender.runtime.PackError as exc:
+        runtime = runtime_load(path)
+    except PackError as exc:
         raise CheckpointError(str(exc)) from None
     model = PackedModel(runtime, path)
     try:
@@ -144,33 +121,4 @@ def load_pack(path: str | Path, lightmap_id: str = "") -> LoadedPack:
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the pack's field config is unreadable ({type(exc).__name__}: {exc})") \
             from None
-    return LoadedPack(model, model, config, model.desc, model.header, lightmap_id)
-
-
-def time_pack(path: str | Path, label: str, width: int, height: int, repeats: int, warmup: int = 2):
-    """``airender bench`` part (c) of a pack: the numpy runtime's whole-frame decode at ``width`` x
-    ``height`` (the resolution's cache built once, first, and timed on its own) and random access
-    (QUERIES texels at random hours). An :class:`airender.bench.DecodeTiming` whose device is
-    ``numpy <quant>`` and whose bytes are the pack file's."""
-    from airender.bench import DecodeTiming
-
-    model = load_pack(path).field
-    runtime = model.runtime
-    start = time.perf_counter()
-    runtime.caches(height, width)
-    prepare_ms = (time.perf_counter() - start) * 1e3
-    times_ms = []
-    for i, hour in enumerate((3.7 * k) % 24.0 for k in range(warmup + repeats)):
-        begin = time.perf_counter()
-        runtime.decode(hour, width=width, height=height)
-        if i >= warmup:
-            times_ms.append((time.perf_counter() - begin) * 1e3)
-    rng = np.random.default_rng(0)
-    y, x = rng.integers(0, runtime.height, QUERIES), rng.integers(0, runtime.width, QUERIES)
-    t = (rng.random(QUERIES) * 24.0).astype(np.float32)
-    runtime.query(y[:1024], x[:1024], t[:1024])
-    start = time.perf_counter()
-    runtime.query(y, x, t)
-    qps = QUERIES / (time.perf_counter() - start)
-    return DecodeTiming(label, f"numpy {model.quant}", width, height, prepare_ms, statistics.median(times_ms),
-                        times_ms, qps, model.stored_bytes())
+    return LoadedModel("pack", model, config, model.desc, model.header, lightmap_id, model)

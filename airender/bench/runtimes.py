@@ -21,10 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
+from airender.bench.decode import time_decode
 from airender.errors import InputError
+from airender.export.onnx_export import write_onnx
+from airender.export.pack import pack_bytes
+from airender.runtime import FieldModel, ops
+from airender.runtime.onnx_decoder import OnnxDecoder
+from airender.runtime.packfile import parse_pack
+from airender.sizes import model_bytes
+from airender.timing import QUERIES, call_times_ms, queries_per_s, random_texels
 
 RUNTIMES = ("torch", "numpy", "onnx")
-QUERIES = 1 << 16
 REFERENCE = "quality"
 
 
@@ -50,57 +57,26 @@ def parse_runtimes(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _hours(count: int) -> list[float]:
-    return [(3.7 * i) % 24.0 for i in range(count)]
-
-
-def _median_ms(decode, repeats: int, warmup: int) -> list[float]:
-    times = []
-    for i, hour in enumerate(_hours(warmup + repeats)):
-        start = time.perf_counter()
-        decode(hour)
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    return times
-
-
-def _random_queries(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    return (rng.integers(0, height, QUERIES), rng.integers(0, width, QUERIES),
-            (rng.random(QUERIES) * 24.0).astype(np.float32))
-
-
 def time_numpy(field, label: str, quant: str, width: int, height: int, repeats: int, warmup: int = 2) -> RuntimeTiming:
     """The pack of ``field`` at ``quant`` decoded by airender.runtime."""
-    import airender.runtime
-    from airender.export.pack import pack_bytes
-    from airender.runtime.packfile import parse_pack
-
     blob = pack_bytes(field, quant)
     contents = parse_pack(blob, f"{label}.airpack")
-    model = airender.runtime.FieldModel(contents.header, contents.arrays, contents.nbytes)
+    model = FieldModel(contents.header, contents.arrays, contents.nbytes)
     start = time.perf_counter()
     model.caches(height, width)
     cache_ms = (time.perf_counter() - start) * 1e3
-    times = _median_ms(lambda h: model.decode(h, width=width, height=height), repeats, warmup)
-    y, x, t = _random_queries(model.height, model.width)
-    model.query(y[:1024], x[:1024], t[:1024])
-    start = time.perf_counter()
-    model.query(y, x, t)
-    qps = QUERIES / (time.perf_counter() - start)
+    times = call_times_ms(lambda h: model.decode(h, width=width, height=height), repeats, warmup)
+    y, x, t = random_texels(model.height, model.width)
+    qps = queries_per_s(lambda: model.query(y, x, t), QUERIES, warm=lambda: model.query(y[:1024], x[:1024], t[:1024]))
     return RuntimeTiming(label, f"numpy {quant}", statistics.median(times), cache_ms, qps, len(blob), times)
 
 
 def time_onnx(field, label: str, width: int, height: int, repeats: int, warmup: int = 2) -> RuntimeTiming:
     """The ONNX export of ``field`` in onnxruntime (CPU provider)."""
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime  # noqa: F401  (an optional dependency: say so before exporting)
     except ImportError:
         raise InputError("--runtimes onnx needs onnxruntime and onnx (pip install 'airender[export]')") from None
-    from airender.export.onnx_export import write_onnx
-    from airender.runtime import ops
-    from airender.runtime.onnx_decoder import OnnxDecoder
-
     with tempfile.TemporaryDirectory(prefix="airender-bench-") as folder:
         frame_path, prepare_path = write_onnx(field, Path(folder) / f"{label}.onnx")
         nbytes = frame_path.stat().st_size + prepare_path.stat().st_size
@@ -108,8 +84,8 @@ def time_onnx(field, label: str, width: int, height: int, repeats: int, warmup: 
         start = time.perf_counter()
         decoder.caches(height, width)
         cache_ms = (time.perf_counter() - start) * 1e3
-        times = _median_ms(lambda h: decoder.decode(h, width=width, height=height), repeats, warmup)
-        y, x, _ = _random_queries(decoder.height, decoder.width)
+        times = call_times_ms(lambda h: decoder.decode(h, width=width, height=height), repeats, warmup)
+        y, x, _ = random_texels(decoder.height, decoder.width)
         uv = ops.pixel_centres(y * decoder.width + x, decoder.height, decoder.width)
 
         def query(hour: float) -> np.ndarray:
@@ -118,10 +94,7 @@ def time_onnx(field, label: str, width: int, height: int, repeats: int, warmup: 
             inputs = {name: values[name] for name in decoder.inputs if name != "hour"}
             return decoder.frame.run(["rgb"], {**inputs, "hour": np.array([hour], np.float32)})[0]
 
-        query(7.5)
-        start = time.perf_counter()
-        query(13.25)
-        qps = QUERIES / (time.perf_counter() - start)
+        qps = queries_per_s(lambda: query(13.25), QUERIES, warm=lambda: query(7.5))
     return RuntimeTiming(label, "onnxruntime", statistics.median(times), cache_ms, qps, nbytes, times)
 
 
@@ -131,9 +104,6 @@ def bench_runtimes(fields: list[tuple[str, object]], runtimes: list[str], width:
 
     ``torch_timings``: {label: airender.bench.DecodeTiming} of the fields already timed in torch (bench part
     (c)); ``reference_field``: a ``quality`` field to add (labelled "quality") when no label is "quality"."""
-    from airender.bench import time_decode
-    from airender.sizes import model_bytes
-
     if reference_field is not None and all(label != REFERENCE for label, _ in fields):
         fields = list(fields) + [(REFERENCE, reference_field)]
     rows = []

@@ -4,7 +4,7 @@ For each size S a virtual-texture atlas of S x S texels x 24 hours is written as
 (:mod:`airender.tiles.synthetic`; S >= 4096 in 4 parts, else 1): ``--atlas_blocks`` copies of the bundled
 sample atlas (128 x 128 texels, about 85 % valid) placed along the diagonal, the rest a hole whose
 texels are invalid, so the plan holds exactly those blocks' tiles. Each fit runs in a fresh process
-(``python -m airender.tiles.bench``) for each ``--atlas_workers`` count and reports its wall time
+(``python -m airender.bench.atlas``) for each ``--atlas_workers`` count and reports its wall time
 (planning, the mask scan over the whole atlas, fitting, writing the tiled checkpoints), the peak resident
 memory of the process and of its largest worker (``resource.getrusage``, ru_maxrss), seconds per tile and
 per valid megatexel, and the speed-up over the first worker count. Last, an estimate for a whole level of
@@ -37,7 +37,7 @@ DEFAULT_GPU_SAMPLES_PER_S = 662_000.0
 def add_atlas_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atlas", default="", metavar="SIZE[,SIZE...]",
                    help="instead of the other benchmarks: fit synthetic sparse S x S atlases tile by tile, e.g. "
-                        "1024,4096,16384 (see airender/tiles/bench.py)")
+                        "1024,4096,16384 (see airender/bench/atlas.py)")
     p.add_argument("--atlas_tile", type=int, default=128, help="--atlas: tile size in texels (default: 128)")
     p.add_argument("--atlas_workers", default="1,2", help="--atlas: worker counts to time (default: 1,2)")
     p.add_argument("--atlas_blocks", type=int, default=4,
@@ -105,7 +105,7 @@ def child(spec: dict) -> dict:
 
 
 def _run_child(spec: dict) -> dict:
-    result = subprocess.run([sys.executable, "-m", "airender.tiles.bench", json.dumps(spec)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "airender.bench.atlas", json.dumps(spec)], capture_output=True,
                             text=True)
     if result.returncode != 0:
         raise RuntimeError(f"benchmark run failed ({spec['out']}):\n{result.stderr[-3000:]}")

@@ -10,7 +10,7 @@ Checkpoint (``torch.save`` dict, loadable with ``weights_only=True``)::
     tiles       [{atlas_id, y, x, height, width, window [top, left, height, width],
                   config, data, model}]                            one entry per fitted tile
 
-``config``, ``data`` and ``model`` of a tile are what :mod:`airender.engine.checkpoint` writes for one
+``config``, ``data`` and ``model`` of a tile are what :mod:`airender.models.checkpoint` writes for one
 field (its ExperimentConfig, DataDescription of the window and state dict at the stored precision), so
 each tile rebuilds exactly as a single field does.
 
@@ -18,7 +18,7 @@ each tile rebuilds exactly as a single field does.
 whole atlas), ``decode(t)`` -> display [H, W, 3] assembled from tile decodes, ``query(y, x, t)`` random
 access dispatching each texel to its tile, and ``stored_bytes()``; ``evaluate_field``, the protocols,
 ``airender render`` and ``render-all`` take it as they take a field. Texels of skipped tiles (no valid
-texel) decode to 0. :func:`load_model` reads either kind of checkpoint.
+texel) decode to 0. :func:`airender.models.load_model` reads it.
 """
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ from airender import __version__
 from airender.config import ExperimentConfig
 from airender.data.samplers import pixel_centres
 from airender.data.sequence import ValueTransform
-from airender.engine.checkpoint import (FORMAT, FORMAT_VERSION, LoadedCheckpoint, field_from_checkpoint,
-                                        read_checkpoint)
 from airender.errors import CheckpointError, InputError
 from airender.field import DataDescription, build_field
+from airender.models.checkpoint import FORMAT, FORMAT_VERSION, read_checkpoint
 from airender.render import NativeFrames, query_pixels
+from airender.sizes import model_bytes, raw_frames_bytes
 
 TILED_FORMAT = "airender-tiled-checkpoint"
 TILED_FORMAT_VERSION = 1
@@ -165,7 +165,6 @@ class TiledAtlas(NativeFrames):
     tiles: the checkpoint's tile entries of this atlas; desc: DataDescription of the whole atlas;
     device: where the tile fields live (each built on first use)."""
 
-    tiled = True
     baseline = None  # one baseline per tile, none for the atlas
 
     def __init__(self, entry: dict, tiles: list[dict], config: ExperimentConfig, tile_size: int,
@@ -233,8 +232,6 @@ class TiledAtlas(NativeFrames):
     def stored_bytes(self) -> int:
         """Bytes a decoder reads: every tile's field (as :func:`airender.sizes.model_bytes` counts one field)
         plus the index (INDEX_BYTES_PER_TILE a tile, INDEX_BYTES_PER_ATLAS for the atlas)."""
-        from airender.sizes import model_bytes
-
         fields = sum(model_bytes(self.field(i)) for i in range(len(self.tiles)))
         return int(fields + INDEX_BYTES_PER_TILE * len(self.tiles) + INDEX_BYTES_PER_ATLAS)
 
@@ -281,8 +278,6 @@ class TiledModel:
     def size_report(self) -> dict:
         """{"atlases": {id: {model_bytes, raw_bytes, percent_of_raw, compression_ratio, tiles}}, "dataset":
         the same summed over atlases}; raw = 24 float32 RGB frames of each atlas."""
-        from airender.sizes import raw_frames_bytes
-
         rows = {}
         for ident, atlas in self.atlases.items():
             size, raw = atlas.stored_bytes(), raw_frames_bytes(atlas.desc.height, atlas.desc.width)
@@ -295,36 +290,6 @@ class TiledModel:
                                              "tiles": sum(r["tiles"] for r in rows.values())}}
 
 
-@dataclass
-class LoadedTiled:
-    """A tiled checkpoint loaded for one atlas: ``field`` is that atlas (a :class:`TiledAtlas`)."""
-
-    model: TiledModel
-    field: TiledAtlas
-    config: ExperimentConfig
-    desc: DataDescription
-    raw: dict
-    atlas_id: str
-    tiled: bool = True
-
-
 def read_any_checkpoint(path: str | Path) -> dict:
     """The raw dict of a single-field or a tiled checkpoint."""
     return read_checkpoint(path, {FORMAT: FORMAT_VERSION, TILED_FORMAT: TILED_FORMAT_VERSION})
-
-
-def load_model(path: str | Path, device: torch.device | str = "cpu",
-               lightmap_id: str = "") -> LoadedCheckpoint | LoadedTiled:
-    """Load a single-field checkpoint (as :func:`airender.engine.checkpoint.load_checkpoint`; ``lightmap_id``
-    is not used), a tiled one (its atlas ``lightmap_id``, default the first) or an exported pack
-    (:func:`airender.export.packed.load_pack`: decoded by the numpy runtime on the CPU)."""
-    from airender.export.packed import is_pack, load_pack
-
-    if is_pack(path):
-        return load_pack(path, lightmap_id)
-    ckpt = read_any_checkpoint(path)
-    if ckpt["format"] == TILED_FORMAT:
-        model = TiledModel(ckpt, device, path)
-        atlas = model.atlas(lightmap_id)
-        return LoadedTiled(model, atlas, model.config, atlas.desc, ckpt, atlas.atlas_id)
-    return field_from_checkpoint(path, ckpt, device)

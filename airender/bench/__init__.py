@@ -10,9 +10,7 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,9 @@ from airender.errors import InputError
 from airender.data.samplers import PixelSampler
 from airender.data.sequence import TODSequence, transform_for
 from airender.fileio import write_json_atomic
+from airender.bench.decode import time_decode, time_pack
+from airender.models.packed import is_pack
+from airender.timing import sync
 
 
 class LegacyPixelDataset(torch.utils.data.Dataset):
@@ -62,11 +63,6 @@ def bench_legacy_data_path(sequence: TODSequence, batch_size: int, batches: int,
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def bench_device_data_path(sequence: TODSequence, config: ExperimentConfig, device: torch.device,
                            batches: int) -> float:
     """Samples/s of the on-device path: draw indices, gather targets, encode xy and time."""
@@ -86,11 +82,11 @@ def bench_device_data_path(sequence: TODSequence, config: ExperimentConfig, devi
         return xy_enc(batch.uv), t_enc(batch.t), batch.target
 
     one()
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(batches):
         one()
-    _sync(device)
+    sync(device)
     return batches * batch_size / (time.perf_counter() - start)
 
 
@@ -101,77 +97,19 @@ def bench_training(sequence: TODSequence, config: ExperimentConfig, steps: int, 
     trainer = Trainer(config, sequence, out_dir=Path("/nonexistent-bench-run"))
     for _ in range(warmup):
         trainer.train_step()
-    _sync(trainer.device)
+    sync(trainer.device)
     start = time.perf_counter()
     for _ in range(steps):
         trainer.train_step()
-    _sync(trainer.device)
+    sync(trainer.device)
     return steps * config.train.batch_size / (time.perf_counter() - start)
-
-
-@dataclass
-class DecodeTiming:
-    label: str
-    device: str
-    width: int
-    height: int
-    prepare_ms: float
-    decode_ms_median: float
-    decode_ms_all: list[float]
-    queries_per_s: float
-    model_bytes: int
-
-
-def time_decode(field: torch.nn.Module, label: str, width: int, height: int, repeats: int, warmup: int = 2,
-                half: bool = False, compile_decode: bool = False) -> DecodeTiming:
-    """Median whole-frame decode time (the time-invariant cache is built once, outside the timing)."""
-    from airender.render import FrameDecoder, query_pixels
-    from airender.sizes import model_bytes
-
-    device = next(field.parameters()).device
-    _sync(device)
-    start = time.perf_counter()
-    decoder = FrameDecoder(field, height, width, half=half, compile_decode=compile_decode)
-    _sync(device)
-    prepare_ms = (time.perf_counter() - start) * 1e3
-    hours = [(3.7 * i) % 24.0 for i in range(warmup + repeats)]
-    times_ms = []
-    for i, t in enumerate(hours):
-        if device.type == "cuda":
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            decoder.decode(t)
-            end.record()
-            torch.cuda.synchronize(device)
-            elapsed = begin.elapsed_time(end)
-        else:
-            begin_s = time.perf_counter()
-            decoder.decode(t)
-            elapsed = (time.perf_counter() - begin_s) * 1e3
-        if i >= warmup:
-            times_ms.append(elapsed)
-    del decoder
-    desc = field.desc
-    n = 1 << 16
-    gen = torch.Generator().manual_seed(0)
-    y = torch.randint(desc.height, (n,), generator=gen)
-    x = torch.randint(desc.width, (n,), generator=gen)
-    t = torch.rand(n, generator=gen) * 24.0
-    query_pixels(field, y[:1024], x[:1024], t[:1024])
-    _sync(device)
-    start = time.perf_counter()
-    query_pixels(field, y, x, t)
-    _sync(device)
-    qps = n / (time.perf_counter() - start)
-    return DecodeTiming(label, str(device), width, height, prepare_ms, statistics.median(times_ms), times_ms, qps,
-                        model_bytes(field))
 
 
 def untrained_preset_field(name: str, sequence: TODSequence, device: torch.device) -> torch.nn.Module:
     """A preset's field at the data's size with its initial weights (for timing and size)."""
     from airender.field import DataDescription, build_field
     from airender.presets import preset_config
-    from airender.engine.trainer import is_8bit
+    from airender.data.sequence import is_8bit
 
     config = preset_config(name)
     transform = transform_for(sequence.is_hdr, config.data.hdr_transform)
@@ -208,20 +146,20 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                         "(onnxruntime); besides torch adds table (d) with the ratio to the quality preset "
                         "(default: torch)")
     p.add_argument("--out", default="", help="also write the results to this JSON file (default: none)")
-    from airender.tiles.bench import add_atlas_arguments
+    from airender.bench.atlas import add_atlas_arguments
 
     add_atlas_arguments(p)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if getattr(args, "atlas", ""):
-        from airender.tiles.bench import cmd_atlas_bench
+        from airender.bench.atlas import cmd_atlas_bench
 
         return cmd_atlas_bench(args)
     from airender.data import load_sequence
     from airender.demo import sample_dir
-    from airender.engine.checkpoint import load_checkpoint
-    from airender.engine.trainer import resolve_device
+    from airender.models.checkpoint import load_checkpoint
+    from airender.device import resolve_device
 
     from airender.presets import PRESETS, preset_config
 
@@ -234,7 +172,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.repeats < 1 or args.train_steps < 1 or args.legacy_workers < 0:
         raise InputError("--repeats and --train_steps must be positive, --legacy_workers zero or positive")
     parts = set(args.parts.split(","))
-    from airender.export.bench_runtimes import parse_runtimes
+    from airender.bench.runtimes import parse_runtimes
 
     runtimes = parse_runtimes(args.runtimes)
     if runtimes != ["torch"] and "decode" not in parts:
@@ -272,8 +210,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"(b) training, Baseline (SIREN {config.field.hidden}x{config.field.layers}), batch "
               f"{config.train.batch_size}: {rate / 1e3:,.0f}k samples/s")
     if "decode" in parts:
-        from airender.export.packed import is_pack, time_pack
-
         packs = {path: Path(path).name for path in args.ckpt if is_pack(path)}  # numpy runtime, timed on their own
         fields = [(Path(path).parent.name or path, load_checkpoint(path, device).field) for path in args.ckpt
                   if path not in packs]
@@ -293,13 +229,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   f"first)  cache {t.prepare_ms:8.1f} ms  queries {t.queries_per_s / 1e6:6.2f}M/s  "
                   f"{t.model_bytes / 1024:8.1f} KiB" + (f"  ({t.device})" if t.device.startswith("numpy") else ""))
         if runtimes != ["torch"]:
-            from airender.export.bench_runtimes import REFERENCE, bench_runtimes, print_runtimes
+            from airender.bench.runtimes import REFERENCE, bench_runtimes, print_runtimes
 
             reference = None if any(label == REFERENCE for label, _ in fields) else \
                 untrained_preset_field(REFERENCE, sequence, device)
             rows = bench_runtimes(fields, runtimes, args.width, args.height, args.repeats, by_label, reference)
             if "numpy" in runtimes:  # a pack decodes in the numpy runtime only, at its own precision
-                from airender.export.bench_runtimes import RuntimeTiming
+                from airender.bench.runtimes import RuntimeTiming
 
                 rows += [RuntimeTiming(t.label, t.device, t.decode_ms_median, t.prepare_ms, t.queries_per_s,
                                        t.model_bytes, t.decode_ms_all) for t in pack_timings]
