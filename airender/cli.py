@@ -15,7 +15,8 @@ import torch
 
 from airender import __version__
 from airender.between.cli import add_between_arguments, add_fit_between_parser, between_decoder, fit_after_training
-from airender.cli_args import add_subcommand
+from airender.cli_args import (add_ckpt_argument, add_data_dir_argument, add_device_argument,
+                               add_lightmap_id_argument, add_out_dir_argument, add_subcommand)
 from airender.errors import InputError
 
 EXIT_BAD_INPUT = 2
@@ -194,15 +195,14 @@ def replace_baseline(field, path: str) -> None:
 
 
 def _add_render_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt) or an exported .airpack")
+    add_ckpt_argument(p)
     p.add_argument("--width", type=int, default=0, help="output width (default: the training width)")
     p.add_argument("--height", type=int, default=0, help="output height (default: the training height)")
-    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:N "
-                                                    "(default: auto)")
+    add_device_argument(p)
     p.add_argument("--baseline_path", default="",
                    help="baseline image to add the predicted delta to (default: the full-precision baseline "
                         "kept in the checkpoint)")
-    p.add_argument("--lightmap_id", default="", help="tiled checkpoint: which atlas (default: the first)")
+    add_lightmap_id_argument(p, "tiled checkpoint: which atlas (default: the first)")
     add_between_arguments(p)
 
 
@@ -285,8 +285,7 @@ def add_render_all_parser(sub) -> None:
     p.add_argument("--start_hour", type=float, default=0.0, help="first hour, in [0, 24] (default: 0)")
     p.add_argument("--end_hour", type=float, default=23.0, help="last hour, inclusive, in [0, 24] (default: 23)")
     p.add_argument("--step", type=float, default=1.0, help="hours between frames, e.g. 0.25 (default: 1)")
-    p.add_argument("--out_dir", "--output_dir", dest="out_dir", required=True,
-                   help="folder for the frames tod_HH.HH.png (sortable names) and the GIF")
+    add_out_dir_argument(p, "folder for the frames tod_HH.HH.png (sortable names) and the GIF", required=True)
     p.add_argument("--format", choices=("png", "exr"), default="", help="frame format (default: png for LDR, exr for HDR)")
     p.add_argument("--gif", type=str, default="day.gif", help="name of the animated GIF in --out_dir, '' for none "
                                                              "(default: day.gif)")
@@ -352,10 +351,9 @@ def add_eval_parser(sub) -> None:
 
     p = add_subcommand(sub, "eval", "metrics of a checkpoint against ground-truth frames",
                        "airender eval --ckpt C --data_dir DIR [--extra DIR2 ...] [--lpips_weights FILE] [options]")
-    p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt) or an exported .airpack")
-    p.add_argument("--data_dir", "--data", dest="data_dir", required=True,
-                   help="ground truth (either layout); times the model was not trained on are held-out frames")
-    p.add_argument("--lightmap_id", default="", help="contest layout: which lightmap (default: the first)")
+    add_ckpt_argument(p)
+    add_data_dir_argument(p, "ground truth (either layout); times the model was not trained on are held-out frames")
+    add_lightmap_id_argument(p, "contest layout: which lightmap (default: the first)")
     p.add_argument("--extra", action="append", default=[],
                    help="more ground-truth folders, e.g. fractional hours (repeatable)")
     p.add_argument("--switch_hours", type=float, nargs=2, default=None, metavar=("OFF", "ON"),
@@ -364,8 +362,8 @@ def add_eval_parser(sub) -> None:
                         "else 6 18)")
     p.add_argument("--lpips_weights", default=None, help="LPIPS-Alex v0.1 weights file "
                                                          "(default: $AIRENDER_LPIPS_WEIGHTS, then the torch hub cache)")
-    p.add_argument("--out_dir", default="", help="where metrics.{json,csv,md} and plots go (default: <ckpt dir>/eval)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    add_out_dir_argument(p, "where metrics.{json,csv,md} and plots go (default: <ckpt dir>/eval)")
+    add_device_argument(p)
     p.add_argument("--protocol", choices=PROTOCOLS, default=None,
                    help="scoring: image (whole LDR frames), hprc (256-texel tiles, the first lightmap layout's) or "
                         "hprc-vt (128-texel tiles, the virtual-texture release's); see airender/protocols.py "
@@ -382,7 +380,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from airender.models import load_model
     from airender.contest_score import score_table
     from airender.protocols import contest_score, contest_score_note, evaluate_protocol, resolve_protocol
-    from airender.sizes import compression_report
+    from airender.sizes import compression_report, size_line
     from airender.sun_picture import write_sun_term_sheet
 
     for hour in args.switch_hours or []:
@@ -411,8 +409,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          out_dir / "sun_term.png", title=f"{Path(args.ckpt).name}: what the sun term learned")
     print(report.to_markdown())
     size = report.size
-    print(f"model: {size['model_bytes']:,} bytes the decoder reads = {size['percent_of_raw']:.2f} % of the raw float32 "
-          f"frames ({size['raw_bytes']:,} bytes for 24 frames), compression ratio {size['compression_ratio']:.1f}:1")
+    print(size_line(size))
     if "between_net_bytes" in size:
         print(network_size_line(size))
     decode_s = sum(r["decode_s"] for r in report.rows)
@@ -434,8 +431,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def add_demo_parser(sub) -> None:
     p = add_subcommand(sub, "demo", "train on the bundled sample scene and write renders, a contact sheet and a "
                        "metrics table", "airender demo [--out_dir DIR] [--overwrite] [options]")
-    p.add_argument("--out_dir", default="", help="output folder (default: runs/demo, or the first free "
-                                                 "runs/demo-N when that holds a run)")
+    add_out_dir_argument(p, "output folder (default: runs/demo, or the first free runs/demo-N when that holds a run)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out_dir")
     p.add_argument("--lightmaps", action="store_true",
                    help="train on the bundled sample lightmap atlas (HDR, virtual-texture layout, scored with "
@@ -444,7 +440,7 @@ def add_demo_parser(sub) -> None:
                                                          "(default: $AIRENDER_LPIPS_WEIGHTS, then the torch hub cache)")
     p.add_argument("--seconds", type=float, default=0.0,
                    help="stop training after this many seconds (default: 0 = train the demo's planned steps)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    add_device_argument(p)
     p.set_defaults(func=cmd_demo)
 
 

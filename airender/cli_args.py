@@ -113,3 +113,40 @@ def add_subcommand(sub, name: str, help_text: str, usage: str, description: str 
     """A subcommand whose errors print its own one-line usage (not the top level's, nor every flag)."""
     return sub.add_parser(name, help=help_text, usage=usage,
                           description=description or help_text[:1].upper() + help_text[1:] + ".")
+
+
+# --- the flags several commands share, declared once ------------------------------------------------------
+CKPT_HELP = "checkpoint (best.ckpt or last.ckpt), tiled checkpoint or exported .airpack"
+DEVICE_CHOICES = "auto (a GPU when there is one), cpu, cuda or cuda:N"
+
+
+def add_ckpt_argument(p: argparse.ArgumentParser, help: str = CKPT_HELP, repeat: bool = False,
+                      required: bool = True) -> None:
+    """``--ckpt PATH`` (``repeat``: may be given several times, a list)."""
+    if repeat:
+        p.add_argument("--ckpt", action="append", required=required, default=None if required else [], help=help)
+    else:
+        p.add_argument("--ckpt", required=required, default=None if required else "", help=help)
+
+
+def add_device_argument(p: argparse.ArgumentParser, default: str = "auto", what: str = "") -> None:
+    """``--device``: resolved by :func:`airender.device.resolve_device` (one line for a device not here)."""
+    p.add_argument("--device", default=default,
+                   help=f"{what + ': ' if what else ''}{DEVICE_CHOICES} (default: {default})")
+
+
+def add_data_dir_argument(p: argparse.ArgumentParser, help: str, required: bool = True) -> None:
+    """``--data_dir DIR`` (also spelled ``--data``)."""
+    p.add_argument("--data_dir", "--data", dest="data_dir", required=required, default=None if required else "",
+                   help=help)
+
+
+def add_out_dir_argument(p: argparse.ArgumentParser, help: str, required: bool = False) -> None:
+    """``--out_dir DIR`` (also spelled ``--out`` and ``--output_dir``)."""
+    p.add_argument("--out_dir", "--out", "--output_dir", dest="out_dir", required=required,
+                   default=None if required else "", help=help)
+
+
+def add_lightmap_id_argument(p: argparse.ArgumentParser, help: str) -> None:
+    """``--lightmap_id ID`` ("ID" or "LEVEL:ID"; default: the first)."""
+    p.add_argument("--lightmap_id", default="", help=help)

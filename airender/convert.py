@@ -76,16 +76,14 @@ def convert_contest_to_vt(src: str | Path, out: str | Path, parts: int = 1,
 
 def add_convert_parser(sub) -> None:
     """Register ``airender convert`` on the subcommand set ``sub``."""
-    from airender.cli_args import add_subcommand
+    from airender.cli_args import add_data_dir_argument, add_out_dir_argument, add_subcommand
 
     p = add_subcommand(sub, "convert", "convert a contest lightmap dataset (config.json + Data/) to the "
                                        "virtual-texture layout",
                        "airender convert --data_dir SRC --out_dir DST [--parts P] [--lightmap_id ID ...]",
                        __doc__.split("\n\n")[0].replace("``", ""))
-    p.add_argument("--data_dir", "--data", dest="data_dir", required=True,
-                   help="source dataset in the first contest layout")
-    p.add_argument("--out_dir", "--out", dest="out_dir", required=True,
-                   help="output folder (must not exist, or be empty)")
+    add_data_dir_argument(p, "source dataset in the first contest layout")
+    add_out_dir_argument(p, "output folder (must not exist, or be empty)", required=True)
     p.add_argument("--parts", type=int, default=1,
                    help="row bands per image (each lightmap's height must be a multiple; default: 1)")
     p.add_argument("--lightmap_id", action="append", default=[],

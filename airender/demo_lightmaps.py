@@ -110,7 +110,7 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
     from airender.images import contact_sheet, save_exr, save_gif, save_png
     from airender.protocols import evaluate_protocol
     from airender.render import FrameDecoder, frame_name
-    from airender.sizes import compression_report
+    from airender.sizes import compression_report, size_line
 
     out_dir = Path(out_dir)
     suite = build_metric_suite(lpips_weights)  # a wrong weights path fails now, not after training
@@ -169,8 +169,7 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
         "trained_hours": loaded.desc.train_times, "means": report.means, "size": size,
         "lpips_unavailable": report.lpips_note or None})
     print(report.to_markdown(per_frame=False))
-    print(f"model: {size['model_bytes']:,} bytes = {size['percent_of_raw']:.2f} % of the 24 raw float32 hours "
-          f"({size['raw_bytes']:,} bytes), compression ratio {size['compression_ratio']:.1f}:1")
+    print(size_line(size))
     if net is not None:
         print(network_size_line(size))
     print(f"lightmap demo finished in {time.perf_counter() - started:.0f} s: data in {data_dir}, renders in "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from airender.cli_args import add_subcommand
+from airender.cli_args import add_data_dir_argument, add_device_argument, add_out_dir_argument, add_subcommand
 from airender.errors import InputError
 from airender.fileio import atomic_path, write_json_atomic, write_text_atomic
 
@@ -108,7 +108,7 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
     from airender.presets import apply_overrides, preset_config
     from airender.protocols import evaluate_protocol, resolve_protocol
     from airender.render import whole_frames
-    from airender.sizes import model_bytes, raw_frames_bytes
+    from airender.sizes import model_bytes, raw_frames_bytes, size_report
 
     if setup.threads:
         torch.set_num_threads(setup.threads)
@@ -161,7 +161,9 @@ def run_one(spec: RunSpec, setup: Setup) -> dict:
     for group in GROUPS:
         for metric in METRICS:
             row[f"{metric}_{group}"] = report.means.get(group, {}).get(metric)
-    row.update({"bytes": int(nbytes), "percent_of_raw": 100.0 * nbytes / raw, "compression_ratio": raw / nbytes,
+    size = size_report(nbytes, raw)
+    row.update({"bytes": size["model_bytes"], "percent_of_raw": size["percent_of_raw"],
+                "compression_ratio": size["compression_ratio"],
                 "train_seconds": train_seconds, "decode_ms_1080p": decode_ms,
                 "seconds_total": time.perf_counter() - started})
     exposure = hdr_preview_exposure(sequence.frames[sequence.num_frames // 2]) if sequence.is_hdr else 1.0
@@ -382,11 +384,10 @@ def sweep_specs(grid: dict[str, list], preset: str) -> list[RunSpec]:
 
 
 def _common_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data_dir", "--data", dest="data_dir", required=True, help="training frames (either layout)")
+    add_data_dir_argument(p, "training frames (either layout)")
     p.add_argument("--extra", action="append", default=[],
                    help="more ground truth, e.g. fractional hours (repeatable)")
-    p.add_argument("--out_dir", "--out", dest="out_dir", default="",
-                   help="output folder (default: runs/compare or runs/sweep)")
+    add_out_dir_argument(p, "output folder (default: runs/compare or runs/sweep)")
     p.add_argument("--budget", choices=tuple(BUDGETS), default="quick",
                    help="quick: the roadmap's 20 x 200k samples; full: 20 x 1M; smoke: a few steps (default: quick)")
     p.add_argument("--seed", type=int, default=0, help="random seed of every run (default: 0)")
@@ -397,7 +398,7 @@ def _common_arguments(p: argparse.ArgumentParser) -> None:
                         "'between_day', else 'between_night' (default: 6 18)")
     p.add_argument("--decode_repeats", type=int, default=3, help="timed 1080p decodes per method, 0 to skip "
                                                                  "(default: 3)")
-    p.add_argument("--device", default="cpu", help="training and decoding device: cpu, cuda, cuda:N (default: cpu)")
+    add_device_argument(p, "cpu", "training and decoding device")
 
 
 def _setup(args: argparse.Namespace, default_out: str) -> Setup:

@@ -13,7 +13,7 @@ def add_bake_parser(sub) -> None:
     """Register ``bake`` on the ``airender`` sub-command parsers ``sub``."""
     from airender.bake.bake import HELD_OUT, BakeSettings
     from airender.solar import Site
-    from airender.cli_args import add_subcommand, with_default
+    from airender.cli_args import add_out_dir_argument, add_subcommand, with_default
 
     settings, site = BakeSettings(), Site()
     p = add_subcommand(
@@ -22,8 +22,7 @@ def add_bake_parser(sub) -> None:
         "config.json, Mask/, Original/, DirectionalOnly/, LocalOnly/, SkyLightOnly/ for the hours 1..24 and the "
         f"held-out times {', '.join(f'{t:g}' for t in HELD_OUT)}; plus meta.json and contact_sheet.png. Needs "
         "Mitsuba 3, trimesh and xatlas: pip install -e .[scene]")
-    p.add_argument("--out_dir", "--out", dest="out_dir", required=True, metavar="DIR",
-                   help="output folder (must not exist or be empty, unless --overwrite)")
+    add_out_dir_argument(p, "output folder (must not exist or be empty, unless --overwrite)", required=True)
     p.add_argument("--size", type=int, default=settings.size,
                    help=with_default("texels a side of the largest atlas (a power of two)", settings.size))
     p.add_argument("--atlases", type=int, default=settings.atlases,

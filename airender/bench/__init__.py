@@ -22,6 +22,7 @@ from airender.data.samplers import PixelSampler
 from airender.data.sequence import TODSequence, transform_for
 from airender.fileio import write_json_atomic
 from airender.bench.decode import time_decode, time_pack
+from airender.cli_args import add_ckpt_argument, add_data_dir_argument, add_device_argument
 from airender.models.packed import is_pack
 from airender.timing import sync
 
@@ -122,18 +123,17 @@ def untrained_preset_field(name: str, sequence: TODSequence, device: torch.devic
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data_dir", "--data", dest="data_dir", default="",
-                   help="frames for the data-path and training benchmarks (default: the bundled sample scene)")
-    p.add_argument("--ckpt", action="append", default=[],
-                   help="checkpoint to time, or an exported .airpack (timed in the numpy runtime; bytes: the "
-                        "file's) (repeatable)")
+    add_data_dir_argument(p, "frames for the data-path and training benchmarks (default: the bundled sample scene)",
+                          required=False)
+    add_ckpt_argument(p, "checkpoint to time, or an exported .airpack (timed in the numpy runtime; bytes: the file's) "
+                         "(repeatable)", repeat=True, required=False)
     p.add_argument("--preset", action="append", default=[],
                    help="untrained preset to time at the data's size (repeatable; decode time does not depend on "
                         "the weights); default without --ckpt: baseline")
     p.add_argument("--compile", action="store_true", help="torch.compile the per-frame decode")
     p.add_argument("--width", type=int, default=1920, help="decode width (default: 1920)")
     p.add_argument("--height", type=int, default=1080, help="decode height (default: 1080)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    add_device_argument(p)
     p.add_argument("--repeats", type=int, default=5, help="timed decodes per model (default: 5)")
     p.add_argument("--parts", default="data,train,decode", help="which benchmarks, comma-separated: data, train, "
                                                                 "decode (default: all three)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from airender.cli_args import add_subcommand
+from airender.cli_args import add_ckpt_argument, add_device_argument, add_lightmap_id_argument, add_subcommand
 from airender.errors import InputError
 
 BETWEEN_CHOICES = ("auto", "model", "motion", "learned")
@@ -83,7 +83,7 @@ def add_fit_between_parser(sub) -> None:
     p = add_subcommand(sub, "fit-between", "fit the learned blend weight between hours (--between learned) on a "
                                            "model's own decoded hours",
                        "airender fit-between --ckpt C [--out FILE] [--steps N] [--day START END] [options]")
-    p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt) or an exported .airpack")
+    add_ckpt_argument(p)
     p.add_argument("--out", default="", help=f"the network file (default: {DEFAULT_NET_NAME} beside --ckpt)")
     p.add_argument("--overwrite", action="store_true", help="replace the network file when it exists")
     p.add_argument("--steps", type=int, default=defaults.steps, help=f"Adam steps (default: {defaults.steps})")
@@ -95,8 +95,8 @@ def add_fit_between_parser(sub) -> None:
     p.add_argument("--day", type=float, nargs=2, default=None, metavar=("START", "END"),
                    help="stored hours in [START, END] are learned from (default: the model's --light_switch "
                         "hours, else 6 18: the hours with the sun up and the lamps off)")
-    p.add_argument("--lightmap_id", default="", help="tiled checkpoint: which atlas (default: the first)")
-    p.add_argument("--device", default="cpu", help="where the model decodes its hours (default: cpu)")
+    add_lightmap_id_argument(p, "tiled checkpoint: which atlas (default: the first)")
+    add_device_argument(p, "cpu", "where the model decodes its hours")
     p.set_defaults(func=cmd_fit_between)
 
 

@@ -33,6 +33,7 @@ from airender.between.decoder import BetweenHoursDecoder, error_view
 from airender.errors import InputError
 from airender.fileio import atomic_path
 from airender.runtime.packfile import quantise_int8
+from airender.sizes import with_extra_bytes
 
 FORMAT = "airender-between-net-1"
 
@@ -193,10 +194,7 @@ def net_bytes(net: BlendWeightNet) -> int:
 def add_network_size(size: dict, net: BlendWeightNet) -> dict:
     """``size`` (:func:`airender.sizes.compression_report`'s dict) with the network's bytes
     (``between_net_bytes``) and the total against the raw frames (``total_bytes``, ``total_percent_of_raw``)."""
-    size["between_net_bytes"] = net_bytes(net)
-    size["total_bytes"] = size["model_bytes"] + size["between_net_bytes"]
-    size["total_percent_of_raw"] = 100.0 * size["total_bytes"] / size["raw_bytes"]
-    return size
+    return with_extra_bytes(size, "between_net_bytes", net_bytes(net))
 
 
 def network_size_line(size: dict) -> str:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 import os
 import shutil
 from pathlib import Path
 
+import torch
+
 from airender.config import SECTION_TYPES, ExperimentConfig
 from airender.errors import InputError
+from airender.fileio import make_dir, write_json_atomic, write_text_atomic
+from airender.images import hdr_preview_exposure, save_frame
 
 # between.pt: the blend-weight network fitted after training (--between_steps; airender/between/cli.py)
 RUN_FILES = ("best.ckpt", "last.ckpt", "config.json", "train_log.jsonl", "baseline.png", "baseline.exr", "between.pt")
@@ -144,3 +149,47 @@ def resume_config(stored: ExperimentConfig, overrides: dict[str, dict], preset: 
                          f"may change; start a new run for the rest)")
     config.out_dir = str(run_dir)
     return config
+
+
+def write_run_files(out_dir: Path, config: ExperimentConfig, desc, baseline: torch.Tensor, is_hdr: bool) -> None:
+    """A fresh run's folder: config.json (the config and the data description), baseline.png (and
+    baseline.exr for HDR data: ``baseline`` [H, W, 3] in display space) and no train_log.jsonl yet."""
+    make_dir(out_dir)
+    (out_dir / "train_log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
+    write_json_atomic(out_dir / "config.json", {"config": config.to_dict(), "data": desc.to_dict()})
+    exposure = hdr_preview_exposure(baseline) if is_hdr else 1.0
+    save_frame(out_dir / "baseline.png", baseline, is_hdr, exposure)
+    if is_hdr:
+        save_frame(out_dir / "baseline.exr", baseline, True)
+
+
+def trim_log(log: Path, step: int) -> None:
+    """Drop the lines of ``log`` (train_log.jsonl) of steps past ``step``, the checkpoint a run resumes from
+    (lines written just before a kill), and any line the kill cut short."""
+    if not log.is_file():
+        return
+    kept = []
+    for line in log.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except ValueError:
+            continue  # a line cut by the kill
+    write_text_atomic(log, "".join(k + "\n" for k in kept))
+
+
+def resumable_state(ckpt: dict, path: str | Path, config: ExperimentConfig) -> tuple[dict, dict]:
+    """(the checkpoint, its training state) when ``ckpt`` (read from ``path``) can continue a run of ``config``:
+    it holds a training state and was written with the same options, but for those that may change
+    (``RESUMABLE_OPTIONS``); InputError (one line) otherwise."""
+    state = ckpt.get("train_state")
+    if not state:
+        raise InputError(f"{path}: holds no training state (resume from last.ckpt)")
+    try:
+        stored = ExperimentConfig.from_dict(ckpt["config"])
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable configuration ({exc})") from None
+    changed = differing_options(stored, config)
+    if changed:
+        raise InputError(f"{path}: was written with other options; cannot resume with {', '.join(changed)}")
+    return ckpt, state

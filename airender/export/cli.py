@@ -13,6 +13,7 @@ import argparse
 import os
 from pathlib import Path
 
+from airender.cli_args import add_ckpt_argument, add_data_dir_argument
 from airender.errors import InputError
 
 FORMATS = ("pack", "onnx", "glsl", "wgsl", "html", "contest")
@@ -31,8 +32,8 @@ def add_export_parser(sub) -> None:
                                    "decodes on the GPU with WebGL2; contest: a folder whose Interface.py answers "
                                    "reconstruct(dataset, lightmap_id, coords) with numpy alone for every lightmap "
                                    "given (one --ckpt per lightmap), with a self-check script.")
-    p.add_argument("--ckpt", action="append", required=True,
-                   help="checkpoint (best.ckpt or last.ckpt); repeat it for --format contest, one per lightmap")
+    add_ckpt_argument(p, "checkpoint (best.ckpt or last.ckpt); repeat it for --format contest, one per lightmap",
+                      repeat=True)
     p.add_argument("--format", default="pack", help=f"one of {', '.join(FORMATS)} (default: pack)")
     p.add_argument("--out", required=True, help="output file (pack, onnx) or folder (glsl, wgsl, html, contest)")
     p.add_argument("--quant", default="fp32",
@@ -40,9 +41,8 @@ def add_export_parser(sub) -> None:
                         "tables, per-output-channel scales for weights) for pack, the packs of contest, and the "
                         "textures / buffers of glsl, html and wgsl (the shaders decode what the pack of that "
                         "precision decodes); onnx: fp32 only (default: fp32)")
-    p.add_argument("--data_dir", default="",
-                   help="--format contest: the lightmap dataset (either contest layout) the checkpoints were "
-                        "trained on (default: none)")
+    add_data_dir_argument(p, "--format contest: the lightmap dataset (either contest layout) the checkpoints were "
+                             "trained on (default: none)", required=False)
     p.add_argument("--lightmap_ids", nargs="+", default=[], metavar="ID",
                    help="--format contest: the lightmap (ID or LEVEL:ID) of each --ckpt, in order (default: the "
                         "lightmap each checkpoint's data description names)")
@@ -107,11 +107,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         if fmt == "pack":
             from airender.export.pack import write_pack
-            from airender.sizes import raw_frames_bytes
+            from airender.sizes import raw_frames_bytes, size_report
 
-            size = write_pack(field, out, quant)
-            raw = raw_frames_bytes(loaded.desc.height, loaded.desc.width)
-            print(f"wrote {out} ({size:,} bytes, {quant}; {100.0 * size / raw:.2f} % of the raw float32 frames)")
+            size = size_report(write_pack(field, out, quant), raw_frames_bytes(loaded.desc.height, loaded.desc.width))
+            print(f"wrote {out} ({size['model_bytes']:,} bytes, {quant}; {size['percent_of_raw']:.2f} % of the raw "
+                  f"float32 frames)")
         elif fmt == "onnx":
             from airender.export.onnx_export import write_onnx
 

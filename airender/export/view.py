@@ -14,6 +14,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from airender.cli_args import add_ckpt_argument, add_lightmap_id_argument
 from airender.errors import InputError
 
 HOST = "127.0.0.1"
@@ -73,14 +74,13 @@ def truth_script_for(truth_dir: str, lightmap_id: str, model, exposure: float) -
 
 
 def add_view_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True, help="checkpoint (best.ckpt or last.ckpt) to show")
+    add_ckpt_argument(p, "checkpoint (best.ckpt or last.ckpt) to show")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1; 0 picks a free one (default: 0)")
     p.add_argument("--truth", default="",
                    help="ground-truth frames (any layout --data_dir takes, at the model's size) to show beside the "
                         "model with an error view (default: none)")
-    p.add_argument("--lightmap_id", default="",
-                   help="with a contest-layout --truth: which lightmap (default: the one the checkpoint was trained "
-                        "on, else the first)")
+    add_lightmap_id_argument(p, "with a contest-layout --truth: which lightmap (default: the one the checkpoint "
+                                "was trained on, else the first)")
 
 
 def cmd_view(args: argparse.Namespace) -> int:

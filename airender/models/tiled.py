@@ -37,7 +37,7 @@ from airender.errors import CheckpointError, InputError
 from airender.field import DataDescription, build_field
 from airender.models.checkpoint import FORMAT, FORMAT_VERSION, read_checkpoint
 from airender.render import NativeFrames, query_pixels
-from airender.sizes import model_bytes, raw_frames_bytes
+from airender.sizes import model_bytes, raw_frames_bytes, size_report
 
 TILED_FORMAT = "airender-tiled-checkpoint"
 TILED_FORMAT_VERSION = 1
@@ -280,14 +280,10 @@ class TiledModel:
         the same summed over atlases}; raw = 24 float32 RGB frames of each atlas."""
         rows = {}
         for ident, atlas in self.atlases.items():
-            size, raw = atlas.stored_bytes(), raw_frames_bytes(atlas.desc.height, atlas.desc.width)
-            rows[ident] = {"model_bytes": size, "raw_bytes": raw, "percent_of_raw": 100.0 * size / raw,
-                           "compression_ratio": raw / size, "tiles": len(atlas.tiles)}
-        size = sum(r["model_bytes"] for r in rows.values())
-        raw = sum(r["raw_bytes"] for r in rows.values())
-        return {"atlases": rows, "dataset": {"model_bytes": size, "raw_bytes": raw, "percent_of_raw": 100.0 * size / raw,
-                                             "compression_ratio": raw / size,
-                                             "tiles": sum(r["tiles"] for r in rows.values())}}
+            rows[ident] = {**size_report(atlas.stored_bytes(), raw_frames_bytes(atlas.desc.height, atlas.desc.width)),
+                           "tiles": len(atlas.tiles)}
+        dataset = size_report(sum(r["model_bytes"] for r in rows.values()), sum(r["raw_bytes"] for r in rows.values()))
+        return {"atlases": rows, "dataset": {**dataset, "tiles": sum(r["tiles"] for r in rows.values())}}
 
 
 def read_any_checkpoint(path: str | Path) -> dict:
