@@ -54,12 +54,19 @@ def time_pack(path: str | Path, label: str, width: int, height: int, repeats: in
     once, first, and timed on its own) and random access (QUERIES texels at random hours); the device is
     ``numpy <quant>`` and the bytes are the pack file's."""
     model = load_pack(path).field
-    runtime = model.runtime
+    prepare_ms, times_ms, qps = time_runtime(model.runtime, width, height, repeats, warmup)
+    return DecodeTiming(label, f"numpy {model.quant}", width, height, prepare_ms, statistics.median(times_ms),
+                        times_ms, qps, model.stored_bytes())
+
+
+def time_runtime(runtime, width: int, height: int, repeats: int, warmup: int = 2) -> tuple[float, list[float], float]:
+    """(cache ms, decode ms of each timed frame, random-access queries per second) of a numpy-runtime model
+    (:class:`airender.runtime.FieldModel`): the resolution's cache built once and timed on its own, then
+    ``repeats`` whole frames after ``warmup``, then QUERIES texels at random hours."""
     start = time.perf_counter()
     runtime.caches(height, width)
-    prepare_ms = (time.perf_counter() - start) * 1e3
+    cache_ms = (time.perf_counter() - start) * 1e3
     times_ms = call_times_ms(lambda hour: runtime.decode(hour, width=width, height=height), repeats, warmup)
     y, x, t = random_texels(runtime.height, runtime.width)
     qps = queries_per_s(lambda: runtime.query(y, x, t), QUERIES, warm=lambda: runtime.query(y[:1024], x[:1024], t[:1024]))
-    return DecodeTiming(label, f"numpy {model.quant}", width, height, prepare_ms, statistics.median(times_ms),
-                        times_ms, qps, model.stored_bytes())
+    return cache_ms, times_ms, qps

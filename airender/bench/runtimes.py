@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from airender.bench.decode import time_decode
+from airender.bench.decode import time_decode, time_runtime
 from airender.errors import InputError
 from airender.export.onnx_export import write_onnx
 from airender.export.pack import pack_bytes
@@ -62,12 +62,7 @@ def time_numpy(field, label: str, quant: str, width: int, height: int, repeats: 
     blob = pack_bytes(field, quant)
     contents = parse_pack(blob, f"{label}.airpack")
     model = FieldModel(contents.header, contents.arrays, contents.nbytes)
-    start = time.perf_counter()
-    model.caches(height, width)
-    cache_ms = (time.perf_counter() - start) * 1e3
-    times = call_times_ms(lambda h: model.decode(h, width=width, height=height), repeats, warmup)
-    y, x, t = random_texels(model.height, model.width)
-    qps = queries_per_s(lambda: model.query(y, x, t), QUERIES, warm=lambda: model.query(y[:1024], x[:1024], t[:1024]))
+    cache_ms, times, qps = time_runtime(model, width, height, repeats, warmup)
     return RuntimeTiming(label, f"numpy {quant}", statistics.median(times), cache_ms, qps, len(blob), times)
 
 
