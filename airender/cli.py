@@ -14,10 +14,39 @@ import numpy as np
 import torch
 
 from airender import __version__
+from airender.bake.cli import add_bake_parser
+from airender.bench import add_bench_arguments, cmd_bench
 from airender.between.cli import add_between_arguments, add_fit_between_parser, between_decoder, fit_after_training
-from airender.cli_args import (add_ckpt_argument, add_data_dir_argument, add_device_argument,
-                               add_lightmap_id_argument, add_out_dir_argument, add_subcommand)
+from airender.between.net import LearnedBlendDecoder, add_network_size, network_size_line
+from airender.checks import MAX_OUTPUT_SIDE, check_hour, check_output_dir, check_output_file, check_output_size
+from airender.cli_args import (add_ckpt_argument, add_config_arguments, add_data_dir_argument, add_device_argument,
+                               add_lightmap_id_argument, add_out_dir_argument, add_subcommand, config_from_args,
+                               explicit_overrides)
+from airender.config import ExperimentConfig, config_problems, value_problem
+from airender.contest_score import score_table
+from airender.convert import add_convert_parser
+from airender.data import load_sequence
+from airender.data.readers import read_image
+from airender.data.sequence import SOURCES
+from airender.device import resolve_device
+from airender.engine.run_folder import (check_run_folder, free_name, out_dir_for, resume_checkpoint, resume_config,
+                                        run_lock)
+from airender.engine.trainer import Trainer
 from airender.errors import InputError
+from airender.evaluate import build_metric_suite, ground_truth_groups, pick_sheet_keys, switch_hours_of
+from airender.experiments import add_compare_parser, add_sweep_parser
+from airender.export.cli import add_export_parser, add_view_parser
+from airender.fileio import make_dir
+from airender.images import hdr_preview_exposure, preview_uint8, save_frame, save_gif
+from airender.models import load_model
+from airender.models.checkpoint import read_checkpoint
+from airender.presets import PRESETS, preset_config, preset_names
+from airender.progress import progress
+from airender.protocols import PROTOCOLS, contest_score, contest_score_note, evaluate_protocol, resolve_protocol
+from airender.render import frame_name, make_decoder
+from airender.sizes import compression_report, size_line
+from airender.sun_picture import write_sun_term_sheet
+from airender.tiles.runner import TILING_FILE, fit_tiled, read_tiling, size_lines, tiled_resume_folder
 
 EXIT_BAD_INPUT = 2
 
@@ -28,9 +57,6 @@ TRAIN_USAGE = "airender train --data_dir DIR [--preset NAME] [--name RUN | --out
 
 
 def add_train_parser(sub, preset: str | None = None) -> None:
-    from airender.cli_args import add_config_arguments
-    from airender.presets import preset_config, preset_names
-
     p = add_subcommand(sub, "train", "train a field on hourly frames", TRAIN_USAGE,
                        "Train a time-of-day field. Outputs go to runs/<name>/ (or --out_dir): best.ckpt, last.ckpt, "
                        "train_log.jsonl, config.json, baseline.png. With --preset NAME, --help shows that preset's "
@@ -56,12 +82,6 @@ def add_train_parser(sub, preset: str | None = None) -> None:
 
 def _train_config(args: argparse.Namespace):
     """(config, checkpoint to resume from or None) from the flags, or from the run being resumed."""
-    from airender.cli_args import config_from_args, explicit_overrides
-    from airender.models.checkpoint import read_checkpoint
-    from airender.engine.run_folder import out_dir_for, resume_checkpoint, resume_config
-    from airender.config import ExperimentConfig
-    from airender.presets import PRESETS, preset_config
-
     if not args.resume:
         return config_from_args(args, preset_config(args.preset) if args.preset else None), None
     target = args.resume if isinstance(args.resume, str) else \
@@ -74,12 +94,6 @@ def _train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from airender.config import config_problems
-    from airender.checks import check_output_dir
-    from airender.data import load_sequence
-    from airender.engine.run_folder import check_run_folder, out_dir_for, run_lock
-    from airender.engine.trainer import Trainer
-
     tiled = _train_tiled(args)
     if tiled is not None:
         return tiled
@@ -119,11 +133,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_tiled(args: argparse.Namespace) -> int | None:
     """``--resume`` of a tiled run: continue it with its stored options (None when the run is not tiled)."""
-    from airender.cli_args import config_from_args, explicit_overrides
-    from airender.engine.run_folder import out_dir_for, resume_config
-    from airender.presets import PRESETS, preset_config
-    from airender.tiles.runner import TILING_FILE, read_tiling, tiled_resume_folder
-
     if not args.resume:
         return None
     target = args.resume if isinstance(args.resume, str) else \
@@ -139,8 +148,6 @@ def _train_tiled(args: argparse.Namespace) -> int | None:
 
 def _fit_tiled(config, args: argparse.Namespace) -> int:
     """Fit the data tile by tile (``--tile_size``; airender.tiles.runner) and print the sizes."""
-    from airender.tiles.runner import fit_tiled, size_lines
-
     result = fit_tiled(config, workers=args.workers, ray=args.ray, overwrite=args.overwrite)
     print(f"fitted {result.fitted} tiles in {result.seconds:.1f} s on {result.engine}"
           + (f" ({result.skipped} fitted before)" if result.skipped else "") + f"; outputs in {result.run_dir}")
@@ -154,9 +161,6 @@ def _fit_tiled(config, args: argparse.Namespace) -> int:
 
 # --- render ----------------------------------------------------------------------------------------------
 def _load_for_render(args: argparse.Namespace):
-    from airender.device import resolve_device
-    from airender.models import load_model
-
     lightmap_id = getattr(args, "lightmap_id", "")
     loaded = load_model(args.ckpt, resolve_device(args.device), lightmap_id)
     if loaded.is_pack and (lightmap_id or getattr(args, "baseline_path", None)):
@@ -178,8 +182,6 @@ def _load_for_render(args: argparse.Namespace):
 
 def replace_baseline(field, path: str) -> None:
     """Use the image at ``path`` as the residual baseline instead of the one kept in the checkpoint."""
-    from airender.data.readers import read_image
-
     if field.baseline is None:
         raise InputError(f"{path}: this model does not use a baseline frame (trained with residual mode off)")
     array, is_hdr = read_image(path)
@@ -207,8 +209,6 @@ def _add_render_common(p: argparse.ArgumentParser) -> None:
 
 
 def add_render_parser(sub) -> None:
-    from airender.data.sequence import SOURCES
-
     p = add_subcommand(sub, "render", "render one time of day",
                        "airender render --ckpt C --time HOUR --out FILE.png|.exr [--width W --height H] [options]")
     _add_render_common(p)
@@ -223,8 +223,6 @@ def add_render_parser(sub) -> None:
 
 def _requested_size(args) -> tuple[int, int] | None:
     """(height, width) from --height/--width, checked; None when neither is given (the training size)."""
-    from airender.checks import check_output_size
-
     if args.width < 0 or args.height < 0:
         raise InputError(f"--width/--height: the output size must be positive, got {args.width}x{args.height}")
     if (args.width > 0) != (args.height > 0):
@@ -235,8 +233,6 @@ def _requested_size(args) -> tuple[int, int] | None:
 def _output_size(args, desc, tiled: bool = False) -> tuple[int, int]:
     """The requested size, else the training size; a tiled atlas decodes tile by tile (memory: the output
     image), so at its own size it may exceed the whole-frame limit, up to MAX_OUTPUT_SIDE a side."""
-    from airender.checks import MAX_OUTPUT_SIDE, check_output_size
-
     requested = _requested_size(args)
     if requested or not tiled:
         return requested or check_output_size(desc.height, desc.width)
@@ -246,10 +242,6 @@ def _output_size(args, desc, tiled: bool = False) -> tuple[int, int]:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from airender.checks import check_hour, check_output_file
-    from airender.images import hdr_preview_exposure, save_frame
-    from airender.render import make_decoder
-
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".exr"):
         raise InputError(f"{out}: output must end in .png or .exr")
@@ -297,8 +289,6 @@ MAX_FRAMES = 100_000
 
 def hour_range(start: float, end: float, step: float) -> list[float]:
     """The hours start, start + step, ..., up to end (inclusive), each checked to lie in [0, 24]."""
-    from airender.checks import check_hour
-
     check_hour(start, "--start_hour")
     check_hour(end, "--end_hour")
     if not math.isfinite(step) or step <= 0:
@@ -312,13 +302,6 @@ def hour_range(start: float, end: float, step: float) -> list[float]:
 
 
 def cmd_render_all(args: argparse.Namespace) -> int:
-    from airender.checks import check_output_dir
-    from airender.fileio import make_dir
-    from airender.images import hdr_preview_exposure, preview_uint8, save_frame, save_gif
-    from airender.evaluate import switch_hours_of
-    from airender.progress import progress
-    from airender.render import frame_name, make_decoder
-
     times = hour_range(args.start_hour, args.end_hour, args.step)
     out_dir = check_output_dir(args.out_dir)
     _requested_size(args)
@@ -347,8 +330,6 @@ def cmd_render_all(args: argparse.Namespace) -> int:
 
 # --- eval ------------------------------------------------------------------------------------------------
 def add_eval_parser(sub) -> None:
-    from airender.protocols import PROTOCOLS
-
     p = add_subcommand(sub, "eval", "metrics of a checkpoint against ground-truth frames",
                        "airender eval --ckpt C --data_dir DIR [--extra DIR2 ...] [--lpips_weights FILE] [options]")
     add_ckpt_argument(p)
@@ -373,16 +354,6 @@ def add_eval_parser(sub) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from airender.between.net import LearnedBlendDecoder, add_network_size, network_size_line
-    from airender.checks import check_hour, check_output_dir
-    from airender.device import resolve_device
-    from airender.evaluate import build_metric_suite, ground_truth_groups, pick_sheet_keys, switch_hours_of
-    from airender.models import load_model
-    from airender.contest_score import score_table
-    from airender.protocols import contest_score, contest_score_note, evaluate_protocol, resolve_protocol
-    from airender.sizes import compression_report, size_line
-    from airender.sun_picture import write_sun_term_sheet
-
     for hour in args.switch_hours or []:
         check_hour(hour, "--switch_hours")
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.ckpt).parent / "eval"
@@ -445,10 +416,6 @@ def add_demo_parser(sub) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from airender.checks import check_output_dir
-    from airender.config import value_problem
-    from airender.engine.run_folder import check_run_folder, free_name
-
     if args.lightmaps:
         from airender.demo_lightmaps import DEFAULT_LIGHTMAP_DEMO_DIR as default_dir, run_lightmap_demo as run
     else:
@@ -469,8 +436,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_bench_parser(sub) -> None:
-    from airender.bench import add_bench_arguments, cmd_bench
-
     p = add_subcommand(sub, "bench", "throughput of the data path, training and whole-frame decode",
                        "airender bench [--data_dir DIR] [--ckpt C ...] [--preset P ...] [options]")
     add_bench_arguments(p)
@@ -492,10 +457,6 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airender", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"airender {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from airender.bake.cli import add_bake_parser
-    from airender.convert import add_convert_parser
-    from airender.experiments import add_compare_parser, add_sweep_parser
-    from airender.export.cli import add_export_parser, add_view_parser
 
     add_train_parser(sub, preset)
     for add in (add_render_parser, add_render_all_parser, add_eval_parser, add_demo_parser, add_bake_parser,

@@ -12,13 +12,15 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from airender.cli_args import add_data_dir_argument, add_out_dir_argument, add_subcommand
+from airender.data.layout import check_folder, select_entry
+from airender.data.readers import read_contest_layout
+from airender.data.virtual_texture import VTLightmap, is_virtual_texture, write_virtual_texture
 from airender.errors import InputError, OutputError
 
 
 def _selectors(src: Path, lightmap_ids: list[str]) -> list[tuple[str, int, int]]:
     """(selector for read_contest_layout, id, height) of each lightmap to convert, checked up front."""
-    from airender.data.layout import check_folder, select_entry
-
     check_folder(src)
     config_path = src / "config.json"
     if not config_path.is_file():
@@ -50,9 +52,6 @@ def convert_contest_to_vt(src: str | Path, out: str | Path, parts: int = 1,
 
     One lightmap is in memory at a time; the output appears only when complete (nothing on error).
     """
-    from airender.data.readers import read_contest_layout
-    from airender.data.virtual_texture import VTLightmap, is_virtual_texture, write_virtual_texture
-
     src, out = Path(src), Path(out)
     if is_virtual_texture(src):
         raise InputError(f"{src}: already in the virtual-texture layout")
@@ -76,8 +75,6 @@ def convert_contest_to_vt(src: str | Path, out: str | Path, parts: int = 1,
 
 def add_convert_parser(sub) -> None:
     """Register ``airender convert`` on the subcommand set ``sub``."""
-    from airender.cli_args import add_data_dir_argument, add_out_dir_argument, add_subcommand
-
     p = add_subcommand(sub, "convert", "convert a contest lightmap dataset (config.json + Data/) to the "
                                        "virtual-texture layout",
                        "airender convert --data_dir SRC --out_dir DST [--parts P] [--lightmap_id ID ...]",

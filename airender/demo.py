@@ -11,9 +11,18 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from airender.between import between_frames
+from airender.between.cli import fit_after_training
+from airender.between.net import load_between_net
 from airender.config import ExperimentConfig
-from airender.images import save_frame
+from airender.data import load_sequence
+from airender.engine.trainer import Trainer
+from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups, pick_sheet_keys
 from airender.fileio import write_text_atomic
+from airender.images import preview_uint8, save_frame, save_gif
+from airender.models.checkpoint import load_checkpoint
+from airender.presets import apply_overrides, preset_config
+from airender.render import FrameDecoder, frame_name
 
 DEMO_RENDER_HOURS = (0.0, 5.9, 6.0, 9.0, 12.0, 15.5, 18.0, 18.1, 21.0)
 DEFAULT_DEMO_DIR = "runs/demo"
@@ -30,8 +39,6 @@ def demo_config(out_dir: Path, seconds: float, device: str) -> ExperimentConfig:
     """The demo's training setup on the sample scene: the ``quality`` preset with the sample's light switch
     (lamps on for t < 6 and t > 18) and half its epochs. The budget is in steps, so every machine trains the
     same model and reports the same metrics, however busy it is; ``seconds`` > 0 adds a time limit."""
-    from airender.presets import apply_overrides, preset_config
-
     config = apply_overrides(preset_config("quality"), {
         "field": {"light_switch": [6.0, 18.0]},
         "train": {"epochs": DEMO_EPOCHS, "time_budget_s": seconds, "device": device, "val_every": 8}})
@@ -43,16 +50,6 @@ def demo_config(out_dir: Path, seconds: float, device: str) -> ExperimentConfig:
 def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0.0, device: str = "auto",
              overwrite: bool = False) -> dict:
     """Train, evaluate on every hour and the held-out frames, and write pictures. Returns the per-group means."""
-    from airender.between import between_frames
-    from airender.between.cli import fit_after_training
-    from airender.between.net import load_between_net
-    from airender.data import load_sequence
-    from airender.models.checkpoint import load_checkpoint
-    from airender.engine.trainer import Trainer
-    from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups, pick_sheet_keys
-    from airender.images import preview_uint8, save_gif
-    from airender.render import FrameDecoder, frame_name
-
     config = demo_config(out_dir, seconds, device)
     suite = build_metric_suite(lpips_weights)  # a wrong weights path fails now, not after training
     sequence = load_sequence(config.data.data_dir)

@@ -30,7 +30,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from airender.bake.preview import sheet_exposure, tone_map
+from airender.bake.sample import SAMPLE_LIGHTMAP_ID, materialise_sample_atlas
+from airender.between import between_frames
+from airender.between.cli import fit_after_training
+from airender.between.net import add_network_size, load_between_net, network_size_line
 from airender.config import ExperimentConfig
+from airender.data import load_sequence
+from airender.device import resolve_device
+from airender.engine.run_folder import check_run_folder
+from airender.engine.trainer import Trainer
+from airender.evaluate import build_metric_suite, ground_truth_groups
+from airender.fileio import make_dir, write_json_atomic, write_text_atomic
+from airender.images import contact_sheet, save_exr, save_gif, save_png
+from airender.models.checkpoint import load_checkpoint
+from airender.presets import apply_overrides, preset_config
+from airender.protocols import evaluate_protocol
+from airender.render import FrameDecoder, frame_name
+from airender.sizes import compression_report, size_line
 
 LIGHTMAP_DEMO_PRESET = "quality"
 LIGHTMAP_SWITCH_HOURS = (6.0, 18.0)  # the sample's lamps: on for t < 6 and t > 18
@@ -52,9 +69,6 @@ def lightmap_demo_config(out_dir: Path, data_dir: Path, seconds: float, device: 
     with the sample's light switch, for ``LIGHTMAP_DEMO_STEPS`` steps (or ``max_steps`` when > 0; the
     learning-rate schedule spans the steps planned). The budget is in steps, so every machine trains the
     same model; ``seconds`` > 0 adds a time limit."""
-    from airender.bake.sample import SAMPLE_LIGHTMAP_ID
-    from airender.presets import apply_overrides, preset_config
-
     base = preset_config(LIGHTMAP_DEMO_PRESET)
     steps = max_steps if max_steps > 0 else LIGHTMAP_DEMO_STEPS
     steps_per_epoch = math.ceil(base.train.samples_per_epoch / base.train.batch_size)
@@ -95,23 +109,6 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
     Raises InputError for a bad weights path or an ``out_dir`` that holds a run (without ``overwrite``),
     before anything is written.
     """
-    from airender.bake.preview import sheet_exposure, tone_map
-    from airender.bake.sample import materialise_sample_atlas
-    from airender.between import between_frames
-    from airender.between.cli import fit_after_training
-    from airender.between.net import add_network_size, load_between_net, network_size_line
-    from airender.data import load_sequence
-    from airender.models.checkpoint import load_checkpoint
-    from airender.engine.run_folder import check_run_folder
-    from airender.device import resolve_device
-    from airender.engine.trainer import Trainer
-    from airender.evaluate import build_metric_suite, ground_truth_groups
-    from airender.fileio import make_dir, write_json_atomic, write_text_atomic
-    from airender.images import contact_sheet, save_exr, save_gif, save_png
-    from airender.protocols import evaluate_protocol
-    from airender.render import FrameDecoder, frame_name
-    from airender.sizes import compression_report, size_line
-
     out_dir = Path(out_dir)
     suite = build_metric_suite(lpips_weights)  # a wrong weights path fails now, not after training
     check_run_folder(out_dir, overwrite)

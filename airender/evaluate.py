@@ -11,13 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from airender.data.sequence import TODSequence
+from airender.data import load_sequence
+from airender.data.readers import has_sources
+from airender.data.sequence import TODSequence, concat_sequences
 from airender.errors import InputError
 from airender.fileio import atomic_path, write_json_atomic, write_text_atomic
 from airender.images import contact_sheet, hdr_preview_exposure, preview_uint8
 from airender.metrics import METRIC_NAMES, MetricSuite, mean_rows
 from airender.nn.lpips import LPIPSAlex, find_lpips_weights
 from airender.render import whole_frames
+from airender.shadow_edges import write_shadow_edges
 
 
 def build_metric_suite(lpips_weights: str | None = None, device: torch.device | str = "cpu",
@@ -121,8 +124,6 @@ class EvalReport:
         of the neighbouring trained hours (of the group 'hours' in ``groups``) | error; nothing is written
         (None) without a between_day frame or kept images. See :func:`airender.shadow_edges.write_shadow_edges`
         (``options``: count, size, exposure, view, max_frames)."""
-        from airender.shadow_edges import write_shadow_edges
-
         return write_shadow_edges(self, groups, path, is_hdr, title=title, **options)
 
 
@@ -204,10 +205,6 @@ def ground_truth_groups(desc, data_dir: str, lightmap_id: str, extra_dirs: list[
 
     For a model that predicts light sources (``desc.sources``), folders holding the lighting split by
     source are read with it (``TODSequence.components``), so :func:`evaluate_field` scores each source."""
-    from airender.data import load_sequence
-    from airender.data.readers import has_sources
-    from airender.data.sequence import concat_sequences
-
     def with_sources(folder: str) -> bool:
         return bool(getattr(desc, "sources", None)) and has_sources(folder)
 

@@ -23,9 +23,24 @@ from pathlib import Path
 
 import numpy as np
 
+from airender.anchors import NeighbourBlend, PCABasis
+from airender.bench.decode import time_decode
+from airender.between import between_frames
+from airender.between.net import BetweenNetConfig, fit_for_decoder, net_bytes, save_between_net
+from airender.checks import check_hour, check_output_dir
 from airender.cli_args import add_data_dir_argument, add_device_argument, add_out_dir_argument, add_subcommand
+from airender.config import SECTION_TYPES
+from airender.data import load_sequence
+from airender.engine.trainer import Trainer
 from airender.errors import InputError
+from airender.evaluate import build_metric_suite, ground_truth_groups, group_legend
 from airender.fileio import atomic_path, write_json_atomic, write_text_atomic
+from airender.images import error_heatmap, hdr_preview_exposure, preview_uint8, save_image_grid, save_png
+from airender.models.checkpoint import load_checkpoint
+from airender.presets import PRESETS, apply_overrides, preset_config
+from airender.protocols import evaluate_protocol, resolve_protocol
+from airender.render import whole_frames
+from airender.sizes import model_bytes, raw_frames_bytes, size_report
 
 METRICS = ("psnr", "ssim", "lpips", "flip")
 GROUPS = ("hours", "between_day", "between_night", "switch", "between")  # see airender.evaluate
@@ -84,8 +99,6 @@ def section_of(name: str) -> str:
     """The config section holding option ``name`` (for grid keys such as ``patch_size``)."""
     import dataclasses
 
-    from airender.config import SECTION_TYPES
-
     for section, cls in SECTION_TYPES.items():
         if name in {f.name for f in dataclasses.fields(cls)}:
             return section
@@ -95,20 +108,6 @@ def section_of(name: str) -> str:
 def run_one(spec: RunSpec, setup: Setup) -> dict:
     """Train (for fields) and evaluate one method; writes and returns its result row."""
     import torch
-
-    from airender.anchors import NeighbourBlend, PCABasis
-    from airender.bench.decode import time_decode
-    from airender.between import between_frames
-    from airender.between.net import BetweenNetConfig, fit_for_decoder, net_bytes, save_between_net
-    from airender.data import load_sequence
-    from airender.models.checkpoint import load_checkpoint
-    from airender.engine.trainer import Trainer
-    from airender.evaluate import build_metric_suite, ground_truth_groups
-    from airender.images import hdr_preview_exposure, preview_uint8, save_png
-    from airender.presets import apply_overrides, preset_config
-    from airender.protocols import evaluate_protocol, resolve_protocol
-    from airender.render import whole_frames
-    from airender.sizes import model_bytes, raw_frames_bytes, size_report
 
     if setup.threads:
         torch.set_num_threads(setup.threads)
@@ -233,8 +232,6 @@ TABLE_COLUMNS = ["method"] + [f"{m}_{g}" for g in GROUPS for m in METRICS] + \
 
 def write_tables(rows: list[dict], out_dir: Path) -> str:
     """results.csv (every column) and results.md (the table); returns the markdown."""
-    from airender.evaluate import group_legend
-
     columns = [c for c in TABLE_COLUMNS if any(r.get(c) is not None for r in rows)]
     shown = [c for c in MARKDOWN_COLUMNS if c in columns]
     buffer = io.StringIO()
@@ -305,8 +302,6 @@ def write_crop_sheet(out_dir: Path, names: list[str]) -> None:
     """Rows = a few hours, columns = ground truth then each method's crop and its error heat map."""
     from PIL import Image
 
-    from airender.images import error_heatmap, save_image_grid
-
     hours = [h for h in SHEET_HOURS if (out_dir / f"truth_{h:g}.png").is_file()]
     methods = [n for n in names if all((out_dir / n / f"pred_{h:g}.png").is_file() for h in hours)]
     if not hours or not methods:
@@ -327,8 +322,6 @@ def write_crop_sheet(out_dir: Path, names: list[str]) -> None:
 
 
 def compare_specs(methods: list[str], light_switch: list[float]) -> list[RunSpec]:
-    from airender.presets import PRESETS
-
     specs = []
     for name in methods:
         suffix = next((k for k in BETWEEN_SUFFIXES if name.endswith(k)), "")
@@ -349,8 +342,6 @@ def compare_specs(methods: list[str], light_switch: list[float]) -> list[RunSpec
 def parse_grid(items: list[str]) -> dict[str, list]:
     """['patch_size=16,32', ...] -> {'patch_size': [16, 32], ...} (values typed by their config field)."""
     import typing
-
-    from airender.config import SECTION_TYPES
 
     grid: dict[str, list] = {}
     for item in items:
@@ -402,8 +393,6 @@ def _common_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _setup(args: argparse.Namespace, default_out: str) -> Setup:
-    from airender.checks import check_hour, check_output_dir
-
     for folder in [args.data_dir, *args.extra]:
         if not Path(folder).is_dir():
             raise InputError(f"{folder}: no such folder")
@@ -453,8 +442,6 @@ def add_sweep_parser(sub) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from airender.presets import PRESETS
-
     if args.preset not in PRESETS:
         raise InputError(f"--preset {args.preset!r}: unknown (choose from {', '.join(PRESETS)})")
     setup = _setup(args, "runs/sweep")

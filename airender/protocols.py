@@ -41,7 +41,9 @@ from skimage.metrics import structural_similarity
 from airender.contest_metrics import CONTEST_METRICS, pooled_means, round1_tile_scores, round2_tile_scores, tile_means
 from airender.contest_score import ROUND1, ROUND1_TIMES, ROUND2, ROUND2_TIMES
 from airender.errors import InputError
+from airender.evaluate import evaluate_field
 from airender.metrics import LPIPS_MIN_SIZE, _check, _hprc_tiles, _zero_invalid, lpips_distance, psnr
+from airender.render import whole_frames
 
 if TYPE_CHECKING:
     from airender.data.sequence import TODSequence
@@ -197,9 +199,6 @@ def evaluate_protocol(model, groups: list[tuple[str, "TODSequence"]], suite: "Me
     frame's decode) and the means of each group ``decode_s_sum``. Raises InputError for ``image`` on
     HDR frames (whole-frame LDR metrics would clip the radiance).
     """
-    from airender.evaluate import evaluate_field
-    from airender.render import whole_frames
-
     for _, sequence in groups:
         if protocol == "image" and sequence.is_hdr:
             raise InputError(f"{sequence.source}: --protocol image scores LDR frames; these are HDR "

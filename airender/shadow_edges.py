@@ -21,6 +21,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from airender.anchors import neighbours
+from airender.data.sequence import transform_for
 from airender.fileio import atomic_path
 from airender.images import error_heatmap, hdr_preview_exposure, srgb_encode, to_numpy_image
 
@@ -86,8 +88,6 @@ def neighbour_blend_frame(before: torch.Tensor, after: torch.Tensor, weight: flo
     """What :class:`airender.anchors.NeighbourBlend` decodes between two stored frames (display [H, W, 3]):
     the linear blend in the training space (sRGB values for LDR; ``hdr_transform`` of the radiance, stored
     as float16, for HDR), back to display values."""
-    from airender.data.sequence import transform_for
-
     transform = transform_for(is_hdr, hdr_transform)
     first, second = (transform.to_train(x.detach().float().cpu()) for x in (before, after))
     if is_hdr:
@@ -152,8 +152,6 @@ def shadow_edge_rows(report, groups: list, is_hdr: bool, view: View, count: int 
     (the ground-truth frames of the group ``hours``, periodic). Crops are chosen and scored in the viewing
     space of ``view`` (display [H, W, 3] -> uint8, or float in [0, 1], pixel by pixel). [] when there is no
     such frame or no ``hours`` group."""
-    from airender.anchors import neighbours
-
     sequences = dict(groups)
     hours = sequences.get("hours")
     keys = sorted((k for k in report.predictions if k[0] == GROUP and k in report.truths), key=lambda k: k[1])

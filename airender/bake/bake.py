@@ -16,14 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
-from airender.bake.lighting import (AtlasLighting, SampleCounts, lights_on, LIGHTS_OFF_FROM, LIGHTS_OFF_TO,
-                                    SUN_HALF_ANGLE_DEG, SUN_IRRADIANCE, SUN_EXTINCTION, SKY_HORIZONTAL,
-                                    SKY_NIGHT_RADIANCE, LAMP_MIN_DISTANCE_M, LAMP_SOURCE_RADIUS_M, SURFACE_OFFSET_M)
+from airender import __version__
+from airender.bake.lighting import (LAMP_MIN_DISTANCE_M, LAMP_SOURCE_RADIUS_M, LIGHTS_OFF_FROM, LIGHTS_OFF_TO,
+                                    SKY_HORIZONTAL, SKY_NIGHT_RADIANCE, SUN_EXTINCTION, SUN_HALF_ANGLE_DEG,
+                                    SUN_IRRADIANCE, SURFACE_OFFSET_M, AtlasLighting, SampleCounts, lights_on)
 from airender.bake.preview import SHEET_HOURS, shrink, write_contact_sheet
-from airender.solar import Site, sun_position
+from airender.bake.raster import rasterize
+from airender.bake.scene import build_level
+from airender.bake.tracer import ShadowTracer, import_mitsuba
+from airender.bake.unwrap import unwrap_level
 from airender.data.virtual_texture import COMPONENTS, VTWriter, check_output_folder, time_text
 from airender.errors import InputError
 from airender.fileio import write_json_atomic
+from airender.progress import progress as progress_bar
+from airender.solar import Site, sun_position
 
 HOURS = tuple(float(h) for h in range(1, 25))
 HELD_OUT = (2.5, 5.9, 7.5, 10.25, 13.5, 16.75, 18.1, 19.5, 22.5)
@@ -94,8 +100,6 @@ def baked_times() -> list[float]:
 
 def _require_scene_extra() -> dict[str, str]:
     """Import the optional ``scene`` extra; returns its versions or raises ``InputError`` with the install line."""
-    from airender.bake.tracer import import_mitsuba
-
     versions = {"mitsuba": import_mitsuba().__version__}
     for name in ("trimesh", "xatlas"):
         try:
@@ -113,13 +117,6 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
     Raises ``InputError`` for bad settings, an existing non-empty ``out`` without ``overwrite``, or a
     missing optional dependency, before anything is written.
     """
-    from airender.progress import progress as progress_bar
-
-    from airender.bake.raster import rasterize
-    from airender.bake.scene import build_level
-    from airender.bake.tracer import ShadowTracer
-    from airender.bake.unwrap import unwrap_level
-
     out = Path(out)
     settings.validate()
     check_output_folder(out, overwrite, OVERWRITE_FLAG)
@@ -182,8 +179,6 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
 
 def _meta(settings: BakeSettings, level, unwrap, samples: SampleCounts, suns: dict, lightmaps: list[dict],
           versions: dict, variant: str, seconds: dict) -> dict:
-    from airender import __version__
-
     return {
         "generator": f"airender {__version__} bake",
         "layout": "virtual texture (Mask/, Original/, DirectionalOnly/, LocalOnly/, SkyLightOnly/; HPRC-FORMAT.md)",

@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from airender.bake.bake import HELD_OUT, BakeSettings, bake, parse_day
+from airender.cli_args import add_out_dir_argument, add_subcommand, with_default
+from airender.solar import Site
+
 
 BAKE_USAGE = "airender bake --out_dir DIR [--size N] [--atlases K] [--parts P] [--spp S] [--seed X] [--overwrite] " \
              "[options]"
@@ -11,10 +15,6 @@ BAKE_USAGE = "airender bake --out_dir DIR [--size N] [--atlases K] [--parts P] [
 
 def add_bake_parser(sub) -> None:
     """Register ``bake`` on the ``airender`` sub-command parsers ``sub``."""
-    from airender.bake.bake import HELD_OUT, BakeSettings
-    from airender.solar import Site
-    from airender.cli_args import add_out_dir_argument, add_subcommand, with_default
-
     settings, site = BakeSettings(), Site()
     p = add_subcommand(
         sub, "bake", "bake a procedural level's lightmaps at every hour (needs the [scene] extra)", BAKE_USAGE,
@@ -47,9 +47,6 @@ def add_bake_parser(sub) -> None:
 
 def cmd_bake(args: argparse.Namespace) -> int:
     """Run the bake described by ``args``; bad input raises ``airender.errors.InputError``."""
-    from airender.bake.bake import BakeSettings, bake, parse_day
-    from airender.solar import Site
-
     site = Site(latitude=args.latitude, longitude=args.longitude, timezone=args.timezone, day=parse_day(args.date))
     settings = BakeSettings(size=args.size, atlases=args.atlases, parts=args.parts, spp=args.spp, seed=args.seed,
                             site=site)

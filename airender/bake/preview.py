@@ -5,7 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from airender.data.virtual_texture import COMPONENT_FOLDERS, COMPONENTS
+from airender.data.virtual_texture import COMPONENTS, COMPONENT_FOLDERS
+from airender.fileio import atomic_path
+from airender.images import srgb_encode
 
 SHEET_HOURS = (24.0, 6.0, 9.0, 12.0, 15.0, 18.1, 21.0)
 SHEET_PANEL_TEXELS = 256
@@ -24,8 +26,6 @@ def shrink(image: np.ndarray, longest: int = SHEET_PANEL_TEXELS) -> np.ndarray:
 def tone_map(image: np.ndarray, exposure: float) -> np.ndarray:
     """Linear HDR [H, W, 3] -> uint8 sRGB: ``exposure`` scale, then Reinhard ``x / (1 + x)`` scaled so that
     1.0 after exposure shows at about 80 % grey (highlights roll off instead of clipping)."""
-    from airender.images import srgb_encode
-
     x = np.maximum(exposure * image, 0.0)
     return np.round(srgb_encode(1.6 * x / (1.0 + x)) * 255.0).astype(np.uint8)
 
@@ -47,8 +47,6 @@ def write_contact_sheet(path: Path, panels: dict[tuple[str, float], np.ndarray],
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from airender.fileio import atomic_path
 
     exposure = sheet_exposure(panels[("original", 12.0)], valid)
     height, width = valid.shape

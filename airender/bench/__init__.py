@@ -16,14 +16,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from airender.config import ExperimentConfig
-from airender.errors import InputError
-from airender.data.samplers import PixelSampler
-from airender.data.sequence import TODSequence, transform_for
-from airender.fileio import write_json_atomic
+from airender.bench.atlas import add_atlas_arguments
 from airender.bench.decode import time_decode, time_pack
+from airender.bench.runtimes import parse_runtimes
+from airender.checks import check_output_file, check_output_size
 from airender.cli_args import add_ckpt_argument, add_data_dir_argument, add_device_argument
+from airender.config import ExperimentConfig
+from airender.data import load_sequence
+from airender.data.samplers import PixelSampler
+from airender.data.sequence import TODSequence, is_8bit, transform_for
+from airender.demo import sample_dir
+from airender.device import resolve_device
+from airender.engine.trainer import Trainer
+from airender.errors import InputError
+from airender.field import DataDescription, build_field
+from airender.fileio import write_json_atomic
+from airender.models.checkpoint import load_checkpoint
 from airender.models.packed import is_pack
+from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding
+from airender.presets import PRESETS, preset_config
 from airender.timing import sync
 
 
@@ -67,8 +78,6 @@ def bench_legacy_data_path(sequence: TODSequence, batch_size: int, batches: int,
 def bench_device_data_path(sequence: TODSequence, config: ExperimentConfig, device: torch.device,
                            batches: int) -> float:
     """Samples/s of the on-device path: draw indices, gather targets, encode xy and time."""
-    from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding
-
     seq = sequence.to(device)
     frames = transform_for(seq.is_hdr, config.data.hdr_transform).to_train(seq.frames)
     sampler = PixelSampler(frames, seq.times, seq.valid_pixel_index(), torch.arange(seq.num_frames, device=device))
@@ -93,8 +102,6 @@ def bench_device_data_path(sequence: TODSequence, config: ExperimentConfig, devi
 
 def bench_training(sequence: TODSequence, config: ExperimentConfig, steps: int, warmup: int = 5) -> float:
     """End-to-end training samples/s (sampling, forward, loss, backward, optimizer step)."""
-    from airender.engine.trainer import Trainer
-
     trainer = Trainer(config, sequence, out_dir=Path("/nonexistent-bench-run"))
     for _ in range(warmup):
         trainer.train_step()
@@ -108,10 +115,6 @@ def bench_training(sequence: TODSequence, config: ExperimentConfig, steps: int, 
 
 def untrained_preset_field(name: str, sequence: TODSequence, device: torch.device) -> torch.nn.Module:
     """A preset's field at the data's size with its initial weights (for timing and size)."""
-    from airender.field import DataDescription, build_field
-    from airender.presets import preset_config
-    from airender.data.sequence import is_8bit
-
     config = preset_config(name)
     transform = transform_for(sequence.is_hdr, config.data.hdr_transform)
     baseline = transform.to_train(sequence.frames[sequence.index_of_time(config.data.baseline_time)])
@@ -146,7 +149,6 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                         "(onnxruntime); besides torch adds table (d) with the ratio to the quality preset "
                         "(default: torch)")
     p.add_argument("--out", default="", help="also write the results to this JSON file (default: none)")
-    from airender.bench.atlas import add_atlas_arguments
 
     add_atlas_arguments(p)
 
@@ -156,14 +158,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from airender.bench.atlas import cmd_atlas_bench
 
         return cmd_atlas_bench(args)
-    from airender.data import load_sequence
-    from airender.demo import sample_dir
-    from airender.models.checkpoint import load_checkpoint
-    from airender.device import resolve_device
-
-    from airender.presets import PRESETS, preset_config
-
-    from airender.checks import check_output_file, check_output_size
 
     unknown = [name for name in args.preset if name not in PRESETS]
     if unknown:
@@ -172,7 +166,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.repeats < 1 or args.train_steps < 1 or args.legacy_workers < 0:
         raise InputError("--repeats and --train_steps must be positive, --legacy_workers zero or positive")
     parts = set(args.parts.split(","))
-    from airender.bench.runtimes import parse_runtimes
 
     runtimes = parse_runtimes(args.runtimes)
     if runtimes != ["torch"] and "decode" not in parts:

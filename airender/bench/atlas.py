@@ -25,7 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from airender.bake.sample import materialise_sample_atlas
 from airender.errors import InputError
+from airender.fileio import write_json_atomic
+from airender.presets import PRESETS, apply_overrides, preset_config
+from airender.tiles.runner import fit_tiled
+from airender.tiles.synthetic import disk_bytes, sample_blocks, write_sparse_atlas
 
 HOURS = [float(h) for h in range(1, 25)]
 SAMPLE_SIZE = 128
@@ -65,8 +70,6 @@ def _ints(text: str, flag: str) -> list[int]:
 
 def make_atlas(root: Path, size: int, blocks: int, sample_root: Path) -> dict:
     """The sparse atlas of ``size``^2 texels with ``blocks`` sample blocks along the diagonal."""
-    from airender.tiles.synthetic import disk_bytes, sample_blocks, write_sparse_atlas
-
     step = max(SAMPLE_SIZE, (size // blocks) // SAMPLE_SIZE * SAMPLE_SIZE)
     positions = [(k * step, k * step) for k in range(blocks) if k * step + SAMPLE_SIZE <= size]
     parts = 4 if size >= 4096 else 1
@@ -78,9 +81,6 @@ def make_atlas(root: Path, size: int, blocks: int, sample_root: Path) -> dict:
 def child(spec: dict) -> dict:
     """Fit one synthetic atlas in this process (the benchmark's subprocess); returns times and memory."""
     import torch
-
-    from airender.presets import apply_overrides, preset_config
-    from airender.tiles.runner import fit_tiled
 
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     config = apply_overrides(preset_config(spec["preset"]), {
@@ -121,10 +121,6 @@ def _time(seconds: float) -> str:
 
 
 def cmd_atlas_bench(args: argparse.Namespace) -> int:
-    from airender.bake.sample import materialise_sample_atlas
-    from airender.fileio import write_json_atomic
-    from airender.presets import PRESETS
-
     sizes = _ints(args.atlas, "--atlas")
     workers = _ints(args.atlas_workers, "--atlas_workers")
     if any(s < SAMPLE_SIZE for s in sizes):

@@ -6,8 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from airender.between import between_frames
+from airender.between.net import (STORE_DTYPES, BetweenNetConfig, NoTrainingTriplets, add_network_size, fit_for_decoder,
+                                  load_between_net, network_size_line, save_between_net)
+from airender.checks import check_hour, check_output_file
 from airender.cli_args import add_ckpt_argument, add_device_argument, add_lightmap_id_argument, add_subcommand
+from airender.device import resolve_device
 from airender.errors import InputError
+from airender.evaluate import switch_hours_of
+from airender.models import load_model
+from airender.render import make_decoder, whole_frames
+from airender.sizes import compression_report
 
 BETWEEN_CHOICES = ("auto", "model", "motion", "learned")
 DEFAULT_NET_NAME = "between.pt"  # beside the checkpoint
@@ -68,17 +77,12 @@ def between_decoder(decoder, args: argparse.Namespace, switch_hours: tuple[float
     if size != (desc.height, desc.width):
         raise InputError(f"--between {between}: decodes at the training size {desc.width}x{desc.height} only "
                          f"(asked for {size[1]}x{size[0]})")
-    from airender.between import between_frames
-    from airender.between.net import load_between_net
-    from airender.render import whole_frames
 
     net = load_between_net(args.between_net or default_net_path(args.ckpt))[0] if between == "learned" else None
     return between_frames(whole_frames(decoder), between, tuple(switch_hours), net)
 
 
 def add_fit_between_parser(sub) -> None:
-    from airender.between.net import STORE_DTYPES, BetweenNetConfig
-
     defaults = BetweenNetConfig()
     p = add_subcommand(sub, "fit-between", "fit the learned blend weight between hours (--between learned) on a "
                                            "model's own decoded hours",
@@ -101,8 +105,6 @@ def add_fit_between_parser(sub) -> None:
 
 
 def cmd_fit_between(args: argparse.Namespace) -> int:
-    from airender.checks import check_hour, check_output_file
-
     out = Path(args.out) if args.out else default_net_path(args.ckpt)
     if out.exists() and not args.overwrite:
         raise InputError(f"{out}: exists (pass --overwrite to replace it)")
@@ -122,14 +124,6 @@ def fit_network_file(ckpt: str | Path, out: str | Path, steps: int, channels: in
     """Fit the blend-weight network on the decoded hours of the model in ``ckpt`` and write it to ``out``
     (atomically, replacing it). ``day``: the stored hours it learns from (default: the model's light-switch
     hours, else 6-18). Returns a line with its bytes and the total against the raw frames."""
-    from airender.between.net import (BetweenNetConfig, add_network_size, fit_for_decoder, network_size_line,
-                                      save_between_net)
-    from airender.device import resolve_device
-    from airender.evaluate import switch_hours_of
-    from airender.render import make_decoder
-    from airender.sizes import compression_report
-    from airender.models import load_model
-
     loaded = load_model(ckpt, resolve_device(device), lightmap_id)
     config = BetweenNetConfig(steps=steps, channels=channels, day=day or switch_hours_of(loaded.config), seed=seed,
                               store_dtype=store_dtype)
@@ -144,8 +138,6 @@ def fit_after_training(config, out_dir: str | Path, report=print) -> Path | None
     ``between.pt`` beside it, which ``--between auto`` then uses; returns its path (None when the run asks for
     none, or when its stored hours hold nothing to fit it on: then a note says so and the run decodes its own
     frames between hours)."""
-    from airender.between.net import NoTrainingTriplets
-
     steps = config.train.between_steps
     if steps <= 0:
         return None

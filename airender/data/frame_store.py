@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from airender.data.sequence import TODSequence
+from airender.data.layout import check_folder
+from airender.data.readers import (_read_mask_image, _sources_problem, is_contest_layout, list_image_folder,
+                                   read_contest_layout, read_image)
+from airender.data.sequence import SOURCES, TODSequence
+from airender.data.virtual_texture import (is_virtual_texture, list_lightmaps, open_component, open_mask,
+                                           read_virtual_texture, select_lightmap)
 from airender.errors import InputError
 from airender.fileio import make_dir, write_json_atomic
 
@@ -100,8 +105,6 @@ class VTSource(FrameSource):
     """One lightmap (one lighting component) of a virtual-texture dataset, memory-mapped."""
 
     def __init__(self, root: str | Path, lightmap_id: str, component: str = "original"):
-        from airender.data.virtual_texture import open_component, open_mask, select_lightmap
-
         self.root = Path(root)
         self.component = component
         self.entry = select_lightmap(self.root, str(lightmap_id))
@@ -118,10 +121,6 @@ class VTSource(FrameSource):
         return self.mask.read(top, bottom) > 0
 
     def read_window(self, window: Window, components: bool = False) -> TODSequence:
-        from airender.data.readers import _sources_problem
-        from airender.data.sequence import SOURCES
-        from airender.data.virtual_texture import read_virtual_texture
-
         top, left, height, width = check_window(self.info, window)
         window = (top, left, height, width)
         sequence = read_virtual_texture(self.root, self.info.atlas_id, self.component, window)
@@ -224,9 +223,6 @@ def build_frame_cache(data_dir: str | Path, lightmap_id: str, cache_dir: str | P
     The cache is written into a temporary folder beside ``cache_dir`` and renamed into place when
     complete; on any error nothing is left behind.
     """
-    from airender.data.readers import (_read_mask_image, is_contest_layout, list_image_folder, read_contest_layout,
-                                       read_image)
-
     cache_dir = Path(cache_dir)
     fingerprint = source_fingerprint(data_dir)
     meta_path = cache_dir / CACHE_META
@@ -295,9 +291,6 @@ def build_frame_cache(data_dir: str | Path, lightmap_id: str, cache_dir: str | P
 def open_sources(data_dir: str, lightmap_id: str, component: str, cache_dir: Path) -> list[FrameSource]:
     """The atlases to fit: every lightmap of a virtual-texture dataset for ``lightmap_id`` "all", else the
     one named (default: the first); other layouts go through the frame cache in ``cache_dir``."""
-    from airender.data.layout import check_folder
-    from airender.data.virtual_texture import is_virtual_texture, list_lightmaps
-
     if not str(data_dir):
         raise InputError("no data folder given (--data_dir)")
     check_folder(Path(data_dir))

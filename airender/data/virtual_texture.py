@@ -35,10 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from airender.hours import HOURS_PER_DAY
+from airender.data.layout import check_folder, select_entry
 from airender.data.sequence import TODSequence
 from airender.errors import InputError, OutputError
 from airender.fileio import atomic_path, make_dir, write_json_atomic
+from airender.hours import HOURS_PER_DAY
 
 COMPONENT_FOLDERS: dict[str, str] = {"original": "Original", "directional": "DirectionalOnly",
                                      "local": "LocalOnly", "sky": "SkyLightOnly"}
@@ -132,8 +133,6 @@ def list_lightmaps(root: str | Path) -> list[VTEntry]:
 
 def select_lightmap(root: str | Path, lightmap_id: str = "") -> VTEntry:
     """The lightmap whose id is ``lightmap_id`` (default: the first listed)."""
-    from airender.data.layout import check_folder, select_entry
-
     root = Path(root)
     check_folder(root)
     config_path, lightmaps = _read_config(root)

@@ -16,6 +16,7 @@ from airender.config import SECTION_TYPES, ExperimentConfig
 from airender.errors import InputError
 from airender.fileio import make_dir, write_json_atomic, write_text_atomic
 from airender.images import hdr_preview_exposure, save_frame
+from airender.presets import apply_overrides
 
 # between.pt: the blend-weight network fitted after training (--between_steps; airender/between/cli.py)
 RUN_FILES = ("best.ckpt", "last.ckpt", "config.json", "train_log.jsonl", "baseline.png", "baseline.exr", "between.pt")
@@ -46,7 +47,6 @@ def run_lock(folder: Path):
     except ImportError:  # pragma: no cover - POSIX only
         yield
         return
-    from airender.fileio import make_dir
 
     created = not Path(folder).exists()
     path = make_dir(folder) / LOCK_FILE
@@ -136,8 +136,6 @@ def resume_config(stored: ExperimentConfig, overrides: dict[str, dict], preset: 
                   run_dir: Path, checkpoint: Path) -> ExperimentConfig:
     """The stored configuration of a run with the flags given now applied; InputError naming the flags when
     anything but the budget (RESUMABLE_OPTIONS) would change."""
-    from airender.presets import apply_overrides
-
     config = copy.deepcopy(stored)
     if preset:
         config = apply_overrides(config, preset)

@@ -13,8 +13,11 @@ import argparse
 import os
 from pathlib import Path
 
-from airender.cli_args import add_ckpt_argument, add_data_dir_argument
+from airender.cli_args import add_ckpt_argument, add_data_dir_argument, add_subcommand
 from airender.errors import InputError
+from airender.export.contest import write_contest
+from airender.export.view import add_view_arguments, cmd_view
+from airender.models import load_model
 
 FORMATS = ("pack", "onnx", "glsl", "wgsl", "html", "contest")
 QUANTS = ("fp32", "fp16", "int8")
@@ -94,8 +97,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         check_writable(prepare_path(out), False)
 
-    from airender.models import load_model
-
     loaded = load_model(ckpts[0], "cpu")
     if loaded.is_tiled:
         raise InputError(f"{ckpts[0]}: a tiled checkpoint (one field per tile); --format {fmt} exports one field, "
@@ -136,8 +137,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_contest(args: argparse.Namespace, ckpts: list[str], out: Path) -> int:
-    from airender.export.contest import write_contest
-
     if not args.data_dir:
         raise InputError("--data_dir: --format contest needs the lightmap dataset the checkpoints belong to")
     check_writable(out, True)
@@ -160,9 +159,6 @@ VIEW_USAGE = "airender view --ckpt C [--port P] [--truth DIR] [--lightmap_id ID]
 
 def add_view_parser(sub) -> None:
     """Register the ``view`` subcommand: the html export served on 127.0.0.1 (airender.export.view)."""
-    from airender.cli_args import add_subcommand
-    from airender.export.view import add_view_arguments, cmd_view
-
     p = add_subcommand(sub, "view", "serve the WebGL2 viewer of a checkpoint on 127.0.0.1 (with --truth: beside the "
                                     "ground truth and an error view)", VIEW_USAGE)
     add_view_arguments(p)

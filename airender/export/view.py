@@ -15,7 +15,14 @@ import threading
 from pathlib import Path
 
 from airender.cli_args import add_ckpt_argument, add_lightmap_id_argument
+from airender.data import load_sequence
+from airender.data.readers import is_contest_layout
+from airender.data.virtual_texture import is_virtual_texture
 from airender.errors import InputError
+from airender.export.contest import lightmap_of_source
+from airender.export.web import field_program, truth_script, write_html
+from airender.images import preview_uint8
+from airender.models.checkpoint import load_checkpoint
 
 HOST = "127.0.0.1"
 
@@ -48,14 +55,6 @@ def truth_script_for(truth_dir: str, lightmap_id: str, model, exposure: float) -
     """truth.js of the frames in ``truth_dir`` for the viewer of ``model`` (a runtime FieldModel): every
     frame as the page shows the model (8-bit sRGB; HDR through ``exposure``), and the mask. InputError
     when the frames are not at the model's size or LDR/HDR differs."""
-    from airender.data import load_sequence
-    from airender.export.contest import lightmap_of_source
-    from airender.export.web import truth_script
-    from airender.images import preview_uint8
-
-    from airender.data.readers import is_contest_layout
-    from airender.data.virtual_texture import is_virtual_texture
-
     named = lightmap_of_source(model.header["data"].get("source", ""))
     if not lightmap_id and named is not None and is_contest_layout(truth_dir):
         level, ident = named
@@ -85,9 +84,6 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_view(args: argparse.Namespace) -> int:
     """Write the page into a temporary folder, serve it until Ctrl-C, then remove the folder."""
-    from airender.models.checkpoint import load_checkpoint
-    from airender.export.web import field_program, write_html
-
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: not a port (0..65535; 0 picks a free one)")
     if args.truth and not Path(args.truth).exists():

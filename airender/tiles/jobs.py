@@ -16,6 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from airender.config import ExperimentConfig
+from airender.data.frame_store import open_source
+from airender.engine.trainer import Trainer
+from airender.fileio import make_dir, write_json_atomic
+from airender.sizes import model_bytes
 from airender.tiles.plan import Tile
 
 TILES_FOLDER = "tiles"
@@ -53,8 +58,6 @@ def peak_rss_mb() -> float:
 
 def tile_config(job: TileJob):
     """The ExperimentConfig of one tile: the run's, with the tile's seed and folder, and no progress bar."""
-    from airender.config import ExperimentConfig
-
     config = ExperimentConfig.from_dict(job.config)
     config.train.seed = job.tile.seed(config.train.seed)
     config.train.progress = False
@@ -82,11 +85,6 @@ def run_tile(job: TileJob) -> dict:
 
 def _fit(job: TileJob) -> dict:
     import torch
-
-    from airender.data.frame_store import open_source
-    from airender.engine.trainer import Trainer
-    from airender.fileio import make_dir, write_json_atomic
-    from airender.sizes import model_bytes
 
     started = time.perf_counter()
     folder = make_dir(tile_dir(job.run_dir, job.tile))

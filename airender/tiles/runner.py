@@ -38,9 +38,15 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
 
+from airender.checks import check_output_dir
 from airender.config import ExperimentConfig
+from airender.data.frame_store import open_source, open_sources
+from airender.engine.run_folder import check_run_folder, clear_run_folder, differing_options, out_dir_for, run_lock
+from airender.engine.trainer import Trainer
 from airender.errors import InputError
 from airender.fileio import append_line_durable, make_dir, write_json_atomic
+from airender.models.checkpoint import read_checkpoint, save_checkpoint
+from airender.models.tiled import TiledModel, tiled_checkpoint
 from airender.progress import progress
 from airender.tiles.jobs import TILES_FOLDER, TileJob, is_done, run_tile, tile_config, tile_dir
 from airender.tiles.plan import TilePlan, plan_tiles
@@ -93,8 +99,6 @@ def read_tiling(folder: str | Path) -> tuple[ExperimentConfig, dict]:
 
 def clear_tiled_run(folder: Path) -> None:
     """Remove a previous run's artefacts from ``folder`` (single-field or tiled; the frame cache stays)."""
-    from airender.engine.run_folder import clear_run_folder
-
     clear_run_folder(folder)
     for name in (TILING_FILE, SIZES_FILE):
         (folder / name).unlink(missing_ok=True)
@@ -105,8 +109,6 @@ def clear_tiled_run(folder: Path) -> None:
 def _check_folder_state(run_dir: Path, config: ExperimentConfig, overwrite: bool) -> bool:
     """True when ``run_dir`` holds this same tiled run (to continue); refuses any other run there
     unless ``overwrite``."""
-    from airender.engine.run_folder import check_run_folder, differing_options
-
     if overwrite:
         return False
     if is_tiled_run(run_dir):
@@ -124,9 +126,6 @@ def _check_folder_state(run_dir: Path, config: ExperimentConfig, overwrite: bool
 def _preflight(plan: TilePlan, config: ExperimentConfig, run_dir: Path) -> None:
     """Build (not fit) the Trainer of the first and of the smallest tile: any bad option or data problem
     raises InputError here, before anything is written."""
-    from airender.data.frame_store import open_source
-    from airender.engine.trainer import Trainer
-
     if config.train.val_extra_dir:
         raise InputError("--val_extra_dir: extra validation frames cover the whole frame; they do not apply to "
                          "tiles (--tile_size)")
@@ -144,10 +143,6 @@ def _preflight(plan: TilePlan, config: ExperimentConfig, run_dir: Path) -> None:
 def prepare_run(config: ExperimentConfig, overwrite: bool = False) -> tuple[TilePlan, bool]:
     """Check the run folder, open the data (converting image folders to the frame cache), plan the tiles
     and build the first tile's trainer. Returns (plan, continuing). On bad input nothing is left written."""
-    from airender.checks import check_output_dir
-    from airender.data.frame_store import open_sources
-    from airender.engine.run_folder import out_dir_for
-
     tile_size, overlap = config.data.tile_size, config.data.tile_overlap
     if tile_size <= 0:
         raise InputError(f"--tile_size: must be positive for a tiled fit, got {tile_size}")
@@ -261,8 +256,6 @@ def fit_tiled(config: ExperimentConfig, workers: int = 1, ray: str = "", overwri
     """Fit every tile of ``config``'s data that is not done yet, then write the tiled ``last.ckpt`` and
     ``best.ckpt`` and ``sizes.json`` (see the module docstring). ``workers``: local processes (1: here);
     ``ray``: "" (no Ray), "auto", "local" or an address."""
-    from airender.engine.run_folder import out_dir_for, run_lock
-
     if workers < 1:
         raise InputError(f"--workers: must be 1 or more, got {workers}")
     if ray and workers > 1:
@@ -346,9 +339,6 @@ def assemble_checkpoint(run_dir: Path, plan: TilePlan, config: ExperimentConfig,
     """The tiled checkpoint from every tile's ``which``.ckpt ("last" or "best"; a tile without best.ckpt
     gives its last.ckpt). Memory: the stored weights of every tile (the model's size), one training state
     at a time."""
-    from airender.models.checkpoint import read_checkpoint
-    from airender.models.tiled import tiled_checkpoint
-
     atlases = [{**a.info.to_dict(), "label": a.info.label, "grid": list(a.grid), "valid_texels": a.valid_texels}
                for a in plan.atlases]
     tiles = []
@@ -368,9 +358,6 @@ def assemble_checkpoint(run_dir: Path, plan: TilePlan, config: ExperimentConfig,
 def write_checkpoints(run_dir: Path, plan: TilePlan, config: ExperimentConfig) -> dict:
     """Write the tiled ``best.ckpt`` and ``last.ckpt`` (atomically) and ``sizes.json``; returns the sizes
     of the last one ({"atlases": {...}, "dataset": {...}}, see TiledModel.size_report)."""
-    from airender.models.checkpoint import save_checkpoint
-    from airender.models.tiled import TiledModel
-
     for which in ("best", "last"):
         ckpt = assemble_checkpoint(run_dir, plan, config, which)
         save_checkpoint(run_dir / f"{which}.ckpt", ckpt)

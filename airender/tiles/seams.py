@@ -13,6 +13,7 @@ import math
 import torch
 
 from airender.data.sequence import ValueTransform
+from airender.fileio import write_json_atomic
 
 
 def border_band(height: int, width: int, tile_size: int, band: int) -> torch.Tensor:
@@ -78,8 +79,6 @@ def eval_seams(atlas, report, groups: list, out_dir, band: int = 2) -> str:
     """The seam report of an evaluated tiled atlas (``report`` from airender.evaluate, kept images; the
     masks of ``groups``), written to ``out_dir/seams.json``; returns its console line."""
     from pathlib import Path
-
-    from airender.fileio import write_json_atomic
 
     masks = {name: sequence.mask for name, sequence in groups}
     keys = [k for k in report.predictions if k[0] in masks]

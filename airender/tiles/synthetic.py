@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from airender.data.virtual_texture import (COMPONENT_FOLDERS, MASK_FOLDER, MASK_INVALID, MASK_VALID, RAW_DTYPE,
-                                           mask_file_name, raw_file_name, time_text)
+                                           mask_file_name, raw_file_name, read_virtual_texture, time_text)
 from airender.errors import InputError
 from airender.fileio import make_dir, write_json_atomic
 
@@ -76,8 +76,6 @@ def sample_blocks(sample_root: str | Path, positions: list[tuple[int, int]],
     """The bundled sample atlas (materialised at ``sample_root`` by
     :func:`airender.bake.sample.materialise_sample_atlas`) as the data of every block at ``positions``:
     {(top, left): (frames [T, h, w, 3] at ``hours``, mask [h, w])}."""
-    from airender.data.virtual_texture import read_virtual_texture
-
     sequence = read_virtual_texture(sample_root)
     index = [sequence.index_of_time(h) for h in hours]
     frames = sequence.frames.numpy()[index]

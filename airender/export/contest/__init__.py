@@ -34,7 +34,12 @@ from importlib import resources
 from pathlib import Path
 
 from airender import __version__
+from airender.data.layout import check_folder
+from airender.data.virtual_texture import is_virtual_texture, list_lightmaps
 from airender.errors import InputError, OutputError
+from airender.export.pack import pack_bytes
+from airender.models import load_model
+from airender.models.tiled import INDEX_BYTES_PER_TILE
 
 LAYOUTS = {"first": "hprc", "virtual-texture": "hprc-vt"}
 RUNTIME_FILES = ("__init__.py", "model.py", "ops.py", "packfile.py", "sun.py", "tiled.py")
@@ -58,9 +63,6 @@ class DatasetLightmap:
 
 def dataset_lightmaps(data_dir: str | Path) -> tuple[str, list[DatasetLightmap]]:
     """(protocol "hprc" or "hprc-vt", the lightmaps) of a dataset in either layout; InputError otherwise."""
-    from airender.data.layout import check_folder
-    from airender.data.virtual_texture import is_virtual_texture, list_lightmaps
-
     root = Path(data_dir)
     check_folder(root)
     config_path = root / "config.json"
@@ -146,8 +148,6 @@ def _atlas_lightmap(atlas, lightmaps: list[DatasetLightmap], protocol: str) -> D
 def _tiled_entry(atlas, target: DatasetLightmap, tile_size: int, quant: str,
                  pack_bytes) -> tuple[dict, dict[str, bytes]]:
     """The lightmaps.json entry (without checkpoint and trained_on) of a tiled atlas and its tile packs."""
-    from airender.models.tiled import INDEX_BYTES_PER_TILE
-
     folder = f"packs/{_pack_name(target)}"
     blobs, tiles = {}, []
     for i, tile in enumerate(atlas.tiles):
@@ -169,9 +169,6 @@ def contest_files(ckpts: list[str], data_dir: str | Path, lightmap_ids: list[str
     Raises InputError (before anything is written) for a checkpoint that names no lightmap of the dataset
     (and no --lightmap_ids), two checkpoints of one lightmap, a size that differs from the lightmap's, LDR
     data, a model the pack format does not support, or --lightmap_ids with a tiled checkpoint."""
-    from airender.export.pack import pack_bytes
-    from airender.models import load_model
-
     data_dir = Path(data_dir)
     protocol, lightmaps = dataset_lightmaps(data_dir)
     if not ckpts:
