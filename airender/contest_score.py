@@ -87,9 +87,6 @@ ROUND2 = ScoreRule(
            ScorePart("lpips", 0.3, 0.0003, 0.10), ScorePart("compression", 0.5, 0.0, 0.30, "of the raw bytes"),
            ScorePart("time_s", 300.0, 0.0, 0.30, "s, all decode calls")))
 
-RULES = {"hprc": ROUND1, "hprc-vt": ROUND2}  # the round whose protocol each layout's default protocol follows
-
-
 def score_table(result: dict) -> str:
     """A Markdown table of one :meth:`ScoreRule.evaluate` result, with its total and its assumptions."""
     lines = [f"contest score, {result['rule']} ({result['source']}):",

@@ -15,7 +15,7 @@
                    averaged over the valid texels only, LPIPS on the raw values, FLIP (HDR) on the whole frame;
                    it scores only what the mask calls valid (airender's ``hprc`` before contest-exact scoring).
 ``hprc-vt-masked`` not a contest's: the release's rules with the invalid texels of both images zeroed and the
-                   partial edge tiles scored (:func:`hprc_vt_tile_scores`; airender's earlier ``hprc-vt``).
+                   partial edge tiles scored (:func:`masked_vt_tile_scores`; airender's earlier ``hprc-vt``).
 
 Under the contest protocols (``CONTEST_PROTOCOLS``) a group's mean is the mean over every scored tile of
 its frames, as the scripts average one list of tiles (:func:`airender.contest_metrics.pooled_means`), and
@@ -78,8 +78,8 @@ def _min_max_unit(tile: torch.Tensor) -> torch.Tensor:
 
 
 def masked_vt_tile_scores(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None,
-                        lpips_model: torch.nn.Module | None = None, metrics: tuple[str, ...] = CONTEST_METRICS,
-                        tile: int = VT_TILE) -> list[dict]:
+                          lpips_model: torch.nn.Module | None = None, metrics: tuple[str, ...] = CONTEST_METRICS,
+                          tile: int = VT_TILE) -> list[dict]:
     """Per-tile scores of ``hprc-vt-masked`` (see the module docstring).
 
     pred, ref: [H, W, 3] float display values (linear radiance); mask: [H, W] bool (True = valid) or None.
@@ -115,7 +115,7 @@ def masked_vt_tile_scores(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Ten
 
 
 def masked_vt_frame(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None,
-                  lpips_model: torch.nn.Module | None = None, metrics: tuple[str, ...] = CONTEST_METRICS) -> dict:
+                    lpips_model: torch.nn.Module | None = None, metrics: tuple[str, ...] = CONTEST_METRICS) -> dict:
     """Scores of one frame under ``hprc-vt-masked``: each metric's mean over the scored tiles, plus "tiles"
     (how many were scored). Raises ValueError when no tile qualifies."""
     tiles = masked_vt_tile_scores(pred, ref, mask, lpips_model, metrics)

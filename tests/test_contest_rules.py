@@ -16,8 +16,7 @@ from airender.cli import main
 from airender.contest_score import ROUND1, ROUND2
 from airender.evaluate import build_metric_suite
 from airender.protocols import ProtocolScorer
-from airender.render import whole_frames
-from airender.models import load_model
+from airender.models import as_decoder, load_model
 
 TOLERANCE = {"psnr": 0.01, "ssim": 0.001, "lpips": 0.002}  # the issue's: dB, SSIM, LPIPS
 
@@ -242,7 +241,7 @@ def test_eval_reproduces_the_contest_scripts_on_the_courtyard(courtyard, courtya
     assert main(["eval", "--ckpt", str(courtyard_run / "run" / "last.ckpt"), "--data_dir", str(data), "--protocol",
                  layout, "--lpips_weights", str(lpips_weights), "--out_dir", str(out), "--device", "cpu"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    decoder = whole_frames(load_model(courtyard_run / "run" / "last.ckpt", "cpu").field)
+    decoder = as_decoder(load_model(courtyard_run / "run" / "last.ckpt", "cpu").field)
     net = build_metric_suite(str(lpips_weights), "cpu", ("lpips",)).lpips_model
     times = [float(h) for h in range(24)] + [5.9, 18.1] if layout == "hprc" else [float(h) for h in range(1, 25)]
     pooled = {"psnr": [], "ssim": [], "lpips": []}

@@ -15,7 +15,7 @@ from airender.data.readers import read_image
 from airender.errors import CheckpointError
 from airender.models.packed import PackedModel, is_pack
 from airender.images import save_frame
-from airender.models import load_model
+from airender.models import Decoder, as_decoder, load_model
 from tests.export.conftest import HEIGHT, WIDTH
 
 
@@ -50,6 +50,12 @@ def test_load_model_reads_a_pack(trained, packs, tmp_path):
     loaded = load_model(path)
     checkpoint = load_model(trained("quality_hdr"))
     assert loaded.kind == "pack" and loaded.is_pack and isinstance(loaded.field, PackedModel)
+    assert checkpoint.kind == "field" and not checkpoint.is_pack and not checkpoint.is_tiled
+    for model in (loaded.field, checkpoint.field):  # both decode through the one interface
+        decoder = as_decoder(model)
+        assert isinstance(decoder, Decoder) and decoder.decode(6.0).shape == (HEIGHT, WIDTH, 3)
+        texel = decoder.query(torch.tensor([3]), torch.tensor([5]), torch.tensor([6.0]))
+        torch.testing.assert_close(texel[0], decoder.decode(6.0)[3, 5], rtol=1e-4, atol=1e-4)
     assert loaded.desc == checkpoint.desc and loaded.desc.is_hdr and loaded.config.data.lightmap_id == ""
     assert loaded.config.field == checkpoint.config.field  # light_switch (eval's switch hours) included
     assert list(loaded.config.field.light_switch) == [6.0, 18.0]

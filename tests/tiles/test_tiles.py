@@ -20,7 +20,7 @@ from airender.data.readers import read_image
 from airender.data.virtual_texture import VTLightmap, write_virtual_texture
 from airender.models.checkpoint import load_checkpoint
 from airender.render import FrameDecoder
-from airender.models import load_model
+from airender.models import Decoder, as_decoder, load_model
 from airender.models.tiled import TiledModel, read_any_checkpoint
 from airender.tiles.plan import plan_atlas
 from airender.tiles.seams import border_band
@@ -309,6 +309,7 @@ def test_image_folder_goes_through_the_frame_cache(tmp_path):
                  "--baseline_time", "12"]) == 0
     assert (out / "cache" / "frames.f32").stat().st_size == 3 * 20 * 24 * 3 * 4
     loaded = load_model(out / "last.ckpt")
+    assert loaded.kind == "tiled" and isinstance(as_decoder(loaded.field), Decoder)
     assert loaded.desc.height == 20 and loaded.desc.width == 24 and not loaded.desc.is_hdr
     assert len(loaded.field.tiles) == 6  # 3 x 3 tiles, the right column empty
     frame = loaded.field.decode(12.0)
