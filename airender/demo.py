@@ -11,18 +11,14 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from airender.between import between_frames
-from airender.between.cli import fit_after_training
-from airender.between.net import load_between_net
+from airender.between.train_and_decode import train_and_decode
 from airender.config import ExperimentConfig
 from airender.data import load_sequence
-from airender.engine.trainer import Trainer
 from airender.evaluate import build_metric_suite, evaluate_field, ground_truth_groups, pick_sheet_keys
 from airender.fileio import write_text_atomic
 from airender.images import preview_uint8, save_frame, save_gif
-from airender.models.checkpoint import load_checkpoint
 from airender.presets import apply_overrides, preset_config
-from airender.render import FrameDecoder, frame_name
+from airender.render import frame_name
 
 DEMO_RENDER_HOURS = (0.0, 5.9, 6.0, 9.0, 12.0, 15.5, 18.0, 18.1, 21.0)
 DEFAULT_DEMO_DIR = "runs/demo"
@@ -54,15 +50,8 @@ def run_demo(out_dir: Path, lpips_weights: str | None = None, seconds: float = 0
     suite = build_metric_suite(lpips_weights)  # a wrong weights path fails now, not after training
     sequence = load_sequence(config.data.data_dir)
     started = time.perf_counter()
-    result = Trainer(config, sequence, overwrite=overwrite).fit()
-    print(f"trained {result.steps} of {result.planned_steps} steps in {result.seconds:.0f} s "
-          f"({result.samples_per_s / 1e3:.0f}k samples/s)")
-    net_path = fit_after_training(config, out_dir)  # the preset's blend weight between hours
-
-    loaded = load_checkpoint(out_dir / "best.ckpt", "cpu")
-    decoder = FrameDecoder(loaded.field)
-    if net_path is not None:  # daylight frames between hours blended per pixel, as eval's --between auto
-        decoder = between_frames(decoder, "learned", tuple(config.field.light_switch), load_between_net(net_path)[0])
+    run = train_and_decode(config, sequence, out_dir, tuple(config.field.light_switch), overwrite)
+    loaded, decoder = run.loaded, run.decoder
     groups = ground_truth_groups(loaded.desc, config.data.data_dir, "", [str(sample_dir() / "extra")])
     report = evaluate_field(decoder, groups, suite)
     report.write(out_dir / "eval")

@@ -32,21 +32,18 @@ import torch
 
 from airender.bake.preview import sheet_exposure, tone_map
 from airender.bake.sample import SAMPLE_LIGHTMAP_ID, materialise_sample_atlas
-from airender.between import between_frames
-from airender.between.cli import fit_after_training
-from airender.between.net import add_network_size, load_between_net, network_size_line
+from airender.between.net import add_network_size, network_size_line
+from airender.between.train_and_decode import train_and_decode
 from airender.config import ExperimentConfig
 from airender.data import load_sequence
 from airender.device import resolve_device
 from airender.engine.run_folder import check_run_folder
-from airender.engine.trainer import Trainer
 from airender.evaluate import build_metric_suite, ground_truth_groups
 from airender.fileio import make_dir, write_json_atomic, write_text_atomic
 from airender.images import contact_sheet, save_exr, save_gif, save_png
-from airender.models.checkpoint import load_checkpoint
 from airender.presets import apply_overrides, preset_config
 from airender.protocols import evaluate_protocol
-from airender.render import FrameDecoder, frame_name
+from airender.render import frame_name
 from airender.sizes import compression_report, size_line
 
 LIGHTMAP_DEMO_PRESET = "quality"
@@ -117,16 +114,8 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
     config = lightmap_demo_config(out_dir, data_dir, seconds, device, max_steps)
     sequence = load_sequence(data_dir, config.data.lightmap_id, config.data.component)
     hours = sequence.select(_whole_hours(sequence))  # the other baked times are held out for the evaluation
-    result = Trainer(config, hours, overwrite=overwrite).fit()
-    print(f"trained {result.steps} of {result.planned_steps} steps in {result.seconds:.0f} s "
-          f"({result.samples_per_s / 1e3:.0f}k samples/s)")
-    net_path = fit_after_training(config, out_dir)  # the preset's blend weight between hours
-
-    loaded = load_checkpoint(out_dir / "best.ckpt", "cpu")
-    decoder = FrameDecoder(loaded.field)
-    net = load_between_net(net_path)[0] if net_path is not None else None
-    if net is not None:  # daylight frames between hours blended per pixel, as eval's --between auto
-        decoder = between_frames(decoder, "learned", LIGHTMAP_SWITCH_HOURS, net)
+    run = train_and_decode(config, hours, out_dir, LIGHTMAP_SWITCH_HOURS, overwrite)
+    result, loaded, decoder, net = run.result, run.loaded, run.decoder, run.net
     groups = ground_truth_groups(loaded.desc, str(data_dir), config.data.lightmap_id, [], LIGHTMAP_SWITCH_HOURS,
                                  config.data.component)
     report = evaluate_protocol(decoder, groups, suite, "hprc-vt")
