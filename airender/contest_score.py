@@ -13,15 +13,15 @@ PSNR 20 %, SSIM 10 %, LPIPS 10 % (at most 100). Its bounds are not published; th
 and every report says so.
 
 The quality values are the means over every scored tile of every lightmap and time, under that round's
-protocol (:mod:`airender.contest_metrics`). Pure Python: the contest folder's self-check imports it.
+protocol (:mod:`airender.contest_metrics`). The contest folder's self-check scores with it too.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-ROUND1_TIMES: tuple[float, ...] = tuple(float(h) for h in range(24)) + (5.9, 18.1)  # Test.py's test_time
-ROUND2_TIMES: tuple[float, ...] = tuple(float(h) for h in range(1, 25))  # hours 1..24; 24 is midnight
+from airender.hours import HOURS_PER_DAY
+
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,19 @@ class ScorePart:
 
 @dataclass(frozen=True)
 class ScoreRule:
-    """A round's weighted score: its parts, its maximum, and which of its numbers are assumptions."""
+    """A round's weighted score: its parts, its maximum, the times its script decodes and scores (hours), and
+    which of its numbers are assumptions."""
 
     name: str
     parts: tuple[ScorePart, ...]
     maximum: float
     source: str
+    times: tuple[float, ...]
     assumed: str = ""
+
+    def covers(self, hour: float) -> bool:
+        """Whether the round's script scores a frame at ``hour`` (24 is midnight, 0)."""
+        return round(hour % HOURS_PER_DAY, 6) in {round(t % HOURS_PER_DAY, 6) for t in self.times}
 
     def evaluate(self, values: dict[str, float]) -> dict:
         """{"parts": {name: {"value", "score", "weight", "worst", "best"}}, "total", "maximum", "missing",
@@ -74,6 +80,7 @@ class ScoreRule:
 ROUND1 = ScoreRule(
     name="round 1", maximum=50.0,
     source="published formula and bounds (config.yaml, Test.py)",
+    times=tuple(float(h) for h in range(24)) + (5.9, 18.1),  # Test.py's test_time
     parts=(ScorePart("psnr", 20.0, 55.0, 0.05, "dB"), ScorePart("ssim", 0.73, 0.999, 0.05),
            ScorePart("lpips", 0.3, 0.0003, 0.05), ScorePart("compression", 0.5, 0.0, 0.20, "of the raw bytes"),
            ScorePart("time_s", 300.0, 0.0, 0.15, "s, all decode calls")))
@@ -81,6 +88,7 @@ ROUND1 = ScoreRule(
 ROUND2 = ScoreRule(
     name="round 2", maximum=100.0,
     source="published weights (compression 30 %, time 30 %, PSNR 20 %, SSIM 10 %, LPIPS 10 %)",
+    times=tuple(float(h) for h in range(1, 25)),  # the hours 1..24 of Test.py; 24 is midnight
     assumed="bounds not published: round 1's assumed (PSNR 20 -> 55 dB, SSIM 0.73 -> 0.999, "
             "LPIPS 0.3 -> 0.0003, compression 50 % -> 0 %, decode time 300 s -> 0 s in all)",
     parts=(ScorePart("psnr", 20.0, 55.0, 0.20, "dB"), ScorePart("ssim", 0.73, 0.999, 0.10),

@@ -39,11 +39,12 @@ import torch
 from skimage.metrics import structural_similarity
 
 from airender.contest_metrics import CONTEST_METRICS, pooled_means, round1_tile_scores, round2_tile_scores, tile_means
-from airender.contest_score import ROUND1, ROUND1_TIMES, ROUND2, ROUND2_TIMES
+from airender.contest_score import ROUND1, ROUND2
 from airender.errors import InputError
 from airender.evaluate import evaluate_field
 from airender.metrics import LPIPS_MIN_SIZE, _check, _hprc_tiles, _zero_invalid, lpips_distance, psnr
 from airender.render import whole_frames
+from airender.timing import sync
 
 if TYPE_CHECKING:
     from airender.data.sequence import TODSequence
@@ -168,8 +169,7 @@ class TimedDecoder:
     def __init__(self, decoder):
         self.decoder = decoder
         self.desc = decoder.desc
-        device = getattr(decoder, "device", None)
-        self._cuda = device is not None and torch.device(device).type == "cuda"
+        self.device = getattr(decoder, "device", None)
         self.seconds: list[float] = []
 
     def decode(self, t: float) -> torch.Tensor:
@@ -180,12 +180,10 @@ class TimedDecoder:
         return self._timed(self.decoder.decode_source, t, source)
 
     def _timed(self, decode, *args) -> torch.Tensor:
-        if self._cuda:
-            torch.cuda.synchronize()
+        sync(self.device)
         start = time.perf_counter()
         frame = decode(*args)
-        if self._cuda:
-            torch.cuda.synchronize()
+        sync(self.device)
         self.seconds.append(time.perf_counter() - start)
         return frame
 
@@ -237,9 +235,7 @@ def contest_score(report: "EvalReport", protocol: str, model_bytes: int, raw_byt
     if protocol not in CONTEST_PROTOCOLS:
         return None
     rule, _ = CONTEST_PROTOCOLS[protocol]
-    times = ROUND1_TIMES if rule is ROUND1 else ROUND2_TIMES
-    wanted = {round(t % 24.0, 6) for t in times}
-    rows = [r for r in report.rows if "/" not in r["group"] and "tiles" in r and round(r["time"] % 24.0, 6) in wanted]
+    rows = [r for r in report.rows if "/" not in r["group"] and "tiles" in r and rule.covers(r["time"])]
     if not rows:
         return None
     quality = pooled_means(rows)
@@ -247,7 +243,7 @@ def contest_score(report: "EvalReport", protocol: str, model_bytes: int, raw_byt
     values["time_s"] = math.fsum(r.get("decode_s", 0.0) for r in rows)
     values["compression"] = model_bytes / raw_bytes
     result = rule.evaluate(values)
-    result.update(frames=len(rows), test_times=len(times), nan_tiles=quality.get("nan_tiles", {}))
+    result.update(frames=len(rows), test_times=len(rule.times), nan_tiles=quality.get("nan_tiles", {}))
     return result
 
 

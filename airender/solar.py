@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
-HOURS_PER_DAY = 24.0
+from airender.hours import HOURS_PER_DAY
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 A :class:`Decoder` decodes whole frames at its training size and single texels; the torch field does so
 through :class:`airender.render.FrameDecoder` (``airender.render.whole_frames``), a tiled atlas
 (:class:`airender.models.tiled.TiledAtlas`) and a pack (:class:`airender.models.packed.PackedModel`) by
-themselves. Commands ask :func:`as_decoder` for one and use nothing else of the model's kind.
+themselves. :func:`as_decoder` gives it for any loaded model's ``field``; the tests hold every kind to it.
 """
 from __future__ import annotations
 

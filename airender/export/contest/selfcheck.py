@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         from airender.errors import InputError
         from airender.evaluate import build_metric_suite
         from airender.contest_metrics import pooled_means
-        from airender.contest_score import ROUND1, ROUND1_TIMES, ROUND2, ROUND2_TIMES, score_table
-        from airender.protocols import ProtocolScorer
+        from airender.contest_score import ROUND1, ROUND2, score_table
+        from airender.protocols import CONTEST_PROTOCOLS, ProtocolScorer
     except ImportError as exc:
         print(f"error: scoring needs airender (pip install airender): {exc}", file=sys.stderr)
         return 2
@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, frames = [], []
     for truth, entry in chosen:
         scorer = ProtocolScorer(truth.protocol, suite)
-        test_times = {round(t % HOURS_PER_DAY, 6) for t in (ROUND1_TIMES if truth.protocol == "hprc" else ROUND2_TIMES)}
-        hours = [h for h in truth.hours if round(h % HOURS_PER_DAY, 6) in test_times]
+        rule, _ = CONTEST_PROTOCOLS[truth.protocol]
+        hours = [h for h in truth.hours if rule.covers(h)]
         start = time.perf_counter()
         decoder.prepare(str(root), truth.name)
         prepare_s = time.perf_counter() - start
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             scored.append(metrics)
             frames.append(metrics)
-        means = {m: v for m, v in pooled_means(scored).items() if m in ("psnr", "ssim", "lpips")} if scored else {}
+        means = {m: v for m, v in pooled_means(scored).items() if m in ("psnr", "ssim", "lpips")}
         rows.append({"lightmap": truth.name, "width": truth.width, "height": truth.height, "layout": truth.protocol,
                      "hours": len(hours), "frames_scored": len(scored), **means,
                      "decode_s_sum": math.fsum(decode_s), "prepare_s": prepare_s,
@@ -191,12 +191,13 @@ def main(argv: list[str] | None = None) -> int:
                      "pack_bytes": int(entry["bytes"]), "raw_bytes": truth.width * truth.height * 3 * 4 * HOURS_PER_DAY,
                      "random_access_max_error": access_error})
 
-    pooled = pooled_means(frames) if frames else {}
+    pooled = pooled_means(frames)
     total = {m: pooled[m] for m in ("psnr", "ssim", "lpips") if m in pooled}
     pack_bytes, raw_bytes = sum(r["pack_bytes"] for r in rows), sum(r["raw_bytes"] for r in rows)
     decode_s = math.fsum(r["decode_s_sum"] for r in rows)
     values = {"compression": pack_bytes / raw_bytes, "time_s": decode_s, **total}
-    own, other = (ROUND1, ROUND2) if rows[0]["layout"] == "hprc" else (ROUND2, ROUND1)
+    own = CONTEST_PROTOCOLS[rows[0]["layout"]][0]
+    other = ROUND2 if own is ROUND1 else ROUND1
     results = [own.evaluate(values), other.evaluate(values)]
     access_ok = all(r["random_access_max_error"] <= RANDOM_ACCESS_TOLERANCE for r in rows)
 
