@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from airender.hours import neighbouring_hours
+from airender.data.description import DataDescription
 from airender.data.sequence import TODSequence, transform_for
-from airender.field import DataDescription
+from airender.hours import neighbouring_hours
+
 
 def neighbours(times: torch.Tensor, t: float) -> tuple[int, int, float]:
     """Indices of the stored hours before and after ``t`` (periodic) and the weight of the later one."""

@@ -266,6 +266,25 @@ def value_problem(value: float, check: str | None) -> str | None:
     return None if ok else f"must be {_CHECK_TEXT[check]}, got {value:g}"
 
 
+def field_problems(cfg: "FieldConfig") -> list[str]:
+    """The field options that do not go with each other, as ``--name: problem`` (empty when they do). The
+    rules that depend on the data are checked where the field is built (airender.assembly.build_field)."""
+    problems = []
+    switch = cfg.light_switch
+    if switch and (len(switch) != 2 or not 0 <= switch[0] <= switch[1] <= 24):
+        problems.append("--light_switch takes two hours OFF ON with OFF <= ON, e.g. 6 18")
+    if cfg.components and switch:
+        problems.append("--light_switch: not with --components (each light source gets its own on/off gate "
+                        "from the data)")
+    if cfg.sun_path and cfg.components and cfg.residual_mode:
+        problems.append("--sun_path with --components: the sun term becomes the 'directional' source; it needs "
+                        "--residual_mode False")
+    xy_inputs = (cfg.encoding == "hashgrid" and cfg.grid_dims == 2) or cfg.xy_harmonics > 0 or cfg.xy_include_input
+    if not cfg.use_baseline_encoder and not xy_inputs:
+        problems.append("the field has no pixel inputs: set --xy_harmonics or --xy_include_input")
+    return problems
+
+
 def config_problems(config: "ExperimentConfig") -> list[str]:
     """Every out-of-range or non-finite option as ``--name: problem`` (empty when the config is sound)."""
     problems = []
@@ -278,6 +297,7 @@ def config_problems(config: "ExperimentConfig") -> list[str]:
                 if problem:
                     problems.append(f"--{f.name}: {problem}")
                     break
+    problems += field_problems(config.field)
     monitor = config.train.monitor
     if monitor.startswith("holdout/") or (monitor.startswith("all/") and config.data.holdout_hours):
         problems.append(f"--monitor {monitor}: averages the --holdout_hours frames, and held-out frames never choose "

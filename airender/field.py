@@ -1,66 +1,22 @@
-"""The time-of-day field f(x, y, t), assembled from a FieldConfig and a description of the data."""
+"""The time-of-day field f(x, y, t): encodings -> MLP / FiLM / basis -> head, plus light terms in linear light.
+
+:func:`airender.assembly.build_field` assembles it from a FieldConfig and the data description.
+"""
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from airender.config import FieldConfig
+from airender.data.description import DataDescription
 from airender.hours import HOURS_PER_DAY, neighbouring_hours
-from airender.data.sequence import ValueTransform
 from airender.nn.baseline_encoder import BaselineEncoder
-from airender.nn.basis import basis_decoder
-from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, PeriodicSplineTimeCode
-from airender.nn.hashgrid import HashGridEncoding
-from airender.nn.mlp import MLP, FiLMGenerator
-from airender.nn.sources import SourceGate, compose_sources
-from airender.nn.sun_path import SunPath
-from airender.nn.sun_term import SunTerm
+from airender.nn.terms import LightTerm
 
-LAMP_HIDDEN = 32
-LAMP_GRID_LEVELS = 8
-LAMP_GRID_LOG2_SIZE = 12
-
-
-@dataclass
-class DataDescription:
-    """What a model was trained on; saved in every checkpoint.
-
-    height, width: training resolution in pixels; is_hdr: linear HDR (True) or sRGB LDR data;
-    transform: training-space transform name (see ValueTransform); times: hours of the frames;
-    baseline_time: hour of the residual baseline; has_mask: whether a validity mask was given;
-    train_times: hours actually trained on (hold-outs removed); baseline_8bit: the baseline frame holds
-    only multiples of 1/255 (an 8-bit source), so storing it as 8 bits is exact; sources: the light
-    sources a model trained with ``components`` predicts, in order (empty otherwise); source_off_hours:
-    per source, the trained hours at which it is identically zero (0 at every valid texel), from which
-    its on/off gate is built; sun_table: with ``--sun_path FILE``, {hour: unit direction towards the sun}
-    read from the file (the field fits its sun path to it; empty otherwise).
-    """
-
-    height: int
-    width: int
-    is_hdr: bool
-    transform: str
-    times: list[float]
-    baseline_time: float
-    has_mask: bool = False
-    source: str = ""
-    names: list[str] = field(default_factory=list)
-    train_times: list[float] = field(default_factory=list)
-    baseline_8bit: bool = False
-    sources: list[str] = field(default_factory=list)
-    source_off_hours: dict[str, list[float]] = field(default_factory=dict)
-    sun_table: dict[str, list[float]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DataDescription":
-        return cls(**d)
+#: state-dict prefixes of checkpoints written before the field was made of terms -> the prefixes now
+RENAMED_STATE = {"lamp_head.": "lamp.head.", "lamp_grid.": "lamp.grid.", "source_gate.": "head.gate."}
 
 
 @dataclass
@@ -68,148 +24,76 @@ class StaticCache:
     """The time-invariant part of decoding a fixed set of N pixels, computed once and reused per frame.
 
     uv [N, 2] pixel centres in (0, 1); first [N, hidden] the first MLP layer's pre-activation from the
-    time-invariant inputs (bias included); baseline [N, 3] the baseline frame at those pixels in the
-    training space (None when unused); lamp [N, 3] the linear-light lamp image (None without a light
-    switch); source_baseline [N, S, 3] the baseline frame of each light source in the training space
-    (residual mode with ``components``, else None); sun [N, C] the sun term's time-free part (``sun_path``,
-    see SunTerm.prepare; else None).
+    time-invariant inputs (bias included); residual [N, outputs] the residual baseline at those pixels in
+    the training space (residual mode; else None); terms: per light term of the field, in order, its
+    time-free values (LightTerm.time_free).
     """
 
     uv: torch.Tensor
     first: torch.Tensor
-    baseline: torch.Tensor | None
-    lamp: torch.Tensor | None = None
-    source_baseline: torch.Tensor | None = None
-    sun: torch.Tensor | None = None
+    residual: torch.Tensor | None
+    terms: tuple[torch.Tensor, ...] = ()
+
+    def nbytes(self) -> int:
+        """Bytes held by the cache's tensors."""
+        tensors = [self.uv, self.first, self.residual, *self.terms]
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
 class TODField(nn.Module):
-    """f(x, y, t) -> RGB in the training space.
+    """f(x, y, t) -> RGB in the training space: encodings -> MLP / FiLM / basis -> head, plus light terms.
 
     Inputs: uv [N, 2] pixel centres in (0, 1) (x right, y down), t [N] hours, optional pix [N] flat pixel
     indices at the training resolution (exact baseline lookup).
 
-    The MLP input is [static | dynamic]: static = [BaselineEncoder features (``use_baseline_encoder``),
-    xy encoding (Fourier octaves or a 2D hash grid)], computed once per pixel; dynamic = [time encoding
-    (Fourier harmonics or spline codes; left out with FiLM, where the time code modulates every hidden
-    layer instead), (x, y, t) hash-grid features (``grid_dims 3``)]. In residual mode the MLP predicts a
-    delta that is added to the baseline frame (kept at full precision in the training space as the
-    buffer ``baseline`` [H, W, 3]). With ``light_switch`` a learned lamp image (non-negative, linear light,
-    from the static features) is added in linear light while the local lights are on.
+    The MLP input is [static | dynamic]: static = [BaselineEncoder features, xy encoding], computed once per
+    pixel; dynamic = [time encoding (left out with FiLM, where the time code modulates every hidden layer
+    instead), (x, y, t) hash-grid features]. In residual mode the MLP predicts a delta added to the residual
+    baseline (the buffer ``baseline`` [H, W, 3], or with a sources head ``source_baseline`` [H, W, S, 3]),
+    kept at full precision in the training space. With ``time_blend`` the MLP's output between two trained
+    hours is the blend of its outputs at those hours.
 
-    With ``components`` the MLP predicts S = len(desc.sources) light sources (3 S outputs, each source in
-    the training space; in residual mode a delta against that source's baseline frame, the buffer
-    ``source_baseline`` [H, W, S, 3], which replaces ``baseline``), each multiplied by its on/off gate
-    (``source_gate``, built from ``desc.source_off_hours``) and clamped at 0; the prediction is their sum
-    in linear light (see :mod:`airender.nn.sources`). :meth:`decode_components` decodes the sources.
-
-    With ``sun_path`` the direct sunlight is a term of its own, added in linear light: a per-texel response
-    to the sun's direction times a learned visibility of that direction (:class:`airender.nn.sun_term.SunTerm`),
-    on a sun path given by ``desc.sun_table`` or learned. It is evaluated at the true time, also with
-    ``time_blend`` (which blends the rest): between two trained hours it sees the sun where it is then.
+    The head (:mod:`airender.nn.heads`) makes the prediction from the MLP's output and the light terms'
+    light (:mod:`airender.nn.terms`: the lamps, the sun), which every term gives at the true time. The parts
+    are chosen by :func:`build_field`, the only reader of the feature flags; the field itself has no
+    feature branches.
     """
 
-    def __init__(self, cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None,
-                 source_baseline: torch.Tensor | None = None):
+    def __init__(self, cfg: FieldConfig, desc: DataDescription, frames: dict, encodings: dict, mlp: nn.Module,
+                 film: nn.Module | None, head: nn.Module, terms: list[LightTerm], residual_name: str | None):
         super().__init__()
         self.cfg, self.desc = cfg, desc
-        self.transform = ValueTransform(desc.transform)
-        self.sources: tuple[str, ...] = tuple(desc.sources) if cfg.components else ()
-        if cfg.components and not self.sources:
-            raise ValueError("--components: the data description names no light sources (train on data read "
-                             "with their source components)")
-        if cfg.components and cfg.light_switch:
-            raise ValueError("--light_switch: not with --components (each light source gets its own on/off gate "
-                             "from the data)")
-        if self.uses_baseline:
-            if baseline is None:
-                baseline = torch.zeros(desc.height, desc.width, 3)
-            if tuple(baseline.shape) != (desc.height, desc.width, 3):
-                raise ValueError(f"baseline shape {tuple(baseline.shape)} != ({desc.height}, {desc.width}, 3)")
-            self.register_buffer("baseline", baseline.detach().to(torch.float32).clone())
-        else:
-            self.baseline = None
-        if self.uses_source_baseline:
-            shape = (desc.height, desc.width, len(self.sources), 3)
-            if source_baseline is None:
-                source_baseline = torch.zeros(shape)
-            if tuple(source_baseline.shape) != shape:
-                raise ValueError(f"source baseline shape {tuple(source_baseline.shape)} != {shape}")
-            self.register_buffer("source_baseline", source_baseline.detach().to(torch.float32).clone())
-        else:
-            self.source_baseline = None
-        self._build_encodings(cfg, desc)
+        self.transform = head.transform
+        for name, frame in frames.items():  # baseline [H, W, 3], source_baseline [H, W, S, 3] (or None)
+            if frame is None:
+                setattr(self, name, None)
+            else:
+                self.register_buffer(name, frame)
+        for name, module in encodings.items():
+            setattr(self, name, module)
+        self.use_xy = self.encoder is None or cfg.be_with_xy
         self.static_dim = (self.xy_encoding.out_dim if self.use_xy else 0) + \
             (self.encoder.out_dim if self.encoder is not None else 0)
-        if self.static_dim == 0:
-            raise ValueError("the field has no pixel inputs: set --xy_harmonics or --xy_include_input")
-        time_in_mlp = 0 if cfg.film else self.time_encoding.out_dim
-        self.dynamic_dim = time_in_mlp + (self.xyt_grid.out_dim if self.xyt_grid is not None else 0)
-        if cfg.basis_rank:  # a low-rank basis decoder in the MLP's and the FiLM generator's places
-            self.mlp, self.film = basis_decoder(cfg, self.static_dim, 3 * max(1, len(self.sources)),
-                                                self.time_encoding.out_dim)
-        else:
-            self.mlp = MLP(self.static_dim + self.dynamic_dim, cfg.hidden, cfg.layers, 3 * max(1, len(self.sources)),
-                           cfg.activation, cfg.sine_w0)
-            self.film = FiLMGenerator(self.time_encoding.out_dim, cfg.hidden, cfg.layers, cfg.film_hidden) \
-                if cfg.film else None
-        self.lamp_head = self.lamp_grid = None
-        if cfg.light_switch:
-            if len(cfg.light_switch) != 2 or not 0 <= cfg.light_switch[0] <= cfg.light_switch[1] <= HOURS_PER_DAY:
-                raise ValueError("--light_switch takes two hours OFF ON with OFF <= ON, e.g. 6 18")
-            # Lamps are small and sharp: fields without a hash grid get a small one of their own for them.
-            self.lamp_grid = None if cfg.encoding == "hashgrid" else HashGridEncoding(
-                2, LAMP_GRID_LEVELS, 1, LAMP_GRID_LOG2_SIZE, cfg.grid_base_res, max(desc.height, desc.width))
-            lamp_in = self.static_dim + (self.lamp_grid.out_dim if self.lamp_grid is not None else 0)
-            self.lamp_head = nn.Sequential(nn.Linear(lamp_in, LAMP_HIDDEN), nn.ReLU(), nn.Linear(LAMP_HIDDEN, 3))
-            nn.init.zeros_(self.lamp_head[-1].weight)
-            nn.init.constant_(self.lamp_head[-1].bias, -4.0)
-        self.sun = None
-        if cfg.sun_path:
-            if self.sources and ("directional" not in self.sources or cfg.residual_mode):
-                raise ValueError("--sun_path with --components: the sun term becomes the 'directional' source; "
-                                 "it needs data with that source and --residual_mode False")
-            table = None
-            if cfg.sun_path != "learn":
-                if not desc.sun_table:
-                    raise ValueError(f"--sun_path {cfg.sun_path}: the data description holds no sun table")
-                table = {float(hour): tuple(direction) for hour, direction in desc.sun_table.items()}
-            self.sun = SunTerm(self.static_dim, SunPath(table))
-        self.source_gate = None
-        if self.sources:
-            self.source_gate = SourceGate(desc.train_times or desc.times,
-                                          [desc.source_off_hours.get(name, []) for name in self.sources])
-
-    def _build_encodings(self, cfg: FieldConfig, desc: DataDescription) -> None:
-        self.encoder = BaselineEncoder(cfg.be_channels, cfg.be_downsample) if cfg.use_baseline_encoder else None
-        self.use_xy = self.encoder is None or cfg.be_with_xy
-        self.xyt_grid = None
-        if cfg.encoding == "hashgrid":
-            max_res = cfg.grid_max_res or max(desc.height, desc.width)
-            grid = HashGridEncoding(cfg.grid_dims, cfg.grid_levels, cfg.grid_features, cfg.grid_log2_size,
-                                    cfg.grid_base_res, max_res, cfg.grid_time_res)
-            if cfg.grid_dims == 3:
-                self.xyt_grid = grid
-                self.xy_encoding = FourierXYEncoding(cfg.xy_harmonics, cfg.xy_include_input)
-            else:
-                self.xy_encoding = grid
-        else:
-            self.xy_encoding = FourierXYEncoding(cfg.xy_harmonics, cfg.xy_include_input)
-        if cfg.time_encoding == "spline":
-            self.time_encoding = PeriodicSplineTimeCode(cfg.time_knots, cfg.time_code_dim)
-        else:
-            self.time_encoding = FourierTimeEncoding(cfg.time_harmonics)
+        self.dynamic_dim = (0 if film is not None else self.time_encoding.out_dim) + \
+            (self.xyt_grid.out_dim if self.xyt_grid is not None else 0)
+        self.mlp, self.film = mlp, film
+        for term in terms:
+            setattr(self, term.name, term)
+        self.term_names = tuple(term.name for term in terms)
+        self.head = head
+        self.sources: tuple[str, ...] = head.sources
+        self.residual_name = residual_name
 
     @property
-    def uses_baseline(self) -> bool:
-        """Whether the field keeps the baseline frame (all light): for residual mode (without ``components``,
-        which keeps one per source instead) or the BaselineEncoder."""
-        return (self.cfg.residual_mode and not self.cfg.components) or self.cfg.use_baseline_encoder
+    def terms(self) -> list[LightTerm]:
+        """The light terms, in the order their light is added."""
+        return [getattr(self, name) for name in self.term_names]
 
-    @property
-    def uses_source_baseline(self) -> bool:
-        """Whether the field keeps a baseline frame per light source (residual mode with ``components``)."""
-        return self.cfg.residual_mode and self.cfg.components
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for old, new in RENAMED_STATE.items():  # checkpoints written before the field was made of terms
+            for key in [k for k in state_dict if k.startswith(prefix + old)]:
+                state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def param_groups(self, lr: float, grid_lr: float, weight_decay: float) -> list[dict]:
         """Optimizer groups: feature tables and time codes (``grid_lr``, eps 1e-15, no weight decay, as
@@ -223,19 +107,17 @@ class TODField(nn.Module):
         return groups
 
     # --- inputs -----------------------------------------------------------------------------------
-    def baseline_at(self, uv: torch.Tensor, pix: torch.Tensor | None = None) -> torch.Tensor:
-        """Baseline values [N, 3] (training space): exact at pixel indices ``pix``, else bilinear at ``uv``."""
+    def residual_at(self, uv: torch.Tensor, pix: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The residual baseline [N, outputs] (training space): exact at pixel indices ``pix``, else bilinear
+        at ``uv``; None outside residual mode."""
+        if self.residual_name is None:
+            return None
+        frame = getattr(self, self.residual_name)
+        height, width = frame.shape[:2]
+        flat = frame.reshape(height, width, -1)
         if pix is not None:
-            return self.baseline.reshape(-1, 3).index_select(0, pix)
-        return BaselineEncoder.sample(self.baseline.permute(2, 0, 1)[None], uv)
-
-    def source_baseline_at(self, uv: torch.Tensor, pix: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-source baseline values [N, S, 3] (training space): exact at ``pix``, else bilinear at ``uv``."""
-        height, width, count, _ = self.source_baseline.shape
-        if pix is not None:
-            return self.source_baseline.reshape(-1, count, 3).index_select(0, pix)
-        image = self.source_baseline.reshape(height, width, count * 3).permute(2, 0, 1)[None]
-        return BaselineEncoder.sample(image, uv).reshape(-1, count, 3)
+            return flat.reshape(height * width, -1).index_select(0, pix)
+        return BaselineEncoder.sample(flat.permute(2, 0, 1)[None], uv)
 
     def encoder_features(self) -> torch.Tensor:
         """The BaselineEncoder's feature map F0 [1, C, h, w] of the baseline frame (one CNN pass)."""
@@ -281,62 +163,6 @@ class TODField(nn.Module):
         return [(scale.index_select(0, inverse), shift.index_select(0, inverse))
                 for scale, shift in self.film(self.time_features(hours))]
 
-    def lights_on(self, t: torch.Tensor) -> torch.Tensor:
-        """Local-light state [N] (float 0/1): on for t < OFF or t > ON (hours wrapped to [0, 24))."""
-        off, on = self.cfg.light_switch
-        wrapped = t.to(torch.float32) % HOURS_PER_DAY
-        return ((wrapped < off) | (wrapped > on)).to(torch.float32)
-
-    def lamp_prior_target(self, frames: torch.Tensor, times: torch.Tensor, valid: torch.Tensor,
-                          floor: float) -> torch.Tensor | None:
-        """The lamp image [H * W, 3] (linear light) that the lamp prior pulls towards, from the training
-        ``frames`` [T, H, W, 3] (training space) at hours ``times`` [T]: per texel, the darkest lights-on
-        frame minus the ambient it keeps, ``floor`` x the mean linear radiance of the lights-off frames
-        over the valid texels ``valid`` [N_valid] (flat indices), clamped at 0. Daylight in a lights-on
-        frame stays out of it (the darkest such frame is the night). None when no frame has the lights
-        on or none has them off."""
-        on = self.lights_on(times) > 0
-        if not bool(on.any()) or bool(on.all()):
-            return None
-        linear = self.transform.to_linear(frames).reshape(frames.shape[0], -1, 3)
-        ambient = floor * float(linear[~on].index_select(1, valid).mean())
-        return (linear[on].amin(dim=0) - ambient).clamp_min(0.0)
-
-    def lamp_image(self, static: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-        """Linear-light lamp contribution [N, 3] >= 0 at pixels uv [N, 2] with static features [N, static_dim]."""
-        if self.lamp_grid is not None:
-            static = torch.cat([static, self.lamp_grid(uv)], dim=1)
-        return F.softplus(self.lamp_head(static))
-
-    def compose(self, raw: torch.Tensor, baseline: torch.Tensor | None, gate: torch.Tensor | None = None,
-                lamp: torch.Tensor | None = None, sun: torch.Tensor | None = None) -> torch.Tensor:
-        """MLP output [N, 3] -> prediction in the training space: adds the baseline in residual mode,
-        ``gate`` [N or 1] x ``lamp`` [N, 3] in linear light with a light switch, and ``sun`` [N, 3] (linear
-        light) with a sun term."""
-        out = raw + baseline if self.cfg.residual_mode else raw
-        if self.lamp_head is None and sun is None:
-            return out
-        linear = self.transform.to_linear(out)
-        if self.lamp_head is not None:
-            linear = linear + gate[:, None] * lamp
-        if sun is not None:
-            linear = linear + sun
-        return self.transform.from_linear(linear)
-
-    def compose_sources(self, raw: torch.Tensor, source_baseline: torch.Tensor | None,
-                        t: torch.Tensor, sun: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """MLP output [N, 3 S] at hours t [N] (or [1]) -> (prediction [N, 3], gated sources [N, S, 3]) in the
-        training space: adds ``source_baseline`` [N, S, 3] in residual mode, gates each source by time and
-        sums them in linear light (:func:`airender.nn.sources.compose_sources`). With a sun term, ``sun``
-        [N, 3] (linear light) is the 'directional' source in place of the MLP's."""
-        pred = raw.reshape(raw.shape[0], len(self.sources), 3)
-        if source_baseline is not None:
-            pred = pred + source_baseline
-        if sun is not None:
-            d = self.sources.index("directional")
-            pred = torch.cat([pred[:, :d], self.transform.from_linear(sun)[:, None], pred[:, d + 1:]], dim=1)
-        return compose_sources(pred, self.source_gate(t), self.transform)
-
     # --- time ---------------------------------------------------------------------------------------
     def blend_knots(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For hours t [N]: the training hours before and after each (cyclically) and the blend weight
@@ -357,60 +183,53 @@ class TODField(nn.Module):
         return raw
 
     def _raw(self, static: torch.Tensor, uv: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """MLP output [N, 3] at hours t [N] for pixels with static features [N, static_dim]."""
+        """MLP output [N, outputs] at hours t [N] for pixels with static features [N, static_dim]."""
         inputs = torch.cat([static, self.dynamic_features(uv, t)], dim=1)
         return self.mlp(inputs, self.film_params(t))
 
     def _raw_cached(self, cache: StaticCache, t_row: torch.Tensor) -> torch.Tensor:
-        """MLP output [N, 3] at one hour t_row [1] for the cached pixels."""
+        """MLP output [N, outputs] at one hour t_row [1] for the cached pixels."""
         first = cache.first
         if self.dynamic_dim:
             dynamic = self.dynamic_features(cache.uv, t_row)
             first = first + self.mlp.first_layer_partial(dynamic, self.static_dim, with_bias=False).to(first.dtype)
         return self.mlp.forward_from_first(first, self.film_params(t_row))
 
+    def _lights(self, time_free: list[torch.Tensor] | tuple[torch.Tensor, ...], t: torch.Tensor,
+                parts: dict | None = None) -> list[tuple[LightTerm, torch.Tensor]]:
+        """Each term with its light [N, 3] (linear light) at hours t from its time-free values."""
+        return [(term, term.light(values, t, parts)) for term, values in zip(self.terms, time_free)]
+
+    @staticmethod
+    def _with_residual(raw: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+        return raw if residual is None else raw + residual
+
     # --- training-time forward ----------------------------------------------------------------------
     def forward(self, uv: torch.Tensor, t: torch.Tensor, pix: torch.Tensor | None = None,
                 parts: dict | None = None) -> torch.Tensor:
-        """Prediction [N, 3] in the training space for pixels uv [N, 2] at hours t [N]. With a light switch,
-        ``parts`` (a dict) receives the lamp image "lamp" [N, 3] (linear light); with ``components`` it receives
-        "sources" [N, S, 3], each source in the training space as gated by time, before the clamp at 0; with a
-        sun term "sun" [N, 3] (linear light) and "sun_visibility" [N, 1]."""
+        """Prediction [N, 3] in the training space for pixels uv [N, 2] at hours t [N]. ``parts`` (a dict)
+        receives the head's and the terms' named intermediate values (e.g. "lamp", "sun", "sources")."""
         static = self.static_features(uv, pix)
-        if self.sources:
-            raw = self._blended(lambda hours: self._raw(static, uv, hours), t)
-            source_baseline = self.source_baseline_at(uv, pix) if self.uses_source_baseline else None
-            sun = self.sun(static, t, parts) if self.sun is not None else None
-            out, sources = self.compose_sources(raw, source_baseline, t, sun)
-            if parts is not None:
-                parts.update(sources=sources)
-            return out
-        baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode else None
+        residual = self.residual_at(uv, pix)
         raw = self._blended(lambda hours: self._raw(static, uv, hours), t)
-        sun = self.sun(static, t, parts) if self.sun is not None else None
-        if self.lamp_head is None:
-            return self.compose(raw, baseline, sun=sun)
-        gate = self.lights_on(t)
-        lamp = self.lamp_image(static, uv)
-        if parts is not None:
-            parts.update(lamp=lamp)
-        return self.compose(raw, baseline, gate, lamp, sun)
+        lights = self._lights([term.time_free(static, uv) for term in self.terms], t, parts)
+        return self.head.compose(self._with_residual(raw, residual), t, lights, parts)
+
+    def set_training_data(self, frames: torch.Tensor, times: torch.Tensor, train_ids: torch.Tensor,
+                          valid: torch.Tensor, loss_cfg) -> None:
+        """Give the terms the frames [T, H, W, 3] (training space) at hours ``times`` [T], the trained frames'
+        indices ``train_ids`` [K] and the valid texels [N_valid] for their losses (LightTerm.set_training_data)."""
+        for term in self.terms:
+            term.set_training_data(frames, times, train_ids, valid, loss_cfg, self.transform)
 
     def get_loss_dict(self, batch, losses, step: int) -> dict[str, torch.Tensor]:
-        """Named, weighted loss terms of one batch (``losses``: a LossAssembler). With a light switch,
-        "lamp_prior" = lamp_prior_w x mean |lamp image - ``losses.lamp_target``| over the batch's valid
-        texels: frames with the lights on only constrain lights-independent part + lamp image, and the
-        prior settles the split (see :meth:`lamp_prior_target`). With ``components``, "mse_<source>" per light
-        source (see LossAssembler.source_terms)."""
+        """Named, weighted loss terms of one batch (``losses``: a LossAssembler): the reconstruction terms,
+        then the head's (per light source with ``components``) and each light term's."""
         parts: dict = {}
         terms = losses(self(batch.uv, batch.t, batch.pix, parts), batch, step)
-        if "sources" in parts:
-            terms.update(losses.source_terms(parts["sources"], batch, self.sources))
-        if "lamp" in parts and losses.cfg.lamp_prior_w > 0 and losses.lamp_target is not None:
-            gap = (parts["lamp"] - losses.lamp_target.index_select(0, batch.pix)).abs().mean(dim=1)
-            if batch.valid is not None:
-                gap = gap[batch.valid]
-            terms["lamp_prior"] = losses.cfg.lamp_prior_w * gap.mean()
+        terms.update(self.head.loss_terms(parts, batch, losses))
+        for term in self.terms:
+            terms.update(term.loss_terms(parts, batch, losses.cfg))
         return terms
 
     # --- cached decode ------------------------------------------------------------------------------
@@ -421,11 +240,8 @@ class TODField(nn.Module):
         encoder's F0, when the caller computed it once for many chunks)."""
         static = self.static_features(uv, pix, feature_map)
         first = self.mlp.first_layer_partial(static, 0, with_bias=True)
-        baseline = self.baseline_at(uv, pix) if self.cfg.residual_mode and not self.sources else None
-        lamp = self.lamp_image(static, uv) if self.lamp_head is not None else None
-        source_baseline = self.source_baseline_at(uv, pix) if self.uses_source_baseline else None
-        return StaticCache(uv=uv, first=first, baseline=baseline, lamp=lamp, source_baseline=source_baseline,
-                           sun=self.sun.prepare(static) if self.sun is not None else None)
+        return StaticCache(uv=uv, first=first, residual=self.residual_at(uv, pix),
+                           terms=tuple(term.time_free(static, uv) for term in self.terms))
 
     @torch.no_grad()
     def decode(self, cache: StaticCache, t: float) -> torch.Tensor:
@@ -434,15 +250,12 @@ class TODField(nn.Module):
         return self.decode_at(cache, torch.full((1,), float(t), device=cache.first.device))
 
     @torch.no_grad()
-    def decode_at(self, cache: StaticCache, t_row: torch.Tensor) -> torch.Tensor:
-        """:meth:`decode` with the hour as a tensor [1] (so a compiled decode does not specialise on it)."""
+    def decode_at(self, cache: StaticCache, t_row: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
+        """:meth:`decode` with the hour as a tensor [1] (so a compiled decode does not specialise on it);
+        ``parts`` as in :meth:`forward`."""
         raw = self._blended(lambda hours: self._raw_cached(cache, hours), t_row)
-        sun = self.sun.decode(cache.sun, t_row) if self.sun is not None else None
-        if self.sources:
-            return self.compose_sources(raw, cache.source_baseline, t_row, sun)[0]
-        if self.lamp_head is None:
-            return self.compose(raw, cache.baseline, sun=sun)
-        return self.compose(raw, cache.baseline, self.lights_on(t_row), cache.lamp, sun)
+        return self.head.compose(self._with_residual(raw, cache.residual), t_row,
+                                 self._lights(cache.terms, t_row, parts), parts)
 
     @torch.no_grad()
     def decode_components(self, cache: StaticCache, t: float) -> torch.Tensor:
@@ -451,14 +264,6 @@ class TODField(nn.Module):
         :meth:`decode` is their sum in linear light. Raises ValueError for a field without ``components``."""
         if not self.sources:
             raise ValueError("this field was trained without --components: it predicts no light sources")
-        t_row = torch.full((1,), float(t), device=cache.first.device)
-        raw = self._blended(lambda hours: self._raw_cached(cache, hours), t_row)
-        sun = self.sun.decode(cache.sun, t_row) if self.sun is not None else None
-        return self.compose_sources(raw, cache.source_baseline, t_row, sun)[1].clamp_min(0.0)
-
-
-def build_field(cfg: FieldConfig, desc: DataDescription, baseline: torch.Tensor | None = None,
-                source_baseline: torch.Tensor | None = None) -> TODField:
-    """The field described by ``cfg`` for data ``desc``; ``baseline`` [H, W, 3] in the training space;
-    ``source_baseline`` [H, W, S, 3] the light sources at the baseline hour (residual mode with components)."""
-    return TODField(cfg, desc, baseline, source_baseline)
+        parts: dict = {}
+        self.decode_at(cache, torch.full((1,), float(t), device=cache.first.device), parts)
+        return parts["sources"].clamp_min(0.0)

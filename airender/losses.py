@@ -88,8 +88,7 @@ class LossAssembler:
     """
 
     def __init__(self, cfg: LossConfig, transform: ValueTransform, patch_size: int = 0,
-                 lpips_model: LPIPSAlex | None = None, total_steps: int = 1,
-                 lamp_target: torch.Tensor | None = None):
+                 lpips_model: LPIPSAlex | None = None, total_steps: int = 1):
         if cfg.loss_lpips_w > 0 and cfg.lpips_freq <= 0:
             raise ValueError("--loss_lpips_w > 0 needs --lpips_freq N (LPIPS every N steps; 0 = off)")
         if lpips_loss_on(cfg, patch_size) and lpips_model is None:
@@ -97,9 +96,6 @@ class LossAssembler:
                              "$AIRENDER_LPIPS_WEIGHTS)")
         self.cfg, self.transform, self.patch_size, self.lpips_model = cfg, transform, patch_size, lpips_model
         self.total_steps = max(total_steps, 1)
-        # with a light switch: the lamp image the prior pulls towards, [H * W, 3] linear light (set by the
-        # trainer from the data; None: no prior)
-        self.lamp_target = lamp_target
 
     def perceptual_scale(self, step: int) -> float:
         """0 before --perceptual_start, then a linear ramp to 1 over --perceptual_ramp (fractions of the run).

@@ -28,7 +28,8 @@ def sun_term_frames(decoder: FrameDecoder, t: float) -> tuple[np.ndarray, np.nda
     suns, visibilities = [], []
     for cache in decoder.caches:
         parts: dict = {}
-        suns.append(field.sun.decode(cache.sun, t_row, parts))
+        field.decode_at(cache, t_row, parts)
+        suns.append(parts["sun"])
         visibilities.append(parts["sun_visibility"])
     shape = (decoder.height, decoder.width)
     return (torch.cat(suns).float().reshape(*shape, 3).cpu().numpy(),
@@ -39,7 +40,7 @@ def write_sun_term_sheet(field: torch.nn.Module, times: list[float], path: str |
     """Write the sheet for the held-out ``times`` (hours between trained hours; others are skipped) of a
     field with a sun term; None (nothing written) for a field without one or without such a time. LDR
     fields are shown as they are; HDR fields at the preview exposure of their frame at the first row's time."""
-    if getattr(field, "sun", None) is None:
+    if "sun" not in getattr(field, "term_names", ()):
         return None
     knots = sorted(field.desc.train_times or field.desc.times)
     rows_times = [t for t in sorted(times) if knots[0] < t < knots[-1] and t not in knots]

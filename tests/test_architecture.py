@@ -13,7 +13,7 @@ LAYERS = [
     ("engine and scoring", {"airender.engine", "airender.evaluate", "airender.protocols", "airender.shadow_edges",
                             "airender.sun_picture", "airender.anchors", "airender.presets", "airender.cli_args"}),
     ("models", {"airender.models"}),
-    ("field", {"airender.render", "airender.field", "airender.nn", "airender.losses", "airender.metrics"}),
+    ("field", {"airender.render", "airender.field", "airender.assembly", "airender.nn", "airender.losses", "airender.metrics"}),
     ("data", {"airender.data", "airender.bake", "airender.images"}),
     ("low", {"airender.config", "airender.device", "airender.timing", "airender.sizes", "airender.solar",
              "airender.fileio", "airender.errors", "airender.progress", "airender.checks", "airender.hours",

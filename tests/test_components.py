@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+import airender.runtime
+from airender.assembly import build_field
 from airender.cli import main
 from airender.config import ExperimentConfig
 from airender.data import load_sequence
@@ -18,10 +20,10 @@ from airender.data.readers import read_image
 from airender.data.samplers import PatchSampler, PixelSampler
 from airender.data.sequence import SOURCES
 from airender.data.virtual_texture import SOURCE_COMPONENTS, VTLightmap, write_virtual_texture
-from airender.models.checkpoint import load_checkpoint
 from airender.engine.trainer import Trainer
 from airender.errors import InputError
-from airender.field import build_field
+from airender.export.pack import write_pack
+from airender.models.checkpoint import load_checkpoint
 from airender.nn.sources import SourceGate
 from airender.render import FrameDecoder, frame_pixels
 from airender.sizes import model_bytes
@@ -133,7 +135,7 @@ def test_flag_off_field_ignores_source_description(trained):
     with_desc = build_field(off, desc)
     torch.manual_seed(0)
     without = build_field(off, plain)
-    assert with_desc.sources == () and with_desc.source_gate is None and with_desc.mlp.out_dim == 3
+    assert with_desc.sources == () and not hasattr(with_desc.head, "gate") and with_desc.mlp.out_dim == 3
     a, b = with_desc.state_dict(), without.state_dict()
     assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
     assert model_bytes(with_desc) == model_bytes(without)
@@ -218,7 +220,7 @@ def test_gates_give_exact_zeros(trained, tmp_path):
             for hour in (12.0, 12.5, 6.0, 7.5, 18.0):
                 assert torch.equal(decoder.decode_source(hour, "local"), torch.zeros(16, 24, 3)), hour
             # on between two trained hours unless off at both (the sun is 0 at 5, 6, 18 and 19 here)
-            gate = model.source_gate(torch.tensor([12.0, 18.5, 20.5, 5.9, 6.5, 6.0]))
+            gate = model.head.gate(torch.tensor([12.0, 18.5, 20.5, 5.9, 6.5, 6.0]))
             assert gate.tolist() == [[1, 0, 1], [0, 1, 1], [0, 1, 1], [0, 1, 1], [1, 0, 1], [0, 0, 1]]
 
 
@@ -238,6 +240,34 @@ def test_sources_sum_to_the_decode(trained):
             assert torch.allclose(train_path.reshape(16, 24, 3), total, rtol=1e-4, atol=1e-5)
         with pytest.raises(ValueError, match="no light source"):
             decoder.decode_source(3.0, "moon")
+
+
+def test_components_ship_in_a_pack(trained, tmp_path):
+    """A --components field goes through a pack into the numpy runtime: all light, each source and single
+    texels equal the torch decode (fp32), at trained hours, between them and across the switches."""
+    for residual, trainer in trained.items():
+        field = trainer.field
+        decoder = FrameDecoder(field)
+        for quant, atol in (("fp32", 2e-4), ("int8", 0.05)):
+            path = tmp_path / f"c{residual}{quant}.airpack"
+            write_pack(field, path, quant)
+            model = airender.runtime.load(path)
+            assert model.source_names == field.sources and model.header["model"]["residual"] == residual
+            for hour in (3.0, 6.0, 7.5, 12.0, 18.1, 20.5):
+                expected = decoder.decode(hour).numpy()
+                assert np.abs(model.decode(hour) - expected).max() <= atol * max(1.0, float(expected.max())), hour
+                sources = model.decode_sources(hour)
+                for s, name in enumerate(field.sources):
+                    want = decoder.decode_source(hour, name).numpy()
+                    assert np.abs(sources[:, :, s] - want).max() <= atol * max(1.0, float(want.max())), (hour, name)
+                    assert np.array_equal(model.decode_source(hour, name), sources[:, :, s])
+            y, x = np.array([0, 5, 15]), np.array([1, 23, 7])
+            t = np.array([20.5, 12.0, 7.5], np.float32)
+            frames = [model.decode(float(h)) for h in t]
+            assert np.allclose(model.query(y, x, t), np.stack([f[yy, xx] for f, yy, xx in zip(frames, y, x)]),
+                               atol=1e-5)
+        with pytest.raises(ValueError, match="no light source 'moon'"):
+            model.decode_source(12.0, "moon")
 
 
 def test_every_source_is_supervised(trained):

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from airender.data import load_sequence
-from airender.models.checkpoint import load_checkpoint, read_checkpoint
 from airender.engine.trainer import Trainer
+from airender.models.checkpoint import load_checkpoint, read_checkpoint
 from airender.presets import PRESETS, apply_overrides, preset_config
 from airender.render import FrameDecoder, frame_pixels, query_pixels
 from airender.sizes import model_bytes
@@ -71,7 +71,7 @@ def test_light_switch_semantics(data_dir, tmp_path):
                              {"field": {"light_switch": [6.0, 18.0]}})
     config.data.data_dir, config.out_dir = str(data_dir), str(tmp_path / "run")
     trainer = Trainer(config, load_sequence(data_dir))
-    gate = trainer.field.lights_on(torch.tensor([5.9, 6.0, 12.0, 18.0, 18.1, 0.0, 23.5, 29.9, -0.5]))
+    gate = trainer.field.lamp.lights_on(torch.tensor([5.9, 6.0, 12.0, 18.0, 18.1, 0.0, 23.5, 29.9, -0.5]))
     assert gate.tolist() == [1, 0, 0, 0, 1, 1, 1, 1, 1]
     # the lamp prior's target: the darkest lights-on frame less an ambient that follows the exposure
     # (a fraction of the mean linear radiance of the lights-off frames), in linear light
@@ -82,18 +82,20 @@ def test_light_switch_semantics(data_dir, tmp_path):
     ambient = config.loss.lamp_prior_floor * float(linear[off].mean())
     expected = (linear[~off].amin(dim=0) - ambient).clamp_min(0)
     assert ambient > 0 and bool((expected > 0).any())
-    assert torch.allclose(trainer.loss.lamp_target.double(), expected, atol=1e-5)
+    assert torch.allclose(trainer.field.lamp.prior_target.double(), expected, atol=1e-5)
     trainer.fit()
     field = trainer.field.eval()
     cache = field.prepare(*reversed(frame_pixels(40, 48)))
-    assert cache.lamp is not None and bool((cache.lamp >= 0).all())
+    assert field.term_names == ("lamp",)
+    lamp = cache.terms[0]
+    assert bool((lamp >= 0).all())
     with torch.no_grad():  # lights on adds the lamp image in linear light on top of the same base
         on = field.decode(cache, 5.9)
-        field.cfg.light_switch = [5.8, 18.0]
+        field.lamp.off = 5.8
         off = field.decode(cache, 5.9)
-        field.cfg.light_switch = [6.0, 18.0]
+        field.lamp.off = 6.0
     linear = field.transform.to_linear
-    assert torch.allclose(linear(on), linear(off) + cache.lamp, atol=1e-4)
+    assert torch.allclose(linear(on), linear(off) + lamp, atol=1e-4)
 
 
 def test_time_blend_interpolates_between_training_hours(data_dir, tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from airender.assembly import build_field
 from airender.bench.atlas import add_atlas_arguments
 from airender.bench.decode import time_decode, time_pack
 from airender.bench.runtimes import parse_runtimes
@@ -23,13 +24,13 @@ from airender.checks import check_output_file, check_output_size
 from airender.cli_args import add_ckpt_argument, add_data_dir_argument, add_device_argument
 from airender.config import ExperimentConfig
 from airender.data import load_sequence
+from airender.data.description import DataDescription
 from airender.data.samplers import PixelSampler
 from airender.data.sequence import TODSequence, is_8bit, transform_for
 from airender.demo import sample_dir
 from airender.device import resolve_device
 from airender.engine.trainer import Trainer
 from airender.errors import InputError
-from airender.field import DataDescription, build_field
 from airender.fileio import write_json_atomic
 from airender.models.checkpoint import load_checkpoint
 from airender.models.packed import is_pack

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from airender.assembly import build_field
 from airender.config import ExperimentConfig, config_problems
 from airender.data.samplers import PixelBatch
 from airender.data.sequence import TODSequence
@@ -22,7 +23,6 @@ from airender.engine.training_data import lpips_model_for, make_samplers, prepar
 from airender.engine.validation import Validator
 from airender.errors import InputError
 from airender.fileio import write_json_atomic
-from airender.field import build_field
 from airender.losses import LossAssembler
 from airender.metrics import METRIC_NAMES, MetricSuite
 from airender.models.checkpoint import checkpoint_dict, read_checkpoint, save_checkpoint
@@ -87,13 +87,15 @@ class Trainer:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         self.field.to(self.device)
+        self.field.set_training_data(self.frames, self.sequence.times, self.train_index, self.sampler.valid_pix,
+                                     config.loss)  # the light terms' loss targets (the lamp prior's)
         self.optimizer = make_optimizer(self.field, tcfg)
         self.steps_per_epoch = math.ceil(tcfg.samples_per_epoch / tcfg.batch_size)
         planned = tcfg.epochs * self.steps_per_epoch
         self.total_steps = min(planned, tcfg.max_steps) if tcfg.max_steps > 0 else planned
         try:
             self.loss = LossAssembler(config.loss, self.transform, tcfg.patch_size, self.lpips_model,
-                                      self.total_steps, lamp_target=self._lamp_target())
+                                      self.total_steps)
         except ValueError as exc:
             raise InputError(str(exc)) from None
         self.lr_scale = 1.0
@@ -116,14 +118,6 @@ class Trainer:
         self.callbacks, self.best = make_callbacks(tcfg, self.out_dir, extra_callbacks)
 
     # --- construction helpers ------------------------------------------------------------------------
-    def _lamp_target(self) -> torch.Tensor | None:
-        """With a light switch, the lamp image the lamp prior pulls towards (see Field.lamp_prior_target)."""
-        if not self.config.field.light_switch:
-            return None
-        ids = self.train_index
-        return self.field.lamp_prior_target(self.frames.index_select(0, ids), self.sequence.times[ids],
-                                            self.sampler.valid_pix, self.config.loss.lamp_prior_floor)
-
     def _lr_factor(self, step: int) -> float:
         """Learning rate / --lr at ``step`` (:func:`airender.engine.optim.lr_factor`, times ``lr_scale``)."""
         return lr_factor(step, self.config.train, self.total_steps, self.lr_scale)

@@ -9,6 +9,7 @@ import torch
 
 from airender.config import ExperimentConfig
 from airender.data import load_sequence
+from airender.data.description import DataDescription
 from airender.data.readers import attach_components
 from airender.data.samplers import PatchSampler, PixelSampler
 from airender.data.sequence import SOURCES, TODSequence, ValueTransform, is_8bit, transform_for
@@ -16,7 +17,6 @@ from airender.data.sun_table import read_sun_table
 from airender.engine.validation import TRAINED_GROUP, ValidationFrames
 from airender.errors import InputError
 from airender.evaluate import build_metric_suite
-from airender.field import DataDescription
 from airender.losses import lpips_loss_on
 
 

@@ -4,19 +4,24 @@
 
     inputs   first [N, hidden] float32   the first layer's pre-activation from the time-invariant inputs
              hour [1] float32            hour of day (fractional, periodic)
-             baseline [N, 3] float32     (residual fields) the baseline frame, training space
+             baseline [N, C] float32     (residual fields) the residual baseline, training space (C = 3, or
+                                         3 S for a field of S light sources)
              lamp [N, 3] float32         (light switch) the lamp image, linear light
+             sun [N, 38] float32         (sun term) the term's time-free values (SunTerm.time_free)
              uv [N, 2] float32           (x, y, t hash grids) pixel centres in (0, 1)
-    output   rgb [N, 3] float32          sRGB in [0, 1] (LDR) or linear radiance (HDR)
+    outputs  rgb [N, 3] float32          sRGB in [0, 1] (LDR) or linear radiance (HDR)
+             sources [N, 3 S] float32    (--components) each light source, display values
 
-``NAME.prepare.onnx`` computes those per-pixel values once per resolution: uv [N, 2] -> first, and
-baseline / lamp where the frame graph takes them (the baseline CNN's feature map is baked in as a
-constant and read bilinearly). Both graphs carry the metadata key ``airender`` (JSON: size, times,
-LDR/HDR, the input and output names, the prepare graph's file name).
+Every light term of the field is one input, named after the term, holding its time-free values
+(airender.nn.terms). ``NAME.prepare.onnx`` computes those per-pixel values once per resolution: uv [N, 2]
+-> first, and baseline and the terms' values where the frame graph takes them (the baseline CNN's feature
+map is baked in as a constant and read bilinearly). Both graphs carry the metadata key ``airender`` (JSON:
+size, times, LDR/HDR, the input and output names, the light sources, the prepare graph's file name).
 airender.runtime.onnx_decoder.OnnxDecoder runs them.
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 import warnings
@@ -24,15 +29,15 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from airender import __version__
-from airender.hours import HOURS_PER_DAY
 from airender.errors import InputError
-from airender.export.pack import UnsupportedModel, model_spec
+from airender.export.pack import model_spec
 from airender.fileio import atomic_path
+from airender.hours import HOURS_PER_DAY
 from airender.nn.baseline_encoder import BaselineEncoder
 from airender.nn.hashgrid import HashGridEncoding
+from airender.nn.sources import SourceGate
 
 OPSET = 18  # BitwiseXor; onnxruntime 1.16+ runs it
 _SYMBOLICS_REGISTERED = False
@@ -91,44 +96,87 @@ class OnnxHashGrid(nn.Module):
         return (values * w[..., None]).sum(dim=2).reshape(-1, g.out_dim)
 
 
-def _to_linear(train: torch.Tensor, name: str) -> torch.Tensor:
-    if name == "identity":
-        return torch.where(train <= 0.04045, train / 12.92, ((train.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
-    return torch.exp(train) - 1.0 if name == "log1p" else train
+class OnnxTransform:
+    """A training-space transform (airender.data.sequence.ValueTransform) written with ops every ONNX
+    runtime has (exp - 1 and log(1 + x) for expm1 and log1p)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def to_linear(self, train: torch.Tensor) -> torch.Tensor:
+        if self.name == "identity":
+            return torch.where(train <= 0.04045, train / 12.92, ((train.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
+        return torch.exp(train) - 1.0 if self.name == "log1p" else train
+
+    def from_linear(self, linear: torch.Tensor) -> torch.Tensor:
+        if self.name == "identity":
+            return torch.where(linear <= 0.0031308, 12.92 * linear,
+                               1.055 * linear.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055)
+        return torch.log(1.0 + linear.clamp_min(-0.999)) if self.name == "log1p" else linear
+
+    def to_display(self, train: torch.Tensor) -> torch.Tensor:
+        if self.name == "log1p":
+            return (torch.exp(train) - 1.0).clamp_min(0.0)
+        if self.name == "linear":
+            return train.clamp_min(0.0)
+        return train.clamp(0.0, 1.0)
 
 
-def _from_linear(linear: torch.Tensor, name: str) -> torch.Tensor:
-    if name == "identity":
-        return torch.where(linear <= 0.0031308, 12.92 * linear,
-                           1.055 * linear.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055)
-    return torch.log(1.0 + linear.clamp_min(-0.999)) if name == "log1p" else linear
+def _neighbouring_knots(knots: torch.Tensor, hour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """airender.hours.neighbouring_hours without searchsorted: (before, after, weight) for hours [N]."""
+    wrapped = torch.remainder(hour, HOURS_PER_DAY)
+    count = knots.numel()
+    after = (knots[None, :] <= wrapped[:, None]).long().sum(dim=1)  # searchsorted(right=True)
+    before = torch.remainder(after - 1, count)
+    after = torch.remainder(after, count)
+    k0, k1 = knots.index_select(0, before), knots.index_select(0, after)
+    span = torch.remainder(k1 - k0, HOURS_PER_DAY)
+    span = torch.where(span == 0, torch.full_like(span, HOURS_PER_DAY), span)
+    return before, after, torch.remainder(wrapped - k0, HOURS_PER_DAY) / span
 
 
-def _to_display(train: torch.Tensor, name: str) -> torch.Tensor:
-    if name == "log1p":
-        return (torch.exp(train) - 1.0).clamp_min(0.0)
-    if name == "linear":
-        return train.clamp_min(0.0)
-    return train.clamp(0.0, 1.0)
+class OnnxSourceGate(nn.Module):
+    """airender.nn.sources.SourceGate written with ONNX-exportable ops (the same function)."""
+
+    def __init__(self, gate: nn.Module):
+        super().__init__()
+        self.register_buffer("knots", gate.knots.clone(), persistent=False)
+        self.register_buffer("on", gate.on.clone(), persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        before, after, weight = _neighbouring_knots(self.knots, t.reshape(-1))
+        on = self.on.to(torch.float32)
+        lit = torch.maximum(on.index_select(1, before), on.index_select(1, after) * (weight > 0).to(torch.float32)[None])
+        return lit.transpose(0, 1)
+
+
+def onnx_ready(field: nn.Module) -> nn.Module:
+    """A copy of ``field`` whose parts export to ONNX: hash grids as :class:`OnnxHashGrid`, the head's
+    transform as :class:`OnnxTransform` and a source gate as :class:`OnnxSourceGate` (the same functions)."""
+    field = copy.deepcopy(field).cpu().eval()
+    for name, module in list(field.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, HashGridEncoding):
+                setattr(module, child_name, OnnxHashGrid(child))
+            elif isinstance(child, SourceGate):
+                setattr(module, child_name, OnnxSourceGate(child))
+    field.head.transform = OnnxTransform(field.transform.name)
+    return field
 
 
 class PrepareGraph(nn.Module):
-    """uv [N, 2] -> (first [N, hidden], [baseline [N, 3]], [lamp [N, 3]]): TODField.prepare with the
-    baseline CNN's feature map baked in and the baseline read bilinearly at the pixel centres."""
+    """uv [N, 2] -> (first [N, hidden], [baseline [N, C]], [one [N, C_term] per light term]): TODField.prepare
+    with the baseline CNN's feature map baked in and the frames read bilinearly at the pixel centres."""
 
     def __init__(self, field: nn.Module):
         super().__init__()
         self.field = field
-        self.xy_grid = OnnxHashGrid(field.xy_encoding) if field.use_xy and isinstance(field.xy_encoding, HashGridEncoding) \
-            else None
-        self.lamp_grid = OnnxHashGrid(field.lamp_grid) if field.lamp_grid is not None else None
         if field.encoder is not None:
             with torch.no_grad():
                 self.register_buffer("feature_map", field.encoder_features().detach().clone(), persistent=False)
         else:
             self.feature_map = None
-        self.output_names = ["first"] + (["baseline"] if field.cfg.residual_mode else []) + \
-            (["lamp"] if field.lamp_head is not None else [])
+        self.output_names = ["first"] + (["baseline"] if field.residual_name else []) + list(field.term_names)
 
     def forward(self, uv: torch.Tensor):
         field = self.field
@@ -136,41 +184,40 @@ class PrepareGraph(nn.Module):
         if self.feature_map is not None:
             parts.append(BaselineEncoder.sample(self.feature_map, uv))
         if field.use_xy:
-            parts.append(self.xy_grid(uv) if self.xy_grid is not None else field.xy_encoding(uv))
+            parts.append(field.xy_encoding(uv))
         static = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         outputs = [field.mlp.first_layer_partial(static, 0, with_bias=True)]
-        if field.cfg.residual_mode:
-            outputs.append(BaselineEncoder.sample(field.baseline.permute(2, 0, 1)[None], uv))
-        if field.lamp_head is not None:
-            lamp_in = torch.cat([static, self.lamp_grid(uv)], dim=1) if self.lamp_grid is not None else static
-            outputs.append(F.softplus(field.lamp_head(lamp_in)))
+        if field.residual_name:
+            outputs.append(field.residual_at(uv))
+        outputs += [term.time_free(static, uv) for term in field.terms]
         return tuple(outputs)
 
 
 class FrameGraph(nn.Module):
-    """(first [N, hidden], hour [1], [baseline], [lamp], [uv]) -> display RGB [N, 3]: TODField.decode_at
-    plus the display transform, with time blending written without data-dependent branches."""
+    """(first [N, hidden], hour [1], [baseline], [per light term], [uv]) -> display RGB [N, 3] (and, for a
+    field of light sources, every source [N, 3 S]): TODField.decode_at plus the display transform, with
+    time blending written without data-dependent branches."""
 
     def __init__(self, field: nn.Module):
         super().__init__()
         self.field = field
-        self.xyt_grid = OnnxHashGrid(field.xyt_grid) if field.xyt_grid is not None else None
         knots = sorted(field.desc.train_times or field.desc.times)
         self.register_buffer("knots", torch.tensor(knots, dtype=torch.float32), persistent=False)
-        self.input_names = ["first", "hour"] + (["baseline"] if field.cfg.residual_mode else []) + \
-            (["lamp"] if field.lamp_head is not None else []) + (["uv"] if field.xyt_grid is not None else [])
+        self.input_names = ["first", "hour"] + (["baseline"] if field.residual_name else []) + \
+            list(field.term_names) + (["uv"] if field.xyt_grid is not None else [])
+        self.output_names = ["rgb"] + (["sources"] if field.sources else [])
 
     def _raw(self, first: torch.Tensor, uv: torch.Tensor | None, hour: torch.Tensor) -> torch.Tensor:
-        """MLP output [N, 3] at one hour [1]."""
+        """MLP output [N, outputs] at one hour [1]."""
         field = self.field
         code = field.time_features(hour)  # [1, D]
         dynamic = []
         if field.film is None:
             dynamic.append(code)
-        if self.xyt_grid is not None:
+        if field.xyt_grid is not None:
             phase = torch.remainder(hour, HOURS_PER_DAY) / HOURS_PER_DAY
             coords = torch.cat([uv, uv[:, :1] * 0.0 + phase], dim=1)
-            dynamic.append(self.xyt_grid(coords))
+            dynamic.append(field.xyt_grid(coords))
         if dynamic:  # [1, D] time code (broadcast over the pixels) and / or [N, D'] grid features
             start = field.static_dim
             for part in dynamic:
@@ -179,32 +226,24 @@ class FrameGraph(nn.Module):
         film = field.film(code) if field.film is not None else None
         return field.mlp._decode_from_first(first, film)
 
-    def forward(self, first: torch.Tensor, hour: torch.Tensor, *extras: torch.Tensor) -> torch.Tensor:
+    def forward(self, first: torch.Tensor, hour: torch.Tensor, *extras: torch.Tensor):
         field = self.field
         named = dict(zip(self.input_names[2:], extras))
         uv = named.get("uv")
         if field.cfg.time_blend:
-            wrapped = torch.remainder(hour, HOURS_PER_DAY)
-            count = self.knots.numel()
-            after = (self.knots[None, :] <= wrapped[:, None]).long().sum(dim=1)  # searchsorted(right=True)
-            before = torch.remainder(after - 1, count)
-            after = torch.remainder(after, count)
+            before, after, w = _neighbouring_knots(self.knots, hour)
             k0, k1 = self.knots.index_select(0, before), self.knots.index_select(0, after)
-            span = torch.remainder(k1 - k0, HOURS_PER_DAY)
-            span = torch.where(span == 0, torch.full_like(span, HOURS_PER_DAY), span)
-            w = torch.remainder(wrapped - k0, HOURS_PER_DAY) / span
             raw0 = self._raw(first, uv, k0)
             raw = raw0 + w[:, None] * (self._raw(first, uv, k1) - raw0)
         else:
             raw = self._raw(first, uv, hour)
-        out = raw + named["baseline"] if field.cfg.residual_mode else raw
-        name = field.transform.name
-        if field.lamp_head is not None:
-            off, on = field.cfg.light_switch
-            wrapped = torch.remainder(hour, HOURS_PER_DAY)
-            gate = ((wrapped < off) | (wrapped > on)).to(torch.float32)
-            out = _from_linear(_to_linear(out, name) + gate[:, None] * named["lamp"], name)
-        return _to_display(out, name)
+        pred = raw + named["baseline"] if field.residual_name else raw
+        lights = [(term, term.light(named[term.name], hour)) for term in field.terms]
+        transform = field.head.transform
+        if not field.sources:
+            return transform.to_display(field.head.compose(pred, hour, lights))
+        out, gated = field.head.split(pred, hour, lights)
+        return transform.to_display(out), transform.to_display(gated.clamp_min(0.0)).reshape(gated.shape[0], -1)
 
 
 def _metadata(field: nn.Module, frame: FrameGraph, prepare: PrepareGraph, prepare_name: str) -> str:
@@ -212,7 +251,8 @@ def _metadata(field: nn.Module, frame: FrameGraph, prepare: PrepareGraph, prepar
     return json.dumps({"format": "airender-onnx", "format_version": 1, "airender_version": __version__,
                        "height": desc.height, "width": desc.width, "is_hdr": desc.is_hdr,
                        "transform": field.transform.name, "times": desc.times, "hidden": field.mlp.hidden,
-                       "frame_inputs": frame.input_names, "prepare_outputs": prepare.output_names,
+                       "frame_inputs": frame.input_names, "frame_outputs": frame.output_names,
+                       "prepare_outputs": prepare.output_names, "sources": list(field.sources),
                        "prepare": prepare_name})
 
 
@@ -240,11 +280,8 @@ def onnx_graphs(field: nn.Module, prepare_name: str = "model.prepare.onnx") -> t
     except ImportError:
         raise InputError("--format onnx needs the onnx package (pip install 'airender[export]')") from None
     model_spec(field, "fp32")  # refuses fields with parts the exporters do not know
-    if getattr(field, "sun", None) is not None:
-        raise UnsupportedModel("--format onnx: fields with a sun term (--sun_path) are not supported yet; "
-                               "export a pack (the numpy runtime decodes it)")
     _register_symbolics()
-    field = field.cpu().eval()
+    field = onnx_ready(field)
     frame, prepare = FrameGraph(field).eval(), PrepareGraph(field).eval()
     metadata = _metadata(field, frame, prepare, prepare_name)
     n = 7
@@ -254,7 +291,8 @@ def onnx_graphs(field: nn.Module, prepare_name: str = "model.prepare.onnx") -> t
     named = dict(zip(prepare.output_names, cached))
     frame_args = [named["first"], torch.tensor([13.5])] + [named[k] if k != "uv" else uv for k in frame.input_names[2:]]
     dyn_frame = {k: {0: "pixels"} for k in frame.input_names if k != "hour"} | {"rgb": {0: "pixels"}}
-    frame_bytes = _export(frame, tuple(frame_args), frame.input_names, ["rgb"], dyn_frame, metadata)
+    dyn_frame |= {k: {0: "pixels"} for k in frame.output_names}
+    frame_bytes = _export(frame, tuple(frame_args), frame.input_names, frame.output_names, dyn_frame, metadata)
     dyn_prepare = {k: {0: "pixels"} for k in ["uv"] + prepare.output_names}
     prepare_bytes = _export(prepare, (uv,), ["uv"], prepare.output_names, dyn_prepare, metadata)
     return frame_bytes, prepare_bytes

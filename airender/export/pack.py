@@ -27,7 +27,6 @@ from airender.fileio import atomic_path
 from airender.nn.basis import BasisMLP
 from airender.nn.encodings import FourierTimeEncoding, FourierXYEncoding, PeriodicSplineTimeCode
 from airender.nn.hashgrid import HashGridEncoding
-from airender.nn.sun_term import DAY_FADE
 from airender.runtime.packfile import StoredArray, encode_pack, quantise_int8
 
 QUANTS = ("fp32", "fp16", "int8")
@@ -42,66 +41,80 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 
 class _Collector:
-    """Gathers the arrays of a pack by kind and stores each at the requested precision."""
+    """Gathers the arrays of a pack by kind and stores each at the requested precision (an
+    :class:`airender.nn.terms.ArrayWriter`). ``stored`` holds every module tensor written, so that the
+    exporter can tell whether any of the field's state was left out."""
 
     def __init__(self, quant: str):
         self.quant = quant
         self.arrays: dict[str, StoredArray] = {}
+        self.stored: set[int] = set()
 
-    def exact(self, name: str, values: np.ndarray) -> str:
+    def _seen(self, tensor) -> np.ndarray:
+        if isinstance(tensor, torch.Tensor):
+            self.stored.add(id(tensor))
+            return _numpy(tensor)
+        return np.asarray(tensor)
+
+    def header(self, tensor: torch.Tensor) -> list:
+        """A small tensor written into the header itself, as nested lists."""
+        self.stored.add(id(tensor))
+        return tensor.detach().cpu().tolist()
+
+    def exact(self, name: str, values) -> str:
         """float32 at every precision (frequencies, full-precision frames)."""
-        self.arrays[name] = StoredArray(np.asarray(values, np.float32))
+        self.arrays[name] = StoredArray(np.asarray(self._seen(values), np.float32))
         return name
 
-    def frame_8bit(self, name: str, values: np.ndarray) -> str:
+    def frame_8bit(self, name: str, values) -> str:
         """A frame holding only multiples of 1/255: uint8, decoded as q / 255 (exact)."""
-        self.arrays[name] = StoredArray(np.round(values * 255.0).astype(np.uint8), unorm=255)
+        self.arrays[name] = StoredArray(np.round(self._seen(values) * 255.0).astype(np.uint8), unorm=255)
         return name
 
-    def small(self, name: str, values: np.ndarray) -> str:
+    def small(self, name: str, values) -> str:
         """Biases and time codes: float32 at fp32, else float16."""
         dtype = np.float32 if self.quant == "fp32" else np.float16
-        self.arrays[name] = StoredArray(np.asarray(values).astype(dtype))
+        self.arrays[name] = StoredArray(self._seen(values).astype(dtype))
         return name
 
-    def weight(self, name: str, values: np.ndarray) -> str:
+    def weight(self, name: str, values) -> str:
         """A Linear [out, in] or Conv [out, in, k, k] weight: int8 per output channel at int8."""
         if self.quant == "int8":
-            self.arrays[name] = quantise_int8(values)
+            self.arrays[name] = quantise_int8(self._seen(values))
         else:
             self.small(name, values)
         return name
 
-    def table(self, name: str, values: np.ndarray, level_rows: list[int]) -> str:
+    def table(self, name: str, values, level_rows: list[int]) -> str:
         """A hash-grid table [rows, F]: int8 with one scale per level at int8."""
         if self.quant == "int8":
-            self.arrays[name] = quantise_int8(values, level_rows)
+            self.arrays[name] = quantise_int8(self._seen(values), level_rows)
         else:
             self.small(name, values)
         return name
 
     def linear(self, prefix: str, layer: nn.Module) -> None:
+        """A Linear layer with bias, as ``prefix.weight`` and ``prefix.bias``."""
         if not isinstance(layer, nn.Linear) or layer.bias is None:
             raise UnsupportedModel(f"{prefix}: expected a Linear layer with bias, found {type(layer).__name__}")
-        self.weight(f"{prefix}.weight", _numpy(layer.weight))
-        self.small(f"{prefix}.bias", _numpy(layer.bias))
+        self.weight(f"{prefix}.weight", layer.weight)
+        self.small(f"{prefix}.bias", layer.bias)
 
+    def sequential(self, prefix: str, seq: nn.Module, activations: tuple[type, ...]) -> None:
+        """A Linear / activation / Linear stack (FiLM generator, lamp head), as ``prefix.0.*``, ``prefix.2.*``."""
+        layers = list(seq)
+        if len(layers) != 3 or not isinstance(layers[1], activations):
+            raise UnsupportedModel(f"{prefix}: expected Linear, {activations[0].__name__}, Linear")
+        self.linear(f"{prefix}.0", layers[0])
+        self.linear(f"{prefix}.2", layers[2])
 
-def _grid_spec(collector: _Collector, name: str, grid: HashGridEncoding) -> dict:
-    offsets = [int(o) for o in grid.offsets.tolist()]
-    collector.table(name, _numpy(grid.table), offsets)
-    return {"array": name, "dims": grid.dims, "features": grid.features, "table_size": grid.table_size,
-            "resolutions": [int(r) for r in grid.resolutions], "vertices": grid.vertices.tolist(),
-            "scale": grid.scale.tolist(), "dense": [bool(d) for d in grid.dense.tolist()], "offsets": offsets}
-
-
-def _sequential(collector: _Collector, prefix: str, seq: nn.Module, activations: tuple[type, ...]) -> None:
-    """A Linear / activation / Linear stack (FiLM generator, lamp head)."""
-    layers = list(seq)
-    if len(layers) != 3 or not isinstance(layers[1], activations):
-        raise UnsupportedModel(f"{prefix}: expected Linear, {activations[0].__name__}, Linear")
-    collector.linear(f"{prefix}.0", layers[0])
-    collector.linear(f"{prefix}.2", layers[2])
+    def grid(self, name: str, grid: HashGridEncoding) -> dict:
+        """A hash grid's table as ``name``; returns its GRID description."""
+        offsets = [int(o) for o in grid.offsets.tolist()]
+        self.table(name, grid.table, offsets)
+        return {"array": name, "dims": grid.dims, "features": grid.features, "table_size": grid.table_size,
+                "resolutions": [int(r) for r in grid.resolutions], "vertices": grid.vertices.tolist(),
+                "scale": grid.scale.tolist(), "dense": [bool(d) for d in grid.dense.tolist()], "offsets": offsets}
 
 
 def _encoder_spec(collector: _Collector, encoder: nn.Module) -> dict:
@@ -117,8 +130,8 @@ def _encoder_spec(collector: _Collector, encoder: nn.Module) -> dict:
                 or len(set(module.stride)) != 1 or len(set(module.padding)) != 1 \
                 or module.kernel_size[0] != module.kernel_size[1]:
             raise UnsupportedModel(f"encoder.net.{i}: only square, undilated Conv2d layers with bias are supported")
-        collector.weight(f"encoder.net.{i}.weight", _numpy(module.weight))
-        collector.small(f"encoder.net.{i}.bias", _numpy(module.bias))
+        collector.weight(f"encoder.net.{i}.weight", module.weight)
+        collector.small(f"encoder.net.{i}.bias", module.bias)
         layers.append({"name": f"encoder.net.{i}", "stride": int(module.stride[0]), "padding": int(module.padding[0])})
     if len(modules) % 2 == 0:
         raise UnsupportedModel("encoder.net: expected convolutions with ReLU between them, ending in a convolution")
@@ -133,37 +146,37 @@ def model_spec(field: nn.Module, quant: str) -> tuple[dict, dict[str, StoredArra
     if quant not in QUANTS:
         raise InputError(f"--quant {quant}: not a precision (choose from {', '.join(QUANTS)})")
     cfg, desc = field.cfg, field.desc
-    if getattr(cfg, "components", False) or getattr(field, "sources", ()):
-        raise UnsupportedModel("fields of several light sources (--components) are not supported by the exporters")
-    if field.mlp.output_layer.out_features != 3:
-        raise UnsupportedModel(f"the field's MLP has {field.mlp.output_layer.out_features} outputs; the exporters "
-                               "decode RGB fields (3 outputs)")
     out = _Collector(quant)
     spec: dict = {"transform": field.transform.name, "encoder": None, "xy": None, "xyt_grid": None,
                   "film": None, "light_switch": None, "blend_knots": None, "baseline": None,
                   "residual": bool(cfg.residual_mode)}
     if field.baseline is not None:
         baseline = _numpy(field.baseline)
-        spec["baseline"] = out.frame_8bit("baseline", baseline) if desc.baseline_8bit \
-            and np.array_equal(np.round(baseline * 255.0) / 255.0, baseline) else out.exact("baseline", baseline)
+        spec["baseline"] = out.frame_8bit("baseline", field.baseline) if desc.baseline_8bit \
+            and np.array_equal(np.round(baseline * 255.0) / 255.0, baseline) else out.exact("baseline", field.baseline)
+    if field.residual_name == "source_baseline":
+        spec["source_baseline"] = out.exact("source_baseline", field.source_baseline)
+    sources = field.head.export(out, field.terms)
+    if sources is not None:
+        spec["sources"] = sources
     if field.encoder is not None:
         spec["encoder"] = _encoder_spec(out, field.encoder)
     if field.use_xy:
         encoding = field.xy_encoding
         if isinstance(encoding, HashGridEncoding):
-            spec["xy"] = {"kind": "hashgrid", "grid": _grid_spec(out, "xy_encoding.table", encoding)}
+            spec["xy"] = {"kind": "hashgrid", "grid": out.grid("xy_encoding.table", encoding)}
         elif isinstance(encoding, FourierXYEncoding):
             spec["xy"] = {"kind": "fourier", "include_input": bool(encoding.include_input),
-                          "freqs": out.exact("xy_encoding.freqs", _numpy(encoding.freqs))}
+                          "freqs": out.exact("xy_encoding.freqs", encoding.freqs)}
         else:
             raise UnsupportedModel(f"pixel encoding {type(encoding).__name__} is not supported by the exporters")
     if field.xyt_grid is not None:
-        spec["xyt_grid"] = _grid_spec(out, "xyt_grid.table", field.xyt_grid)
+        spec["xyt_grid"] = out.grid("xyt_grid.table", field.xyt_grid)
     time = field.time_encoding
     if isinstance(time, PeriodicSplineTimeCode):
-        spec["time"] = {"kind": "spline", "codes": out.small("time_encoding.codes", _numpy(time.codes))}
+        spec["time"] = {"kind": "spline", "codes": out.small("time_encoding.codes", time.codes)}
     elif isinstance(time, FourierTimeEncoding):
-        spec["time"] = {"kind": "fourier", "freqs": out.exact("time_encoding.freqs", _numpy(time.freqs))}
+        spec["time"] = {"kind": "fourier", "freqs": out.exact("time_encoding.freqs", time.freqs)}
     else:
         raise UnsupportedModel(f"time encoding {type(time).__name__} is not supported by the exporters")
     mlp = field.mlp
@@ -175,7 +188,7 @@ def model_spec(field: nn.Module, quant: str) -> tuple[dict, dict[str, StoredArra
         spec["mlp"] = {"kind": "basis", "layers": len(mlp.static.hidden_layers), "hidden": int(mlp.static.hidden),
                        "rank": int(mlp.rank), "activation": mlp.activation, "w0": float(mlp.w0),
                        "static_dim": int(field.static_dim), "dynamic_dim": int(field.dynamic_dim), "time_in_mlp": False}
-        _sequential(out, "film.net", field.film.net, (nn.SiLU,))
+        out.sequential("film.net", field.film.net, (nn.SiLU,))
         spec["film"] = {"kind": "basis", "hidden": int(field.film.net[0].out_features)}
     else:
         for i, layer in enumerate(mlp.hidden_layers):
@@ -185,27 +198,17 @@ def model_spec(field: nn.Module, quant: str) -> tuple[dict, dict[str, StoredArra
                        "activation": mlp.activation, "w0": float(mlp.w0), "static_dim": int(field.static_dim),
                        "dynamic_dim": int(field.dynamic_dim), "time_in_mlp": field.film is None}
         if field.film is not None:
-            _sequential(out, "film.net", field.film.net, (nn.SiLU,))
+            out.sequential("film.net", field.film.net, (nn.SiLU,))
             spec["film"] = {"layers": int(field.film.num_layers), "hidden": int(field.film.net[0].out_features)}
-    if field.lamp_head is not None:
-        switch: dict = {"off": float(cfg.light_switch[0]), "on": float(cfg.light_switch[1]), "grid": None}
-        if field.lamp_grid is not None:
-            switch["grid"] = _grid_spec(out, "lamp_grid.table", field.lamp_grid)
-        _sequential(out, "lamp_head", field.lamp_head, (nn.ReLU,))
-        spec["light_switch"] = switch
-    if getattr(field, "sun", None) is not None:
-        sun = field.sun
-        if len(sun.visibility_net) != 5:
-            raise UnsupportedModel("sun.visibility_net: expected Linear, ReLU, Linear, ReLU, Linear")
-        _sequential(out, "sun.response", sun.response, (nn.ReLU,))
-        _sequential(out, "sun.irradiance", sun.irradiance, (nn.ReLU,))
-        for i in (0, 2, 4):
-            out.linear(f"sun.visibility_net.{i}", sun.visibility_net[i])
-        spec["sun"] = {"path": out.exact("sun.path.coefficients", _numpy(sun.path.coefficients)),
-                       "harmonics": int(sun.path.harmonics), "day_fade": float(DAY_FADE)}
+    for term in field.terms:
+        try:
+            key, section = term.export(out)
+        except ValueError as exc:
+            raise UnsupportedModel(str(exc)) from None
+        spec[key] = section
     if cfg.time_blend:
         spec["blend_knots"] = [float(t) for t in sorted(desc.train_times or desc.times)]
-    missing = sorted(set(field.state_dict()) - set(out.arrays))
+    missing = sorted(name for name, value in field.state_dict(keep_vars=True).items() if id(value) not in out.stored)
     if missing:
         raise UnsupportedModel(f"the field holds arrays the exporters do not know: {', '.join(missing)}")
     return spec, out.arrays

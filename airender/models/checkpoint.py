@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from airender import __version__
+from airender.assembly import build_field
 from airender.config import ExperimentConfig
+from airender.data.description import DataDescription
 from airender.errors import CheckpointError
 from airender.fileio import atomic_path
-from airender.field import DataDescription, build_field
 from airender.models.loaded import LoadedModel
 
 FORMAT = "airender-checkpoint"

@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from airender.field import DataDescription
+from airender.data.description import DataDescription
 from airender.render import whole_frames
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from airender.config import ExperimentConfig
-from airender.field import DataDescription
+from airender.data.description import DataDescription
 
 ModelKind = Literal["field", "tiled", "pack"]
 

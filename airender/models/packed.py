@@ -17,13 +17,15 @@ import numpy as np
 import torch
 
 from airender.config import ExperimentConfig, FieldConfig
+from airender.data.description import DataDescription
 from airender.data.sequence import ValueTransform
 from airender.errors import CheckpointError
-from airender.field import DataDescription
 from airender.models.loaded import LoadedModel
 from airender.render import NativeFrames
-from airender.runtime import PackError, load as runtime_load
+from airender.runtime import PackError
+from airender.runtime import load as runtime_load
 from airender.runtime.packfile import MAGIC
+
 
 def is_pack(path: str | Path) -> bool:
     """Whether ``path`` is a file that starts with the pack marker (False for a missing or short file)."""

@@ -30,11 +30,12 @@ import numpy as np
 import torch
 
 from airender import __version__
+from airender.assembly import build_field
 from airender.config import ExperimentConfig
+from airender.data.description import DataDescription
 from airender.data.samplers import pixel_centres
 from airender.data.sequence import ValueTransform
 from airender.errors import CheckpointError, InputError
-from airender.field import DataDescription, build_field
 from airender.models.checkpoint import FORMAT, FORMAT_VERSION, read_checkpoint
 from airender.render import NativeFrames, query_pixels
 from airender.sizes import model_bytes, raw_frames_bytes, size_report
@@ -123,7 +124,7 @@ class TiledFrameDecoder:
             stop = start + self.chunk_pixels
             cache = field.prepare(uv[start:stop], None if pix is None else pix[start:stop], feature_map)
             caches.append(cache)
-            size += sum(v.numel() * v.element_size() for v in vars(cache).values() if isinstance(v, torch.Tensor))
+            size += cache.nbytes()
         while self._caches and self._kept + size > self.cache_bytes:
             _, (_, dropped) = self._caches.popitem(last=False)
             self._kept -= dropped

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from airender.nn.sun_path import SunPath
+from airender.nn.terms import ArrayWriter, LightTerm
 
 HIDDEN = 32
 DIRECTION_DIM = 7   # s (3), cos/sin of the azimuth and of twice the azimuth
@@ -37,12 +38,16 @@ def direction_features(direction: torch.Tensor) -> torch.Tensor:
                       torch.sin(2 * azimuth)], dim=1)
 
 
-class SunTerm(nn.Module):
+class SunTerm(LightTerm):
     """(pixel features [N, F], hours t [N] or [1]) -> direct sunlight [N, 3] in linear light, >= 0.
 
     ``path``: the sun path (its coefficients are part of this module's state). ``parts`` (a dict), when
-    given, receives "sun" [N, 3] and "sun_visibility" [N, 1].
+    given, receives "sun" [N, 3] and "sun_visibility" [N, 1]. With ``--components`` the term is the
+    'directional' source.
     """
+
+    name = "sun"
+    source = "directional"
 
     def __init__(self, feature_dim: int, path: SunPath):
         super().__init__()
@@ -60,9 +65,9 @@ class SunTerm(nn.Module):
         elevation = SunPath.elevation(direction)[:, None]
         return F.softplus(self.irradiance(elevation)) * torch.sigmoid(elevation / DAY_FADE)
 
-    def time_free(self, features: torch.Tensor) -> torch.Tensor:
+    def time_free(self, features: torch.Tensor, uv: torch.Tensor | None = None) -> torch.Tensor:
         """The part that does not depend on time, [N, 6 + HIDDEN]: albedo (3), n (3) and the visibility
-        network's first layer on the pixel features [N, F] (bias included)."""
+        network's first layer on the pixel features [N, F] (bias included); ``uv`` is not used."""
         response = self.response(features)
         first = self.visibility_net[0]
         pixel_part = features @ first.weight[:, :features.shape[1]].T + first.bias
@@ -84,12 +89,13 @@ class SunTerm(nn.Module):
     def forward(self, features: torch.Tensor, t: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
         return self.light(self.time_free(features), t, parts)
 
-    @torch.no_grad()
-    def prepare(self, features: torch.Tensor) -> torch.Tensor:
-        """:meth:`time_free` for cached decoding (once per pixel)."""
-        return self.time_free(features)
-
-    @torch.no_grad()
-    def decode(self, prepared: torch.Tensor, t_row: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
-        """:meth:`light` at one hour t_row [1] for cached decoding (per frame only the time-dependent part)."""
-        return self.light(prepared, t_row, parts)
+    def export(self, writer: ArrayWriter) -> tuple[str, dict]:
+        """``sun``: {path, harmonics, day_fade} (see airender.runtime.sun); arrays ``sun.*``."""
+        if len(self.visibility_net) != 5:
+            raise ValueError("sun.visibility_net: expected Linear, ReLU, Linear, ReLU, Linear")
+        writer.sequential("sun.response", self.response, (nn.ReLU,))
+        writer.sequential("sun.irradiance", self.irradiance, (nn.ReLU,))
+        for i in (0, 2, 4):
+            writer.linear(f"sun.visibility_net.{i}", self.visibility_net[i])
+        return "sun", {"path": writer.exact("sun.path.coefficients", self.path.coefficients),
+                       "harmonics": int(self.path.harmonics), "day_fade": float(DAY_FADE)}

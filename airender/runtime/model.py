@@ -15,8 +15,13 @@ trained module)::
                    values b(x) per pixel; RGB = (W + dW(t)) b(x) + c + dc(t) with W, c = ``mlp.output_layer``
     film           null | {layers}: per-hidden-layer scale and shift from the time code
                    | {kind: basis}: the basis coefficients' time part [dW (3 K), dc (3)] from the time code
-    residual       the MLP predicts a delta added to the baseline frame
+    residual       the MLP predicts a delta added to the baseline frame (with ``sources``: to source_baseline)
     baseline       null | name of the baseline frame [H, W, 3] (training space)
+    source_baseline null | name of the light sources' baseline frames [H, W, S, 3] (training space)
+    sources        null | {names, knots, on, terms}: the MLP predicts S light sources (3 S outputs), each
+                   switched on and off by time (``on`` [S][K] at the trained hours ``knots``; strictly between
+                   two knots a source is on unless off at both); a term named in ``terms`` ({term: source})
+                   takes its source's place; all light is the sum of the sources (each >= 0) in linear light
     light_switch   null | {off, on, grid: GRID | null}: a lamp image (linear light) added while the
                    local lights are on (t < off or t > on)
     blend_knots    null | the training hours; a time between two of them decodes as the blend of the
@@ -85,6 +90,16 @@ class FieldModel:
         self.w0 = F32(self.mlp["w0"]) if self.activation == "sine" else F32(1.0)
         self.static_dim, self.dynamic_dim = int(self.mlp["static_dim"]), int(self.mlp["dynamic_dim"])
         self.baseline = arrays[spec["baseline"]] if spec.get("baseline") else None
+        self.sources = spec.get("sources")  # light sources (see the module docstring) or None
+        if self.sources:
+            self.source_names = tuple(self.sources["names"])
+            self.source_knots = np.asarray(self.sources["knots"], F32)
+            self.source_on = np.asarray(self.sources["on"], bool).reshape(len(self.source_names), -1)
+        self.outputs = 3 * len(self.source_names) if self.sources else 3  # the MLP's outputs
+        self.residual_frame = None  # [H, W, C] added to the MLP's C outputs in residual mode
+        if spec["residual"]:
+            frame = arrays[spec["source_baseline"]] if spec.get("source_baseline") else self.baseline
+            self.residual_frame = frame.reshape(self.height, self.width, -1)
         self.xy_grid = ops.HashGrid(spec["xy"]["grid"], arrays[spec["xy"]["grid"]["array"]]) \
             if spec.get("xy") and spec["xy"]["kind"] == "hashgrid" else None
         self.xyt_grid = ops.HashGrid(spec["xyt_grid"], arrays[spec["xyt_grid"]["array"]]) \
@@ -149,11 +164,15 @@ class FieldModel:
                 parts.append(ops.fourier_xy(uv, self.arrays[xy["freqs"]], bool(xy["include_input"])))
         return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
-    def baseline_at(self, uv: np.ndarray, pix: np.ndarray | None) -> np.ndarray:
-        """Baseline values [N, 3] (training space): exact at flat native pixel indices ``pix``, else bilinear."""
+    def residual_at(self, uv: np.ndarray, pix: np.ndarray | None) -> np.ndarray | None:
+        """The residual baseline [N, C] (training space): exact at flat native pixel indices ``pix``, else
+        bilinear; None outside residual mode."""
+        frame = self.residual_frame
+        if frame is None:
+            return None
         if pix is not None:
-            return self.baseline.reshape(-1, 3)[pix]
-        return ops.bilinear(np.ascontiguousarray(self.baseline.transpose(2, 0, 1)), uv)
+            return frame.reshape(self.height * self.width, -1)[pix]
+        return ops.bilinear(np.ascontiguousarray(frame.transpose(2, 0, 1)), uv)
 
     def lamp_image(self, static: np.ndarray, uv: np.ndarray, lattice: tuple | None = None) -> np.ndarray:
         """Lamp image [N, 3] >= 0 in linear light."""
@@ -169,7 +188,7 @@ class FieldModel:
         native resolution, for the exact baseline; ``lattice``: the pixels are a band of frame rows, see
         :meth:`_grid`; ``blocks``: a basis decoder's frame cache, see ChunkCache)."""
         static = self.static_features(uv, lattice)
-        baseline = self.baseline_at(uv, pix) if self.spec["residual"] else None
+        baseline = self.residual_at(uv, pix)
         lamp = self.lamp_image(static, uv, lattice) if self.spec.get("light_switch") else None
         sun = self.sun.prepare(static) if self.sun is not None else None
         if self.basis and blocks:  # a frame cache: the basis K-major, BASIS_BLOCK pixels per block
@@ -351,11 +370,30 @@ class FieldModel:
             raw = raw + weight[:, None] * (raw_at(after) - raw)
         return raw
 
+    def source_gate(self, t: np.ndarray) -> np.ndarray:
+        """On/off state [N, S] (float32 0/1) of the light sources at hours t [N]."""
+        before, after, weight = ops.neighbouring_indices(self.source_knots, t)
+        lit = self.source_on[:, before] | (self.source_on[:, after] & (weight > 0))
+        return lit.T.astype(F32)
+
+    def _sources(self, pred: np.ndarray, t: np.ndarray, sun: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(all light [N, 3], gated sources [N, S, 3]) in the training space from the MLP's sources [N, 3 S]
+        at hours t [N] or [1] (the sun term, when the field has one, in its source's place)."""
+        pred = pred.reshape(pred.shape[0], len(self.source_names), 3)
+        if sun is not None:
+            pred = pred.copy()
+            pred[:, self.source_names.index(self.sources["terms"]["sun"])] = ops.from_linear(sun, self.transform)
+        gated = pred * self.source_gate(t)[:, :, None]
+        linear = ops.to_linear(np.maximum(gated, F32(0.0)), self.transform).sum(axis=1)
+        return ops.from_linear(linear, self.transform).astype(F32, copy=False), gated
+
     def _compose(self, raw: np.ndarray, baseline: np.ndarray | None, gate: np.ndarray | None,
-                 lamp: np.ndarray | None, sun: np.ndarray | None = None) -> np.ndarray:
-        """MLP output -> training-space prediction: + baseline (residual), + gate x lamp and + sun [N, 3] in
-        linear light."""
-        out = raw + baseline if self.spec["residual"] else raw
+                 lamp: np.ndarray | None, sun: np.ndarray | None = None, t: np.ndarray | None = None) -> np.ndarray:
+        """MLP output -> training-space prediction: + the residual baseline, then either the light sources
+        summed at hours t (a field with ``sources``) or + gate x lamp and + sun [N, 3] in linear light."""
+        out = raw + baseline if baseline is not None else raw
+        if self.sources:
+            return self._sources(out, t, sun)[0]
         if lamp is None and sun is None:
             return out
         linear = ops.to_linear(out, self.transform)
@@ -368,10 +406,16 @@ class FieldModel:
     # --- public decoding ---------------------------------------------------------------------------------
     def decode_train_space(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Frame at hour ``t`` in the training space, float32 [H, W, 3]."""
+        return self._frame(t, width, height, sources=False)
+
+    def _frame(self, t: float, width: int | None, height: int | None, sources: bool) -> np.ndarray:
+        """All light [H, W, 3] at hour ``t`` in the training space, or with ``sources`` every light source
+        [H, W, S, 3] (each >= 0)."""
         height, width = self._size(width, height)
         hour = np.full((1,), t, dtype=F32)
         gate = self.lights_on(hour) if self.spec.get("light_switch") else None
-        out = np.empty((height * width, 3), F32)
+        channels = self.outputs if sources else 3
+        out = np.empty((height * width, channels), F32)
         coefficients = self.frame_coefficients(hour) if self.basis else None
         caches = self.caches(height, width)
         starts = np.cumsum([0] + [cache.uv.shape[0] for cache in caches])
@@ -380,18 +424,36 @@ class FieldModel:
             cache = caches[k]
             start, stop = int(starts[k]), int(starts[k + 1])
             sun = self.sun.light(cache.sun, hour) if cache.sun is not None else None
+            plain = self.basis and cache.baseline is None and cache.lamp is None and sun is None and not self.sources
             if self.basis:
-                plain = not self.spec["residual"] and cache.lamp is None and sun is None
-                raw = out[start:stop] if plain else np.empty((stop - start, 3), F32)
+                raw = out[start:stop] if plain else np.empty((stop - start, self.outputs), F32)
                 self._basis_rows(cache.blocks, coefficients, raw)
-                if not plain:
-                    out[start:stop] = self._compose(raw, cache.baseline, gate, cache.lamp, sun)
             else:
                 raw = self._blended(lambda h: self._raw_one_hour(cache, h), hour)
-                out[start:stop] = self._compose(raw, cache.baseline, gate, cache.lamp, sun)
+            if sources:
+                pred = raw + cache.baseline if cache.baseline is not None else raw
+                out[start:stop] = np.maximum(self._sources(pred, hour, sun)[1], F32(0.0)).reshape(stop - start, -1)
+            elif not plain:
+                out[start:stop] = self._compose(raw, cache.baseline, gate, cache.lamp, sun, hour)
 
         self._map(chunk, list(range(len(caches))))
-        return out.reshape(height, width, 3)
+        return out.reshape(height, width, -1, 3) if sources else out.reshape(height, width, 3)
+
+    def decode_sources(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Every light source at hour ``t`` as display values, float32 [H, W, S, 3] in the order of
+        ``source_names`` (a model trained with ``--components``; ValueError otherwise)."""
+        if not self.sources:
+            raise ValueError("this model was trained without --components: it predicts no light sources")
+        return ops.to_display(self._frame(t, width, height, sources=True), self.transform)
+
+    def decode_source(self, t: float, source: str = "original") -> np.ndarray:
+        """One light source at hour ``t`` (``original``: all light), display values [H, W, 3]."""
+        if source == "original":
+            return self.decode(t)
+        names = self.source_names if self.sources else ()
+        if source not in names:
+            raise ValueError(f"no light source {source!r} in this model (it decodes {', '.join(('original',) + names)})")
+        return self.decode_sources(t)[:, :, names.index(source)]
 
     @staticmethod
     def _basis_rows(blocks: list[np.ndarray], coefficients: tuple[np.ndarray, np.ndarray], out: np.ndarray) -> None:
@@ -413,7 +475,7 @@ class FieldModel:
         """The time-invariant values of every texel of the native resolution as one ChunkCache (rows in
         row-major texel order), built on first use when it fits in ``texel_cache_bytes``; else None."""
         if self._texel_cache is None and self.texel_cache_bytes > 0:
-            per_texel = 4 * (2 + self.first_dim + 3 * bool(self.spec["residual"])
+            per_texel = 4 * (2 + self.first_dim + (self.residual_frame.shape[2] if self.residual_frame is not None else 0)
                              + 3 * bool(self.spec.get("light_switch"))
                              + (6 + self.sun.w_pixel.shape[0] if self.sun is not None else 0))
             if self.height * self.width * per_texel <= self.texel_cache_bytes:
@@ -458,17 +520,17 @@ class FieldModel:
         def run(task) -> None:
             chunk, hour = task
             cache = self._texel_values(pix[chunk])
+            when = t[chunk] if hour is None else hour
             if hour is None:
-                hours_chunk = t[chunk]
-                raw = self._blended(lambda h: self._raw_rows(cache.first, cache.uv, h), hours_chunk)
-                gate = self.lights_on(hours_chunk) if cache.lamp is not None else None
-                sun = self.sun.light(cache.sun, hours_chunk) if cache.sun is not None else None
+                raw = self._blended(lambda h: self._raw_rows(cache.first, cache.uv, h), when)
+                gate = self.lights_on(when) if cache.lamp is not None else None
+                sun = self.sun.light(cache.sun, when) if cache.sun is not None else None
             else:
                 sun = self.sun.light(cache.sun, hour) if cache.sun is not None else None
                 gate = self.lights_on(hour) if cache.lamp is not None else None
                 raw = (coefficients[float(hour[0])][0] @ cache.first.T).T + coefficients[float(hour[0])][1] \
                     if self.basis else self._blended(lambda h: self._raw_one_hour(cache, h), hour)
-            out[chunk] = self._compose(raw, cache.baseline, gate, cache.lamp, sun)
+            out[chunk] = self._compose(raw, cache.baseline, gate, cache.lamp, sun, when)
 
         self._map(run, tasks)
         return ops.to_display(out, self.transform)

@@ -44,7 +44,8 @@ class OnnxDecoder:
         self._caches: dict[tuple[int, int], list[dict[str, np.ndarray]]] = {}
 
     def caches(self, height: int, width: int) -> list[dict[str, np.ndarray]]:
-        """Per chunk of pixels: the frame graph's per-pixel inputs (first, baseline, lamp, uv as needed)."""
+        """Per chunk of pixels: the frame graph's per-pixel inputs (first, baseline, the light terms' values,
+        uv as needed)."""
         key = (height, width)
         if key not in self._caches:
             chunks = []
@@ -63,3 +64,13 @@ class OnnxDecoder:
         hour = np.array([t], dtype=np.float32)
         parts = [self.frame.run(["rgb"], {**chunk, "hour": hour})[0] for chunk in self.caches(height, width)]
         return np.concatenate(parts).reshape(height, width, 3)
+
+    def decode_sources(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Every light source at hour ``t``, float32 [H, W, S, 3] display values in the order of
+        ``meta["sources"]`` (an export of a field trained with --components; ValueError otherwise)."""
+        if not self.meta.get("sources"):
+            raise ValueError("this export predicts no light sources (trained without --components)")
+        height, width = (self.height, self.width) if width is None else (int(height), int(width))
+        hour = np.array([t], dtype=np.float32)
+        parts = [self.frame.run(["sources"], {**chunk, "hour": hour})[0] for chunk in self.caches(height, width)]
+        return np.concatenate(parts).reshape(height, width, -1, 3)

@@ -287,13 +287,19 @@ def from_linear(linear_light: np.ndarray, transform: str) -> np.ndarray:
     return np.log1p(np.maximum(linear_light, F32(-0.999))) if transform == "log1p" else linear_light
 
 
-def neighbouring_hours(knots: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For hours t [N] and ascending knots [K] in [0, 24) (float32): the knot hours before and after each t
-    (cyclically) and the weight [N] in [0, 1) of the later one (0 exactly at a knot)."""
+def neighbouring_indices(knots: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For hours t [N] and ascending knots [K] in [0, 24) (float32): the indices [N] of the knots before and
+    after each t (cyclically) and the weight [N] in [0, 1) of the later one (0 exactly at a knot)."""
     wrapped = wrap_hours(t)
     after = np.searchsorted(knots, wrapped, side="right")
     before, after = (after - 1) % knots.size, after % knots.size
     span = np.mod(knots[after] - knots[before], HOURS_PER_DAY)
     span = np.where(span == 0, HOURS_PER_DAY, span).astype(F32)
     weight = (np.mod(wrapped - knots[before], HOURS_PER_DAY) / span).astype(F32)
+    return before, after, weight
+
+
+def neighbouring_hours(knots: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`neighbouring_indices` as the knot hours before and after each t (and the weight)."""
+    before, after, weight = neighbouring_indices(knots, t)
     return knots[before], knots[after], weight

@@ -6,17 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from airender.solar import Site, sun_position
+from airender.assembly import build_field
 from airender.cli import main
 from airender.config import ExperimentConfig
 from airender.data import load_sequence
+from airender.data.description import DataDescription
 from airender.data.sun_table import read_sun_table
-from airender.models.checkpoint import load_checkpoint
 from airender.engine.trainer import Trainer
 from airender.errors import InputError
-from airender.field import DataDescription, build_field
+from airender.models.checkpoint import load_checkpoint
 from airender.nn.sun_path import SunPath
 from airender.render import FrameDecoder, frame_pixels
+from airender.runtime.onnx_decoder import OnnxDecoder
+from airender.solar import Site, sun_position
 from tests.conftest import REPO, make_png_folder, run_cli
 
 COURTYARD_SITE = {"latitude": 31.2, "longitude": 121.5, "timezone": 8, "year": 2024, "month": 6, "day": 21}
@@ -179,7 +181,7 @@ def test_bad_sun_path_stops_training_with_one_line_and_no_run(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_pack_of_a_sun_field_decodes_with_numpy_like_torch_and_shaders_refuse_it(tmp_path, capsys):
+def test_sun_field_decodes_in_a_pack_and_onnx_like_torch_and_shaders_refuse_it(tmp_path, capsys):
     make_png_folder(tmp_path / "data", [float(h) for h in range(0, 24, 3)])
     config = ExperimentConfig(out_dir=str(tmp_path / "run"))
     config.train.epochs, config.train.samples_per_epoch, config.train.batch_size = 2, 512, 256
@@ -205,7 +207,11 @@ def test_pack_of_a_sun_field_decodes_with_numpy_like_torch_and_shaders_refuse_it
     for k in range(4):
         assert np.abs(queried[k] - model.decode(float(hours[k]))[ys[k], xs[k]]).max() < 1e-5
     capsys.readouterr()
-    for fmt, out in (("onnx", "model.onnx"), ("glsl", "glsl"), ("wgsl", "wgsl")):
+    assert main(["export", "--ckpt", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "model.onnx")]) == 0
+    onnx_decoder = OnnxDecoder(tmp_path / "model.onnx", threads=1)
+    for t in (5.5, 7.25, 12.0, 19.5):
+        assert np.abs(onnx_decoder.decode(t) - decoder.decode(t).numpy()).max() < 1e-4
+    for fmt, out in (("glsl", "glsl"), ("wgsl", "wgsl")):
         assert main(["export", "--ckpt", str(ckpt), "--format", fmt, "--out", str(tmp_path / out)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "sun term" in err, (fmt, err)
@@ -213,7 +219,9 @@ def test_pack_of_a_sun_field_decodes_with_numpy_like_torch_and_shaders_refuse_it
 
 
 def test_with_components_the_sun_term_is_the_directional_source(tmp_path):
-    from tests.test_components import HASH_SWITCH, tiny_config as components_config, write_split_dataset
+    from tests.test_components import HASH_SWITCH
+    from tests.test_components import tiny_config as components_config
+    from tests.test_components import write_split_dataset
 
     data = write_split_dataset(tmp_path / "vt")
     overrides = {k: v for k, v in HASH_SWITCH.items() if k != "field__light_switch"}
@@ -225,7 +233,8 @@ def test_with_components_the_sun_term_is_the_directional_source(tmp_path):
     directional = field.sources.index("directional")
     for t in (9.5, 13.0):
         sources = decoder.decode_sources(t)  # [H, W, S, 3] display values
-        sun = torch.cat([field.sun.decode(cache.sun, torch.full((1,), t)) for cache in decoder.caches])
+        sun = torch.cat([field.sun.light(cache.terms[field.term_names.index("sun")], torch.full((1,), t))
+                         for cache in decoder.caches])
         expected = field.transform.to_display(field.transform.from_linear(sun)).reshape(sources[:, :, 0].shape)
         assert torch.allclose(sources[:, :, directional], expected, atol=1e-5)
     config.field.residual_mode = True  # a residual field keeps a baseline per source: refused with one line

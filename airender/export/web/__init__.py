@@ -44,7 +44,8 @@ import base64
 import io
 import json
 import math
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from importlib import resources
 from pathlib import Path
 
@@ -325,6 +326,9 @@ def shader_layout(model: FieldModel, stored: dict[str, StoredArray] | None = Non
     if quant == "int8" and stored is None:
         raise ValueError("the shader layout of an int8 pack needs its stored arrays (pack_model)")
     int8 = {name: s for name, s in (stored or {}).items() if s.scale is not None} if quant == "int8" else {}
+    if spec.get("sources"):
+        raise InputError("the shaders do not decode fields of several light sources (--components) yet; export a "
+                         "pack (the numpy runtime and the contest folder decode it)")
     if spec.get("sun"):
         raise InputError("the shaders do not decode a sun term (--sun_path) yet; export a pack (the numpy "
                          "runtime decodes it)")
