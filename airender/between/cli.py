@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from airender.between import between_frames
-from airender.between.net import (STORE_DTYPES, BetweenNetConfig, NoTrainingTriplets, add_network_size, fit_for_decoder,
-                                  load_between_net, network_size_line, save_between_net)
+from airender.between.net import (STORE_DTYPES, BetweenNetConfig, BlendWeightNet, NoTrainingTriplets, add_network_size,
+                                  fit_for_decoder, load_between_net, network_size_line, save_between_net)
 from airender.checks import check_hour, check_output_file
 from airender.cli_args import add_ckpt_argument, add_device_argument, add_lightmap_id_argument, add_subcommand
 from airender.device import resolve_device
@@ -37,6 +37,16 @@ def add_between_arguments(p: argparse.ArgumentParser) -> None:
 
 def default_net_path(ckpt: str) -> Path:
     return Path(ckpt).parent / DEFAULT_NET_NAME
+
+
+def run_network(ckpt: str | Path, config) -> tuple[BlendWeightNet, tuple[float, float]] | None:
+    """The run's network between the hours as ``--between auto`` finds it (fitted after training,
+    ``config.train.between_steps`` > 0, and saved as between.pt beside ``ckpt``) with the run's light-switch
+    hours (OFF, ON); None when the run has none."""
+    if getattr(getattr(config, "train", None), "between_steps", 0) <= 0:
+        return None
+    path = default_net_path(str(ckpt))
+    return (load_between_net(path)[0], switch_hours_of(config)) if path.is_file() else None
 
 
 def resolve_between(args: argparse.Namespace, config, size: tuple[int, int], training_size: tuple[int, int],

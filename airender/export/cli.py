@@ -13,14 +13,21 @@ import argparse
 import os
 from pathlib import Path
 
+from airender.between.cli import default_net_path, run_network
 from airender.cli_args import add_ckpt_argument, add_data_dir_argument, add_subcommand
 from airender.errors import InputError
 from airender.export.contest import write_contest
+from airender.export.onnx_export import prepare_path, write_onnx
+from airender.export.pack import write_pack
 from airender.export.view import add_view_arguments, cmd_view
+from airender.export.web import export_web
+from airender.export.wgsl import write_wgsl
 from airender.models import load_model
+from airender.sizes import raw_frames_bytes, size_report
 
 FORMATS = ("pack", "onnx", "glsl", "wgsl", "html", "contest")
 QUANTS = ("fp32", "fp16", "int8")
+BETWEEN_EXPORT = ("auto", "model")
 
 
 def add_export_parser(sub) -> None:
@@ -46,6 +53,12 @@ def add_export_parser(sub) -> None:
                         "precision decodes); onnx: fp32 only (default: fp32)")
     add_data_dir_argument(p, "--format contest: the lightmap dataset (either contest layout) the checkpoints were "
                              "trained on (default: none)", required=False)
+    p.add_argument("--between", choices=BETWEEN_EXPORT, default="auto",
+                   help="frames between the trained hours: 'auto' (default): a run that fitted the network between "
+                        "the hours (--between_steps, the quality preset; between.pt beside --ckpt) ships it in the "
+                        "pack, ONNX (NAME.between.onnx) and contest exports, which then decode what airender render "
+                        "--between auto decodes (the shaders decode the model's own frames, with a note); 'model': "
+                        "leave it out")
     p.add_argument("--lightmap_ids", nargs="+", default=[], metavar="ID",
                    help="--format contest: the lightmap (ID or LEVEL:ID) of each --ckpt, in order (default: the "
                         "lightmap each checkpoint's data description names)")
@@ -93,8 +106,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     folder = fmt in ("glsl", "wgsl", "html")
     check_writable(out, folder)
     if fmt == "onnx":
-        from airender.export.onnx_export import prepare_path
-
         check_writable(prepare_path(out), False)
 
     loaded = load_model(ckpts[0], "cpu")
@@ -105,29 +116,28 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise InputError(f"{ckpts[0]}: an exported pack; --format {fmt} exports a checkpoint (give the run's "
                          f"last.ckpt)")
     field = loaded.field
+    between = run_network(ckpts[0], loaded.config) if args.between == "auto" else None
+    if between is not None and fmt in ("glsl", "wgsl", "html"):
+        print(f"note: the shaders decode the model's own frames between the hours, not the run's network between "
+              f"the hours ({default_net_path(ckpts[0])}; pack, onnx and contest exports carry it)")
     try:
         if fmt == "pack":
-            from airender.export.pack import write_pack
-            from airender.sizes import raw_frames_bytes, size_report
-
-            size = size_report(write_pack(field, out, quant), raw_frames_bytes(loaded.desc.height, loaded.desc.width))
+            size = size_report(write_pack(field, out, quant, between),
+                               raw_frames_bytes(loaded.desc.height, loaded.desc.width))
+            carried = "; with the network between the hours" if between is not None else ""
             print(f"wrote {out} ({size['model_bytes']:,} bytes, {quant}; {size['percent_of_raw']:.2f} % of the raw "
-                  f"float32 frames)")
+                  f"float32 frames{carried})")
         elif fmt == "onnx":
-            from airender.export.onnx_export import write_onnx
-
-            frame, prepare = write_onnx(field, out)
-            print(f"wrote {frame} ({frame.stat().st_size:,} bytes, per-frame decoder) and {prepare} "
-                  f"({prepare.stat().st_size:,} bytes, per-pixel values)")
+            written = write_onnx(field, out, between)
+            print(f"wrote {written[0]} ({written[0].stat().st_size:,} bytes, per-frame decoder) and {written[1]} "
+                  f"({written[1].stat().st_size:,} bytes, per-pixel values)"
+                  + (f" and {written[2]} ({written[2].stat().st_size:,} bytes, the network between the hours)"
+                     if len(written) > 2 else ""))
         elif fmt == "wgsl":
-            from airender.export.wgsl import write_wgsl
-
             written = write_wgsl(field, out, quant)
             print(f"wrote {', '.join(str(p) for p in written)} ({quant} data: {written[1].stat().st_size:,} bytes "
                   f"in {written[1].name})")
         else:
-            from airender.export.web import export_web
-
             written, nbytes = export_web(field, out, fmt, quant)
             where = "textures.bin" if fmt == "glsl" else "the textures of model.js, before base64"
             print(f"wrote {', '.join(str(p) for p in written)} ({quant} data: {nbytes:,} bytes, {where})")
@@ -141,7 +151,7 @@ def _export_contest(args: argparse.Namespace, ckpts: list[str], out: Path) -> in
         raise InputError("--data_dir: --format contest needs the lightmap dataset the checkpoints belong to")
     check_writable(out, True)
     try:
-        index = write_contest(ckpts, args.data_dir, out, args.lightmap_ids or None, args.quant)
+        index = write_contest(ckpts, args.data_dir, out, args.lightmap_ids or None, args.quant, args.between)
     except OSError as exc:
         raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from None
     names = ", ".join(f"{e['level']}:{e['id']}" if e["level"] else str(e["id"]) for e in index["lightmaps"])

@@ -21,6 +21,7 @@ airender.runtime.onnx_decoder.OnnxDecoder runs them.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -246,14 +247,21 @@ class FrameGraph(nn.Module):
         return transform.to_display(out), transform.to_display(gated.clamp_min(0.0)).reshape(gated.shape[0], -1)
 
 
-def _metadata(field: nn.Module, frame: FrameGraph, prepare: PrepareGraph, prepare_name: str) -> str:
+def between_path(path: str | Path) -> Path:
+    """The graph of the network between the hours beside the frame graph: ``scene.onnx`` -> ``scene.between.onnx``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.between{path.suffix or '.onnx'}")
+
+
+def _metadata(field: nn.Module, frame: FrameGraph, prepare: PrepareGraph, prepare_name: str,
+              between: dict | None = None) -> str:
     desc = field.desc
     return json.dumps({"format": "airender-onnx", "format_version": 1, "airender_version": __version__,
                        "height": desc.height, "width": desc.width, "is_hdr": desc.is_hdr,
                        "transform": field.transform.name, "times": desc.times, "hidden": field.mlp.hidden,
                        "frame_inputs": frame.input_names, "frame_outputs": frame.output_names,
                        "prepare_outputs": prepare.output_names, "sources": list(field.sources),
-                       "prepare": prepare_name})
+                       "prepare": prepare_name, "between": between})
 
 
 def _export(module: nn.Module, args: tuple, input_names: list[str], output_names: list[str],
@@ -273,8 +281,18 @@ def _export(module: nn.Module, args: tuple, input_names: list[str], output_names
     return model.SerializeToString()
 
 
-def onnx_graphs(field: nn.Module, prepare_name: str = "model.prepare.onnx") -> tuple[bytes, bytes]:
-    """The serialised (frame graph, prepare graph) of ``field`` (a TODField in eval mode, on the CPU)."""
+def between_graph(net: nn.Module, height: int, width: int, metadata: str) -> bytes:
+    """The network between the hours (a BlendWeightNet) as a graph: (earlier, before, after, later) linear frames
+    [1, 3, H, W] and s [1, 1, 1, 1] -> the weight of the later hour [1, 1, H, W] (at the training size)."""
+    frames = tuple(torch.rand(1, 3, height, width) for _ in range(4))
+    names = ["earlier", "before", "after", "later", "s"]
+    return _export(net.cpu().eval(), (*frames, torch.full((1, 1, 1, 1), 0.5)), names, ["weight"], {}, metadata)
+
+
+def onnx_graphs(field: nn.Module, prepare_name: str = "model.prepare.onnx", between: tuple | None = None,
+                between_name: str = "model.between.onnx") -> tuple[bytes, ...]:
+    """The serialised (frame graph, prepare graph[, network between the hours]) of ``field`` (a TODField in eval
+    mode); ``between``: (the run's BlendWeightNet, its light-switch hours) or None."""
     try:
         import onnx  # noqa: F401
     except ImportError:
@@ -283,7 +301,10 @@ def onnx_graphs(field: nn.Module, prepare_name: str = "model.prepare.onnx") -> t
     _register_symbolics()
     field = onnx_ready(field)
     frame, prepare = FrameGraph(field).eval(), PrepareGraph(field).eval()
-    metadata = _metadata(field, frame, prepare, prepare_name)
+    between_meta = None if between is None else {
+        "graph": between_name, "hours": sorted(float(h) for h in field.desc.train_times or field.desc.times),
+        "switch_hours": [float(h) for h in between[1]]}
+    metadata = _metadata(field, frame, prepare, prepare_name, between_meta)
     n = 7
     uv = torch.rand(n, 2)
     with torch.no_grad():
@@ -295,16 +316,20 @@ def onnx_graphs(field: nn.Module, prepare_name: str = "model.prepare.onnx") -> t
     frame_bytes = _export(frame, tuple(frame_args), frame.input_names, frame.output_names, dyn_frame, metadata)
     dyn_prepare = {k: {0: "pixels"} for k in ["uv"] + prepare.output_names}
     prepare_bytes = _export(prepare, (uv,), ["uv"], prepare.output_names, dyn_prepare, metadata)
-    return frame_bytes, prepare_bytes
+    if between is None:
+        return frame_bytes, prepare_bytes
+    return frame_bytes, prepare_bytes, between_graph(between[0], field.desc.height, field.desc.width, metadata)
 
 
-def write_onnx(field: nn.Module, path: str | Path) -> tuple[Path, Path]:
-    """Write the frame graph to ``path`` and the prepare graph beside it (``NAME.prepare.onnx``), each
-    atomically; returns both paths."""
+def write_onnx(field: nn.Module, path: str | Path, between: tuple | None = None) -> tuple[Path, ...]:
+    """Write the frame graph to ``path``, the prepare graph beside it (``NAME.prepare.onnx``) and, with
+    ``between`` (see :func:`onnx_graphs`), the network between the hours (``NAME.between.onnx``), each
+    atomically; returns the paths written."""
     path = Path(path)
-    second = prepare_path(path)
-    frame_bytes, prepare_bytes = onnx_graphs(field, second.name)
-    with atomic_path(second) as tmp_prepare, atomic_path(path) as tmp_frame:
-        tmp_prepare.write_bytes(prepare_bytes)
-        tmp_frame.write_bytes(frame_bytes)
-    return path, second
+    paths = (path, prepare_path(path)) + ((between_path(path),) if between is not None else ())
+    blobs = onnx_graphs(field, paths[1].name, between, between_path(path).name)
+    with contextlib.ExitStack() as stack:
+        temps = [stack.enter_context(atomic_path(p)) for p in paths]
+        for tmp, blob in zip(temps, blobs):
+            tmp.write_bytes(blob)
+    return paths

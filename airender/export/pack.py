@@ -214,17 +214,34 @@ def model_spec(field: nn.Module, quant: str) -> tuple[dict, dict[str, StoredArra
     return spec, out.arrays
 
 
-def pack_bytes(field: nn.Module, quant: str = "fp32") -> bytes:
-    """The bytes of the pack of ``field`` (a TODField in eval mode) at precision ``quant``."""
+def between_spec(net: nn.Module, switch_hours: tuple[float, float], hours: list[float]) -> tuple[dict, dict]:
+    """The ``between`` header section and the arrays of the network between the hours ``net`` (a BlendWeightNet)
+    at the precision it was stored with (int8 per output channel or float16; airender.between.net.stored_state),
+    for a model whose stored hours are ``hours`` and whose lights switch at ``switch_hours``."""
+    out = _Collector("int8" if net.store_dtype == "int8" else "fp16")
+    for name, value in net.state_dict().items():
+        (out.weight if value.ndim > 1 else out.small)(f"between.{name}", value)
+    section = {"hours": sorted(float(h) for h in hours), "switch_hours": [float(h) for h in switch_hours],
+               "channels": int(net.level1[0].out_channels), "store_dtype": net.store_dtype}
+    return section, out.arrays
+
+
+def pack_bytes(field: nn.Module, quant: str = "fp32", between: tuple | None = None) -> bytes:
+    """The bytes of the pack of ``field`` (a TODField in eval mode) at precision ``quant``; ``between``: (the
+    run's network between the hours, its light-switch hours), carried in the pack (airender.runtime.between)."""
     spec, arrays = model_spec(field, quant)
+    if between is not None:
+        net, switch_hours = between
+        spec["between"], net_arrays = between_spec(net, switch_hours, field.desc.train_times or field.desc.times)
+        arrays = {**arrays, **net_arrays}
     header = {"airender_version": __version__, "quant": quant,
               "field": dataclasses.asdict(field.cfg), "data": field.desc.to_dict(), "model": spec}
     return encode_pack(header, arrays)
 
 
-def write_pack(field: nn.Module, path: str | Path, quant: str = "fp32") -> int:
-    """Write the pack of ``field`` to ``path`` atomically; returns its size in bytes."""
-    blob = pack_bytes(field, quant)
+def write_pack(field: nn.Module, path: str | Path, quant: str = "fp32", between: tuple | None = None) -> int:
+    """Write the pack of ``field`` (``between``: see :func:`pack_bytes`) to ``path`` atomically; returns its size."""
+    blob = pack_bytes(field, quant, between)
     with atomic_path(path) as tmp:
         tmp.write_bytes(blob)
     return len(blob)

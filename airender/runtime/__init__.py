@@ -6,6 +6,9 @@
     small = model.decode(7.25, width=320, height=180)
     texels = model.query(y, x, t)              # [N, 3] at integer texels y [N], x [N], hours t [N]
 
+A pack of a run that fitted the network between the hours (the ``quality`` preset) decodes its daylight
+frames between the stored hours as ``airender render --between auto`` does (:mod:`airender.runtime.between`).
+
 A tiled run's atlas is one pack per tile, decoded together by :class:`TiledFieldModel`
 (:mod:`airender.runtime.tiled`; the contest export writes them).
 
@@ -17,18 +20,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .between import BetweenHours, BlendWeights
 from .model import FieldModel
 from .packfile import PackError, read_pack
 from .tiled import TiledFieldModel
 
-__all__ = ["FieldModel", "PackError", "TiledFieldModel", "load"]
+__all__ = ["BetweenHours", "FieldModel", "PackError", "TiledFieldModel", "load"]
 
 
-def load(path: str | Path) -> FieldModel:
-    """Read the pack at ``path`` (checked: marker, version, CRC-32) and build its decoder."""
+def load(path: str | Path) -> FieldModel | BetweenHours:
+    """Read the pack at ``path`` (checked: marker, version, CRC-32) and build its decoder: a FieldModel, wrapped
+    in BetweenHours when the pack carries the run's network between the hours (:mod:`.between`)."""
     contents = read_pack(path)
     try:
-        return FieldModel(contents.header, contents.arrays, contents.nbytes, str(path))
+        model = FieldModel(contents.header, contents.arrays, contents.nbytes, str(path))
+        between = contents.header["model"].get("between")
+        return BetweenHours(model, between, BlendWeights(contents.arrays)) if between else model
     except (KeyError, TypeError, ValueError) as exc:
         raise PackError(f"{path}: the pack does not describe a decodable model ({type(exc).__name__}: {exc})") \
             from None

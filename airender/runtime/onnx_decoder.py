@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import ops
+from .between import BetweenHours
 
 CHUNK_PIXELS = 1 << 18
 
@@ -42,6 +43,11 @@ class OnnxDecoder:
         self.inputs = list(self.meta["frame_inputs"])
         self.outputs = list(self.meta["prepare_outputs"])
         self._caches: dict[tuple[int, int], list[dict[str, np.ndarray]]] = {}
+        self._between = None  # the frames between the hours through the run's network (NAME.between.onnx)
+        if self.meta.get("between"):
+            graph = ort.InferenceSession(str(path.with_name(self.meta["between"]["graph"])), options,
+                                         providers=providers)
+            self._between = BetweenHours(_OwnFrames(self), self.meta["between"], _GraphWeights(graph))
 
     def caches(self, height: int, width: int) -> list[dict[str, np.ndarray]]:
         """Per chunk of pixels: the frame graph's per-pixel inputs (first, baseline, the light terms' values,
@@ -59,7 +65,14 @@ class OnnxDecoder:
         return self._caches[key]
 
     def decode(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
-        """Frame at hour ``t`` as float32 [H, W, 3] display values (native size by default)."""
+        """Frame at hour ``t`` as float32 [H, W, 3] display values (native size by default); with the run's
+        network between the hours, its daylight frames between them as ``airender render`` gives them."""
+        if self._between is not None:
+            return self._between.decode(t, width, height)
+        return self.decode_own(t, width, height)
+
+    def decode_own(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """The field's own frame at hour ``t`` (no network between the hours), float32 [H, W, 3]."""
         height, width = (self.height, self.width) if width is None else (int(height), int(width))
         hour = np.array([t], dtype=np.float32)
         parts = [self.frame.run(["rgb"], {**chunk, "hour": hour})[0] for chunk in self.caches(height, width)]
@@ -74,3 +87,26 @@ class OnnxDecoder:
         hour = np.array([t], dtype=np.float32)
         parts = [self.frame.run(["sources"], {**chunk, "hour": hour})[0] for chunk in self.caches(height, width)]
         return np.concatenate(parts).reshape(height, width, -1, 3)
+
+
+class _OwnFrames:
+    """An OnnxDecoder's own frames, as BetweenHours reads them."""
+
+    def __init__(self, decoder: OnnxDecoder):
+        self.decoder, self.height, self.width, self.is_hdr = decoder, decoder.height, decoder.width, decoder.is_hdr
+
+    def decode(self, t: float, width: int | None = None, height: int | None = None) -> np.ndarray:
+        return self.decoder.decode_own(t, width, height)
+
+
+class _GraphWeights:
+    """The network between the hours as an onnxruntime session: four linear frames [3, H, W] and s -> [H, W]."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __call__(self, earlier, before, after, later, s: float) -> np.ndarray:
+        feed = {name: frame[None].astype(np.float32) for name, frame in
+                zip(("earlier", "before", "after", "later"), (earlier, before, after, later))}
+        feed["s"] = np.full((1, 1, 1, 1), s, np.float32)
+        return self.session.run(["weight"], feed)[0][0, 0]

@@ -221,20 +221,37 @@ class HashGrid:
         return out.reshape(-1, self.out_dim)
 
 
-def conv2d(image: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int = 1, padding: int = 0) -> np.ndarray:
+def conv2d(image: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int = 1, padding: int = 0,
+           dilation: int = 1) -> np.ndarray:
     """2D convolution (cross-correlation, zero padding): image [C_in, H, W], weight [C_out, C_in, k, k],
-    bias [C_out] -> [C_out, (H + 2p - k) // s + 1, (W + 2p - k) // s + 1]; one matrix product per tap."""
+    bias [C_out] -> [C_out, (H + 2p - d (k - 1) - 1) // s + 1, (W + ...) // s + 1]; one matrix product per tap."""
     c_out, _, k, _ = weight.shape
     padded = np.pad(image, ((0, 0), (padding, padding), (padding, padding)))
-    height = (padded.shape[1] - k) // stride + 1
-    width = (padded.shape[2] - k) // stride + 1
+    span = dilation * (k - 1) + 1
+    height = (padded.shape[1] - span) // stride + 1
+    width = (padded.shape[2] - span) // stride + 1
     out = np.empty((c_out, height * width), F32)
     out[:] = bias[:, None]
     for ky in range(k):
         for kx in range(k):
-            tap = padded[:, ky:ky + stride * (height - 1) + 1:stride, kx:kx + stride * (width - 1) + 1:stride]
+            top, left = ky * dilation, kx * dilation
+            tap = padded[:, top:top + stride * (height - 1) + 1:stride, left:left + stride * (width - 1) + 1:stride]
             out += weight[:, :, ky, kx] @ tap.reshape(tap.shape[0], -1)
     return out.reshape(c_out, height, width)
+
+
+def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """image [C, h, w] -> [C, height, width], bilinear with align_corners=False (torch ``F.interpolate``)."""
+
+    def axis(size_out: int, size_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.maximum((np.arange(size_out, dtype=F32) + F32(0.5)) * F32(size_in / size_out) - F32(0.5), F32(0.0))
+        low = np.minimum(np.floor(src).astype(np.int64), size_in - 1)
+        return low, np.minimum(low + 1, size_in - 1), (src - low).astype(F32)
+
+    y0, y1, fy = axis(height, image.shape[1])
+    x0, x1, fx = axis(width, image.shape[2])
+    rows = image[:, y0] * (F32(1.0) - fy)[None, :, None] + image[:, y1] * fy[None, :, None]
+    return (rows[:, :, x0] * (F32(1.0) - fx) + rows[:, :, x1] * fx).astype(F32, copy=False)
 
 
 def bilinear(features: np.ndarray, uv: np.ndarray) -> np.ndarray:

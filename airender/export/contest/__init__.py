@@ -34,6 +34,7 @@ from importlib import resources
 from pathlib import Path
 
 from airender import __version__
+from airender.between.cli import run_network
 from airender.data.layout import check_folder
 from airender.data.virtual_texture import is_virtual_texture, list_lightmaps
 from airender.errors import InputError, OutputError
@@ -42,7 +43,7 @@ from airender.models import load_model
 from airender.models.tiled import INDEX_BYTES_PER_TILE
 
 LAYOUTS = {"first": "hprc", "virtual-texture": "hprc-vt"}
-RUNTIME_FILES = ("__init__.py", "model.py", "ops.py", "packfile.py", "sun.py", "tiled.py")
+RUNTIME_LEFT_OUT = ("onnx_decoder.py",)  # needs onnxruntime; the folder decodes packs with numpy alone
 INDEX_NAME = "lightmaps.json"
 _SOURCE_LIGHTMAP = re.compile(r"\(lightmap (?:(?P<level>[^():,]*):)?(?P<id>\d+)(?:, [^()]*)?\)\s*$")
 
@@ -163,7 +164,7 @@ def _tiled_entry(atlas, target: DatasetLightmap, tile_size: int, quant: str,
 
 
 def contest_files(ckpts: list[str], data_dir: str | Path, lightmap_ids: list[str] | None = None,
-                  quant: str = "fp32") -> tuple[dict[str, bytes], dict]:
+                  quant: str = "fp32", between: str = "auto") -> tuple[dict[str, bytes], dict]:
     """Everything the folder holds, built in memory: ({relative path: bytes}, the lightmaps.json dict).
 
     Raises InputError (before anything is written) for a checkpoint that names no lightmap of the dataset
@@ -213,7 +214,7 @@ def contest_files(ckpts: list[str], data_dir: str | Path, lightmap_ids: list[str
                                  f"--lightmap_ids (one per --ckpt)")
             target = _find(lightmaps, *named, ckpt, data_dir)
         _claim(target, owners, ckpt, desc, data_dir)
-        blob = pack_bytes(loaded.field, quant)
+        blob = pack_bytes(loaded.field, quant, run_network(ckpt, loaded.config) if between == "auto" else None)
         pack = f"packs/{_pack_name(target)}.airpack"
         files[pack] = blob
         entries.append({"id": target.ident, "level": target.level, "width": target.width, "height": target.height,
@@ -224,8 +225,9 @@ def contest_files(ckpts: list[str], data_dir: str | Path, lightmap_ids: list[str
              "lightmaps": entries, "not_exported": missing}
     files[INDEX_NAME] = (json.dumps(index, indent=2) + "\n").encode("utf-8")
     runtime = resources.files("airender.runtime")
-    for name in RUNTIME_FILES:
-        files[f"runtime/{name}"] = runtime.joinpath(name).read_bytes()
+    for entry in sorted(runtime.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".py") and entry.name not in RUNTIME_LEFT_OUT:
+            files[f"runtime/{entry.name}"] = entry.read_bytes()
     here = resources.files(__package__)
     for name in ("Interface.py", "selfcheck.py", "README.md"):
         files[name] = here.joinpath(name).read_bytes()
@@ -243,11 +245,12 @@ def check_contest_target(out: Path) -> None:
 
 
 def write_contest(ckpts: list[str], data_dir: str | Path, out: str | Path, lightmap_ids: list[str] | None = None,
-                  quant: str = "fp32") -> dict:
-    """Write the contest folder ``out`` (see the module docstring); returns the lightmaps.json dict."""
+                  quant: str = "fp32", between: str = "auto") -> dict:
+    """Write the contest folder ``out`` (see the module docstring; ``between`` 'auto': each pack carries its run's
+    network between the hours, 'model': none); returns the lightmaps.json dict."""
     out = Path(out)
     check_contest_target(out)
-    files, index = contest_files(ckpts, data_dir, lightmap_ids, quant)
+    files, index = contest_files(ckpts, data_dir, lightmap_ids, quant, between)
     parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
