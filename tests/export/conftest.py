@@ -40,6 +40,8 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "baseline_hdr_linear": ("baseline", {"data": {"hdr_transform": "linear"}}, "hdr"),
     "basis": ("basis", {}, "ldr"),
     "basis_hdr_switch": ("basis", {"field": SWITCH}, "hdr"),
+    "sun": ("sun", {}, "ldr"),
+    "sun_hdr_switch": ("sun", {"field": SWITCH}, "hdr"),
 }
 PRESET_VARIANTS = ["quality", "hashgrid", "baseline", "film", "encoder", "basis"]
 # trained on demand by the tests that name them (not part of the VARIANTS every format is tested on)

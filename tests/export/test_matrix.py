@@ -61,7 +61,6 @@ COLUMNS = ("pack fp32 + numpy", "pack int8 + numpy", "ONNX", "contest reconstruc
 BETWEEN_STEPS = 20
 # (row, column): the start of the one-line refusal
 GAPS = {
-    ("sun", "GLSL / WGSL viewer"): "the shaders do not decode a sun term",
     ("hashgrid --components", "GLSL / WGSL viewer"): "the shaders do not decode fields of several light sources",
     ("baseline --components (residual)", "GLSL / WGSL viewer"):
         "the shaders do not decode fields of several light sources",

@@ -329,9 +329,6 @@ def shader_layout(model: FieldModel, stored: dict[str, StoredArray] | None = Non
     if spec.get("sources"):
         raise InputError("the shaders do not decode fields of several light sources (--components) yet; export a "
                          "pack (the numpy runtime and the contest folder decode it)")
-    if spec.get("sun"):
-        raise InputError("the shaders do not decode a sun term (--sun_path) yet; export a pack (the numpy "
-                         "runtime decodes it)")
     mlp = spec["mlp"]
     kind = mlp.get("kind", "mlp")
     if kind not in ("mlp", "basis"):
@@ -459,6 +456,28 @@ def shader_layout(model: FieldModel, stored: dict[str, StoredArray] | None = Non
                        W_LAMP0=matrix("lamp_head.0.weight"), B_LAMP0=params.vector(a["lamp_head.0.bias"]),
                        W_LAMP2=matrix("lamp_head.2.weight"), B_LAMP2=params.vector(a["lamp_head.2.bias"]))
         floats.update(LIGHT_OFF=float(switch["off"]), LIGHT_ON=float(switch["on"]))
+    # sun term (airender/nn/sun_term.py, airender/runtime/sun.py)
+    sun = spec.get("sun")
+    defines["SUN"] = int(bool(sun))
+    if sun:
+        sun_hidden = a["sun.response.0.weight"].shape[0]
+        curve_hidden = a["sun.irradiance.0.weight"].shape[0]
+        defines.update(SUN_HARMONICS=int(sun["harmonics"]), SUN_HIDDEN=sun_hidden, SH4=_texels(sun_hidden),
+                       SUN_CURVE=curve_hidden, SC4=_texels(curve_hidden),
+                       W_SR0=matrix("sun.response.0.weight"), B_SR0=params.vector(a["sun.response.0.bias"]),
+                       W_SR2=matrix("sun.response.2.weight"), B_SR2=params.vector(a["sun.response.2.bias"]),
+                       W_SV0S=matrix("sun.visibility_net.0.weight", slice(0, static_dim)),
+                       W_SV0D=matrix("sun.visibility_net.0.weight", slice(static_dim, static_dim + 7)),
+                       B_SV0=params.vector(a["sun.visibility_net.0.bias"]),
+                       W_SV2=matrix("sun.visibility_net.2.weight"), B_SV2=params.vector(a["sun.visibility_net.2.bias"]),
+                       W_SV4=matrix("sun.visibility_net.4.weight"), B_SV4=params.vector(a["sun.visibility_net.4.bias"]),
+                       W_SI0=matrix("sun.irradiance.0.weight"), B_SI0=params.vector(a["sun.irradiance.0.bias"]),
+                       W_SI2=matrix("sun.irradiance.2.weight"), B_SI2=params.vector(a["sun.irradiance.2.bias"]))
+        if a["sun.visibility_net.0.weight"].shape[1] != static_dim + 7:
+            raise InputError("the sun term's visibility network does not take the pixel features and 7 direction "
+                             "features")
+        float_arrays["SUN_PATH"] = [float(v) for v in a[sun["path"]].reshape(-1)]
+        floats["SUN_DAY_FADE"] = float(sun["day_fade"])
     defines["TIME_BLEND"] = int(model.blend_knots is not None)
     if model.blend_knots is not None:
         defines["N_KNOTS"] = int(model.blend_knots.size)

@@ -378,6 +378,72 @@ fn lamp_image(uv: vec2<f32>) -> vec3<f32> {
 }
 #endif
 
+#if SUN
+// the sun term (airender/nn/sun_term.py): direct sunlight in linear light at hour t
+fn softplus1(a: f32) -> f32 { return select(log(1.0 + exp(a)), a, a > 20.0); }
+fn sigmoid1(a: f32) -> f32 { return 1.0 / (1.0 + exp(-a)); }
+
+fn sun_path_row(r: i32) -> vec3<f32> { return vec3<f32>(SUN_PATH[3 * r], SUN_PATH[3 * r + 1], SUN_PATH[3 * r + 2]); }
+
+fn sun_direction(t: f32) -> vec3<f32> {
+    let angle = fmod(t, 24.0) * (6.283185307179586 / 24.0);
+    var raw = sun_path_row(0);
+    for (var k = 1; k <= SUN_HARMONICS; k++) {
+        raw += cos(f32(k) * angle) * sun_path_row(k) + sin(f32(k) * angle) * sun_path_row(SUN_HARMONICS + k);
+    }
+    return raw / max(length(raw), 1e-6);
+}
+
+fn sun_light(t: f32) -> vec3<f32> {
+    var hid: array<vec4<f32>, SH4>;
+    for (var j = 0; j < SUN_HIDDEN; j++) {
+        var a = P1(B_SR0 * 4 + j);
+        for (var k = 0; k < S4; k++) { a += dot(P4(W_SR0 + j * S4 + k), g_static[k]); }
+        hid[j >> 2u][j & 3] = max(a, 0.0);
+    }
+    var response: array<f32, 6>;
+    for (var c = 0; c < 6; c++) {
+        var a = P1(B_SR2 * 4 + c);
+        for (var k = 0; k < SH4; k++) { a += dot(P4(W_SR2 + c * SH4 + k), hid[k]); }
+        response[c] = a;
+    }
+    let albedo = vec3<f32>(softplus1(response[0]), softplus1(response[1]), softplus1(response[2]));
+    let normal = vec3<f32>(response[3], response[4], response[5]);
+    let d = sun_direction(t);
+    let azimuth = atan2(d.y, d.x);
+    var dir4 = array<vec4<f32>, 2>(vec4<f32>(d, cos(azimuth)),
+                                   vec4<f32>(sin(azimuth), cos(2.0 * azimuth), sin(2.0 * azimuth), 0.0));
+    var h1: array<vec4<f32>, SH4>;
+    var h2: array<vec4<f32>, SH4>;
+    for (var j = 0; j < SUN_HIDDEN; j++) {
+        var a = P1(B_SV0 * 4 + j);
+        for (var k = 0; k < S4; k++) { a += dot(P4(W_SV0S + j * S4 + k), g_static[k]); }
+        for (var k = 0; k < 2; k++) { a += dot(P4(W_SV0D + j * 2 + k), dir4[k]); }
+        h1[j >> 2u][j & 3] = max(a, 0.0);
+    }
+    for (var j = 0; j < SUN_HIDDEN; j++) {
+        var a = P1(B_SV2 * 4 + j);
+        for (var k = 0; k < SH4; k++) { a += dot(P4(W_SV2 + j * SH4 + k), h1[k]); }
+        h2[j >> 2u][j & 3] = max(a, 0.0);
+    }
+    var v = P1(B_SV4 * 4);
+    for (var k = 0; k < SH4; k++) { v += dot(P4(W_SV4 + k), h2[k]); }
+    let elevation = asin(clamp(d.z, -1.0, 1.0));
+    var curve: array<vec4<f32>, SC4>;
+    for (var j = 0; j < SUN_CURVE; j++) {
+        curve[j >> 2u][j & 3] = max(P1(B_SI0 * 4 + j) + P4(W_SI0 + j).x * elevation, 0.0);
+    }
+    var strength: vec3<f32>;
+    for (var c = 0; c < 3; c++) {
+        var a = P1(B_SI2 * 4 + c);
+        for (var k = 0; k < SC4; k++) { a += dot(P4(W_SI2 + c * SC4 + k), curve[k]); }
+        strength[c] = softplus1(a);
+    }
+    strength *= sigmoid1(elevation / SUN_DAY_FADE);
+    return strength * albedo * max(dot(normal, d), 0.0) * sigmoid1(v);
+}
+#endif
+
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= u.width || gid.y >= u.height) {
@@ -430,7 +496,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #if LIGHT_SWITCH
     let hour = fmod(t, 24.0);
     let gate = select(0.0, 1.0, hour < LIGHT_OFF || hour > LIGHT_ON);
+#if SUN
+    value = from_linear(to_linear(value) + gate * lamp_image(uv) + sun_light(t));
+#else
     value = from_linear(to_linear(value) + gate * lamp_image(uv));
+#endif
+#elif SUN
+    value = from_linear(to_linear(value) + sun_light(t));
 #endif
     rgb[gid.y * u.width + gid.x] = vec4<f32>(to_display(value), 1.0);
 }

@@ -304,6 +304,72 @@ vec3 lamp_image(vec2 uv) {
 }
 #endif
 
+#if SUN
+// the sun term (airender/nn/sun_term.py): direct sunlight in linear light at hour t
+float softplus1(float a) { return a > 20.0 ? a : log(1.0 + exp(a)); }
+float sigmoid1(float a) { return 1.0 / (1.0 + exp(-a)); }
+
+vec3 sun_path_row(int r) { return vec3(SUN_PATH[3 * r], SUN_PATH[3 * r + 1], SUN_PATH[3 * r + 2]); }
+
+vec3 sun_direction(float t) {
+    float angle = mod(t, 24.0) * (6.283185307179586 / 24.0);
+    vec3 raw = sun_path_row(0);
+    for (int k = 1; k <= SUN_HARMONICS; ++k) {
+        raw += cos(float(k) * angle) * sun_path_row(k) + sin(float(k) * angle) * sun_path_row(SUN_HARMONICS + k);
+    }
+    return raw / max(length(raw), 1e-6);
+}
+
+vec3 sun_light(float t) {
+    vec4 hid[SH4];
+    for (int k = 0; k < SH4; ++k) hid[k] = vec4(0.0);
+    for (int j = 0; j < SUN_HIDDEN; ++j) {  // the per-texel response: albedo (3) and n (3)
+        float a = P1(B_SR0 * 4 + j);
+        for (int k = 0; k < S4; ++k) a += dot(P4(W_SR0 + j * S4 + k), g_static[k]);
+        GET(hid, j) = max(a, 0.0);
+    }
+    float response[6];
+    for (int c = 0; c < 6; ++c) {
+        float a = P1(B_SR2 * 4 + c);
+        for (int k = 0; k < SH4; ++k) a += dot(P4(W_SR2 + c * SH4 + k), hid[k]);
+        response[c] = a;
+    }
+    vec3 albedo = vec3(softplus1(response[0]), softplus1(response[1]), softplus1(response[2]));
+    vec3 normal = vec3(response[3], response[4], response[5]);
+    vec3 d = sun_direction(t);
+    float azimuth = atan(d.y, d.x);
+    vec4 dir4[2] = vec4[2](vec4(d, cos(azimuth)), vec4(sin(azimuth), cos(2.0 * azimuth), sin(2.0 * azimuth), 0.0));
+    vec4 h1[SH4];
+    vec4 h2[SH4];
+    for (int k = 0; k < SH4; ++k) { h1[k] = vec4(0.0); h2[k] = vec4(0.0); }
+    for (int j = 0; j < SUN_HIDDEN; ++j) {  // the visibility of the sun
+        float a = P1(B_SV0 * 4 + j);
+        for (int k = 0; k < S4; ++k) a += dot(P4(W_SV0S + j * S4 + k), g_static[k]);
+        for (int k = 0; k < 2; ++k) a += dot(P4(W_SV0D + j * 2 + k), dir4[k]);
+        GET(h1, j) = max(a, 0.0);
+    }
+    for (int j = 0; j < SUN_HIDDEN; ++j) {
+        float a = P1(B_SV2 * 4 + j);
+        for (int k = 0; k < SH4; ++k) a += dot(P4(W_SV2 + j * SH4 + k), h1[k]);
+        GET(h2, j) = max(a, 0.0);
+    }
+    float v = P1(B_SV4 * 4);
+    for (int k = 0; k < SH4; ++k) v += dot(P4(W_SV4 + k), h2[k]);
+    float elevation = asin(clamp(d.z, -1.0, 1.0));
+    vec4 curve[SC4];
+    for (int k = 0; k < SC4; ++k) curve[k] = vec4(0.0);
+    for (int j = 0; j < SUN_CURVE; ++j) GET(curve, j) = max(P1(B_SI0 * 4 + j) + P4(W_SI0 + j).x * elevation, 0.0);
+    vec3 strength;
+    for (int c = 0; c < 3; ++c) {
+        float a = P1(B_SI2 * 4 + c);
+        for (int k = 0; k < SC4; ++k) a += dot(P4(W_SI2 + c * SC4 + k), curve[k]);
+        strength[c] = softplus1(a);
+    }
+    strength *= sigmoid1(elevation / SUN_DAY_FADE);
+    return strength * albedo * max(dot(normal, d), 0.0) * sigmoid1(v);
+}
+#endif
+
 void main() {
     vec2 uv = vec2(gl_FragCoord.x / u_size.x, (u_size.y - gl_FragCoord.y) / u_size.y);
     for (int k = 0; k < S4; ++k) g_static[k] = vec4(0.0);
@@ -354,7 +420,13 @@ void main() {
 #if LIGHT_SWITCH
     float hour = mod(t, 24.0);
     float gate = (hour < LIGHT_OFF || hour > LIGHT_ON) ? 1.0 : 0.0;
+#if SUN
+    value = from_linear(to_linear(value) + gate * lamp_image(uv) + sun_light(t));
+#else
     value = from_linear(to_linear(value) + gate * lamp_image(uv));
+#endif
+#elif SUN
+    value = from_linear(to_linear(value) + sun_light(t));
 #endif
     vec3 display = to_display(value);
 #if HDR
