@@ -16,7 +16,8 @@ import torch
 from airender import __version__
 from airender.bake.cli import add_bake_parser
 from airender.bench import add_bench_arguments, cmd_bench
-from airender.between.cli import add_between_arguments, add_fit_between_parser, between_decoder, fit_after_training
+from airender.between.cli import (add_between_arguments, add_fit_between_parser, between_decoder, fit_after_training,
+                                  resolve_between)
 from airender.between.net import LearnedBlendDecoder, add_network_size, network_size_line
 from airender.checks import MAX_OUTPUT_SIDE, check_hour, check_output_dir, check_output_file, check_output_size
 from airender.cli_args import (add_ckpt_argument, add_config_arguments, add_data_dir_argument, add_device_argument,
@@ -33,7 +34,11 @@ from airender.engine.run_folder import (check_run_folder, free_name, out_dir_for
                                         run_lock)
 from airender.engine.trainer import Trainer
 from airender.errors import InputError
+from airender.data.frame_store import VTSource
+from airender.data.virtual_texture import is_virtual_texture, list_lightmaps
 from airender.evaluate import build_metric_suite, ground_truth_groups, pick_sheet_keys, switch_hours_of
+from airender.evaluate_stream import (STREAM_BYTES, WINDOW, evaluate_streamed, ground_truth_bytes, open_ground_truth,
+                                      texel_decoder, windows_of)
 from airender.experiments import add_compare_parser, add_sweep_parser
 from airender.export.cli import add_export_parser, add_view_parser
 from airender.fileio import make_dir
@@ -350,6 +355,14 @@ def add_eval_parser(sub) -> None:
                         "hprc-vt (128-texel tiles, the virtual-texture release's); see airender/protocols.py "
                         "(default: image for LDR data, hprc for HDR)")
     add_between_arguments(p)
+    p.add_argument("--stream", choices=("auto", "on", "off"), default="auto",
+                   help="score the atlas window by window through memory maps, in memory that does not depend on "
+                        "its size (contest protocols; no pictures; see airender/evaluate_stream.py): 'auto' "
+                        f"(default) when the virtual-texture ground truth would take more than "
+                        f"{STREAM_BYTES >> 30} GiB whole, 'on', 'off'")
+    p.add_argument("--stream_window", type=int, nargs=2, default=list(WINDOW), metavar=("ROWS", "COLUMNS"),
+                   help="--stream: texels of a window, multiples of 256 (memory: hours x rows x columns x 12 bytes "
+                        f"of ground truth; default: {WINDOW[0]} {WINDOW[1]})")
     p.set_defaults(func=cmd_eval)
 
 
@@ -362,6 +375,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     loaded = load_model(args.ckpt, device, args.lightmap_id)
     switch = args.switch_hours or switch_hours_of(loaded.config)
+    if _streams(args, loaded):
+        return _eval_streamed(args, loaded, suite, switch, out_dir)
     groups = ground_truth_groups(loaded.desc, args.data_dir, (loaded.atlas_id or args.lightmap_id),
                                  args.extra, switch, loaded.config.data.component)
     protocol = resolve_protocol(args.protocol, loaded.desc.is_hdr)
@@ -395,6 +410,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         print(eval_seams(loaded.field, report, groups, out_dir))
     print(f"wrote metrics and pictures to {out_dir}")
+    return 0
+
+
+def _streams(args: argparse.Namespace, loaded) -> bool:
+    """Whether eval scores window by window (``--stream``; 'auto': a virtual-texture atlas too large to hold)."""
+    if args.stream != "auto":
+        return args.stream == "on"
+    if not is_virtual_texture(args.data_dir):
+        return False
+    source = VTSource(args.data_dir, loaded.atlas_id or args.lightmap_id or list_lightmaps(args.data_dir)[0].lightmap_id,
+                      loaded.config.data.component)
+    return ground_truth_bytes(source) > STREAM_BYTES
+
+
+def _eval_streamed(args: argparse.Namespace, loaded, suite, switch: tuple[float, float], out_dir: Path) -> int:
+    """eval --stream: the contest protocol's scores, window by window (airender/evaluate_stream.py)."""
+    protocol = resolve_protocol(args.protocol, loaded.desc.is_hdr)
+    window = tuple(args.stream_window)
+    if min(window) <= 0 or window[0] % 256 or window[1] % 256:
+        raise InputError(f"--stream_window {window[0]} {window[1]}: give positive multiples of 256 (the contests' "
+                         f"tiles are 256 and 128 texels)")
+    if args.extra:
+        raise InputError("--extra: --stream scores the atlas of --data_dir only")
+    between = resolve_between(args, loaded.config, (loaded.desc.height, loaded.desc.width),
+                              (loaded.desc.height, loaded.desc.width), loaded.is_tiled)
+    if between != "model":
+        raise InputError(f"--stream: frames between the hours through --between {between} need whole frames; give "
+                         f"--between model or --stream off")
+    source = open_ground_truth(args.data_dir, loaded.atlas_id or args.lightmap_id, loaded.config.data.component,
+                               out_dir / "frame_cache")
+    make_dir(out_dir)
+    with progress(len(windows_of(source.info.height, source.info.width, window)), "eval --stream", "window") as bar:
+        report = evaluate_streamed(texel_decoder(loaded.field), source, suite, protocol, switch, window,
+                                   progress=lambda: bar.update(1))
+    report.size = compression_report(loaded.field)
+    report.contest = contest_score(report, protocol, report.size["model_bytes"], report.size["raw_bytes"])
+    report.write(out_dir)
+    print(report.to_markdown())
+    print(size_line(report.size))
+    print(f"protocol {protocol}, streamed in windows of {window[0]}x{window[1]} texels; decoding took "
+          f"{sum(r['decode_s'] for r in report.rows):.3f} s in all; no pictures (contact sheet, shadow edges)")
+    if report.contest is not None:
+        print(score_table(report.contest))
+    note = contest_score_note(report, protocol)
+    if note:
+        print(note)
+    print(f"wrote metrics to {out_dir}")
     return 0
 
 
