@@ -193,8 +193,7 @@ def _grid_wgsl(grid: GridLayout) -> str:
 
 def wgsl_source(layout: ShaderLayout, height: int, width: int) -> str:
     """The WGSL module of ``layout`` for a model of native size ``height`` x ``width``."""
-    defines = {**layout.defines, "WORKGROUP_X": WORKGROUP[0], "WORKGROUP_Y": WORKGROUP[1],
-               "BASE_W": width, "BASE_H": height}
+    defines = {**layout.defines, "WORKGROUP_X": WORKGROUP[0], "WORKGROUP_Y": WORKGROUP[1]}
     prelude = [f"// airender {__version__}: generated constants of this model",
                *(f"const {name}: i32 = {value};" for name, value in defines.items()),
                *(f"const {name}: f32 = {_float(value)};" for name, value in layout.floats.items())]

@@ -16,6 +16,7 @@ from airender.data.virtual_texture import VTLightmap, write_virtual_texture
 from airender.engine.trainer import Trainer
 from airender.presets import apply_overrides, preset_config
 from tests.conftest import make_contest_dataset, make_png_folder
+from tests.test_components import split_lighting
 
 HEIGHT, WIDTH = 40, 48
 HOURS = [0, 3, 5, 6, 9, 12, 15, 18, 19, 21]
@@ -42,6 +43,9 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "basis_hdr_switch": ("basis", {"field": SWITCH}, "hdr"),
     "sun": ("sun", {}, "ldr"),
     "sun_hdr_switch": ("sun", {"field": SWITCH}, "hdr"),
+    "hashgrid_components": ("hashgrid", {"field": {"components": True}}, "split"),
+    "baseline_components": ("baseline", {"field": {"components": True}}, "split"),
+    "sun_components": ("sun", {"field": {"components": True, "residual_mode": False}}, "split"),
 }
 PRESET_VARIANTS = ["quality", "hashgrid", "baseline", "film", "encoder", "basis"]
 # trained on demand by the tests that name them (not part of the VARIANTS every format is tested on)
@@ -65,7 +69,9 @@ def export_data(tmp_path_factory) -> dict[str, Path]:
     mask = np.ones((HEIGHT, WIDTH), bool)
     mask[:3] = False
     write_virtual_texture(root / "vt", [VTLightmap(4, [float(h) for h in VT_HOURS], {"original": frames}, mask, parts=2)])
-    return {"ldr": root / "ldr", "hdr": root / "hdr", "vt": root / "vt"}
+    split, split_mask = split_lighting([float(h) for h in range(1, 25)], height=HEIGHT, width=WIDTH)
+    write_virtual_texture(root / "split", [VTLightmap(1, [float(h) for h in range(1, 25)], split, split_mask, parts=2)])
+    return {"ldr": root / "ldr", "hdr": root / "hdr", "vt": root / "vt", "split": root / "split"}
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +85,8 @@ def trained(export_data, tmp_path_factory):
             preset, overrides, data = {**VARIANTS, **EXTRA_VARIANTS}[name]
             config = apply_overrides(apply_overrides(preset_config(preset), QUICK), overrides)
             config.data.data_dir, config.out_dir = str(export_data[data]), str(root / name)
-            Trainer(config, load_sequence(export_data[data], config.data.lightmap_id)).fit()
+            Trainer(config, load_sequence(export_data[data], config.data.lightmap_id,
+                                          components=config.field.components)).fit()
             done[name] = root / name / "best.ckpt"
         return done[name]
 

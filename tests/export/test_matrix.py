@@ -61,10 +61,6 @@ COLUMNS = ("pack fp32 + numpy", "pack int8 + numpy", "ONNX", "contest reconstruc
 BETWEEN_STEPS = 20
 # (row, column): the start of the one-line refusal
 GAPS = {
-    ("hashgrid --components", "GLSL / WGSL viewer"): "the shaders do not decode fields of several light sources",
-    ("baseline --components (residual)", "GLSL / WGSL viewer"):
-        "the shaders do not decode fields of several light sources",
-    ("sun --components", "GLSL / WGSL viewer"): "the shaders do not decode fields of several light sources",
     ("hashgrid + network between the hours", "GLSL / WGSL viewer"):
         "the shaders decode the model's own frames between the hours",
 }

@@ -70,7 +70,7 @@ def viewer_pixels(browser, page_file: Path, hours: list[float]) -> dict[float, n
 
 @pytest.mark.parametrize("name", ["quality_switch", "hashgrid3d_switch", "baseline_switch_spline_blend",
                                   "encoder_ds2_no_xy", "film", "quality_hdr", "basis", "basis_hdr_switch", "sun",
-                                  "sun_hdr_switch"])
+                                  "sun_hdr_switch", "hashgrid_components", "baseline_components", "sun_components"])
 def test_viewer_draws_the_numpy_decode(name, trained, browser, tmp_path):
     field = load_checkpoint(trained(name)).field
     written = write_web(field, tmp_path / "viewer", "html")

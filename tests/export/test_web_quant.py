@@ -26,7 +26,8 @@ from tests.export.test_wgsl import RUNNER, WEBGPU_ARGS, webgpu_page
 # half-float spline time codes next to int8 weights, a lamp head: baseline_switch_spline_blend)
 CASES = [("quality", "fp16"), ("hashgrid", "fp16"), ("quality_hdr", "fp16"), ("encoder", "fp16"),
          ("quality", "int8"), ("hashgrid", "int8"), ("quality_hdr", "int8"), ("encoder", "int8"),
-         ("basis", "int8"), ("baseline_switch_spline_blend", "int8"), ("sun_hdr_switch", "int8")]
+         ("basis", "int8"), ("baseline_switch_spline_blend", "int8"), ("sun_hdr_switch", "int8"),
+         ("sun_components", "int8")]
 # the most data bytes may take against fp32's: half floats halve every texture the pack stores at reduced
 # precision; int8 quarters tables and weights (plus their scales, biases as half floats, and the encoder's
 # feature map, which is computed, as half floats)

@@ -326,9 +326,6 @@ def shader_layout(model: FieldModel, stored: dict[str, StoredArray] | None = Non
     if quant == "int8" and stored is None:
         raise ValueError("the shader layout of an int8 pack needs its stored arrays (pack_model)")
     int8 = {name: s for name, s in (stored or {}).items() if s.scale is not None} if quant == "int8" else {}
-    if spec.get("sources"):
-        raise InputError("the shaders do not decode fields of several light sources (--components) yet; export a "
-                         "pack (the numpy runtime and the contest folder decode it)")
     mlp = spec["mlp"]
     kind = mlp.get("kind", "mlp")
     if kind not in ("mlp", "basis"):
@@ -482,10 +479,24 @@ def shader_layout(model: FieldModel, stored: dict[str, StoredArray] | None = Non
     if model.blend_knots is not None:
         defines["N_KNOTS"] = int(model.blend_knots.size)
         float_arrays["KNOTS"] = [float(k) for k in model.blend_knots]
+    # light sources (--components): the MLP's 3 S outputs, each source switched by time, summed in linear light
+    sources = spec.get("sources")
+    defines["SOURCES"] = len(sources["names"]) if sources else 0
+    defines["OUTPUTS"] = 3 * max(1, defines["SOURCES"])
+    if sources:
+        knots = [float(k) for k in sources["knots"]]
+        float_arrays["SOURCE_KNOTS"] = knots
+        int_arrays["SOURCE_ON"] = [int(bool(v)) for row in sources["on"] for v in row]
+        defines["N_SOURCE_KNOTS"] = len(knots)
+        terms = sources.get("terms", {})
+        if sun:
+            defines["SUN_SOURCE"] = list(sources["names"]).index(terms["sun"])
     defines["RESIDUAL"] = int(bool(spec["residual"]))
-    if spec["residual"]:
-        baseline = np.zeros((model.height, model.width, 4), np.float32)
-        baseline[..., :3] = model.baseline
+    defines.update(BASE_W=model.width, BASE_H=model.height)
+    if spec["residual"]:  # one frame per light source (or the one baseline frame), stacked by rows
+        frames = model.residual_frame.reshape(model.height, model.width, -1, 3).transpose(2, 0, 1, 3)
+        baseline = np.zeros((frames.shape[0] * model.height, model.width, 4), np.float32)
+        baseline[..., :3] = frames.reshape(-1, model.width, 3)
         textures["u_baseline"] = Texture(baseline)
     defines["TRANSFORM"] = {"identity": 0, "log1p": 1, "linear": 2}[model.transform]
     defines["HDR"] = int(model.is_hdr)

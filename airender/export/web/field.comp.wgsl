@@ -165,9 +165,10 @@ fn base_at(x: i32, y: i32) -> vec3<f32> { return unpack4x8unorm(baseline[y * BAS
 fn base_at(x: i32, y: i32) -> vec3<f32> { return baseline[y * BASE_W + x].xyz; }
 #endif
 
-fn baseline_at(uv: vec2<f32>) -> vec3<f32> {
+// The residual baseline of output rows 3 s..3 s+2 (`baseline` holds one frame per light source, stacked).
+fn baseline_at(uv: vec2<f32>, s: i32) -> vec3<f32> {
     var f: vec2<f32>;
-    let t = bilinear_taps(uv, vec2<i32>(BASE_W, BASE_H), &f);
+    let t = bilinear_taps(uv, vec2<i32>(BASE_W, BASE_H), &f) + vec4<i32>(0, s * BASE_H, 0, s * BASE_H);
     let top = base_at(t.x, t.y) * (1.0 - f.x) + base_at(t.z, t.y) * f.x;
     let bottom = base_at(t.x, t.w) * (1.0 - f.x) + base_at(t.z, t.w) * f.x;
     return top * (1.0 - f.y) + bottom * f.y;
@@ -276,8 +277,9 @@ fn basis_values() {
     }
 }
 
-// The basis decoder at hour t: (W + dW(t)) b + c + dc(t), dW and dc from the coefficient MLP.
-fn raw_at(t: f32, uv: vec2<f32>) -> vec3<f32> {
+// The basis decoder's outputs base..base+2 at hour t: (W + dW(t)) b + c + dc(t), dW and dc from the
+// coefficient MLP.
+fn raw_at(t: f32, uv: vec2<f32>, base: i32) -> vec3<f32> {
     var code = time_code(t);
     for (var i = 0; i < FILM_HIDDEN; i++) {
         var a = P1(B_F0 * 4 + i);
@@ -286,17 +288,18 @@ fn raw_at(t: f32, uv: vec2<f32>) -> vec3<f32> {
     }
     var res: vec3<f32>;
     for (var c = 0; c < 3; c++) {
-        var v = P1(B_OUT * 4 + c) + film_out(3 * RANK + c);
+        let r = base + c;
+        var v = P1(B_OUT * 4 + r) + film_out(OUTPUTS * RANK + r);
         for (var j = 0; j < RANK; j++) {
-            v += (P1((W_OUT + c * R4) * 4 + j) + film_out(c * RANK + j)) * g_basis[j >> 2u][j & 3];
+            v += (P1((W_OUT + r * R4) * 4 + j) + film_out(r * RANK + j)) * g_basis[j >> 2u][j & 3];
         }
         res[c] = v;
     }
     return res;
 }
 #else
-// The MLP output at hour t for the pixel whose static pre-activation is g_first.
-fn raw_at(t: f32, uv: vec2<f32>) -> vec3<f32> {
+// The MLP outputs base..base+2 at hour t for the pixel whose static pre-activation is g_first.
+fn raw_at(t: f32, uv: vec2<f32>, base: i32) -> vec3<f32> {
     var code = time_code(t);
     var pre = g_first;
 #if TIME_IN_MLP
@@ -343,8 +346,8 @@ fn raw_at(t: f32, uv: vec2<f32>) -> vec3<f32> {
     }
     var res: vec3<f32>;
     for (var c = 0; c < 3; c++) {
-        var v = P1(B_OUT * 4 + c);
-        for (var k = 0; k < H4; k++) { v += dot(P4(W_OUT + c * H4 + k), h[k]); }
+        var v = P1(B_OUT * 4 + base + c);
+        for (var k = 0; k < H4; k++) { v += dot(P4(W_OUT + (base + c) * H4 + k), h[k]); }
         res[c] = v;
     }
     return res;
@@ -444,6 +447,45 @@ fn sun_light(t: f32) -> vec3<f32> {
 }
 #endif
 
+// The MLP outputs base..base+2 at hour t, blended between the neighbouring trained hours with TIME_BLEND.
+fn blended_at(t: f32, uv: vec2<f32>, base: i32) -> vec3<f32> {
+#if TIME_BLEND
+    let wrapped = fmod(t, 24.0);
+    var after = 0;
+    for (var k = 0; k < N_KNOTS; k++) {
+        if (KNOTS[k] <= wrapped) { after = k + 1; }
+    }
+    let before = (after - 1 + N_KNOTS) % N_KNOTS;
+    after = after % N_KNOTS;
+    var span = fmod(KNOTS[after] - KNOTS[before], 24.0);
+    if (span == 0.0) { span = 24.0; }
+    let w = fmod(wrapped - KNOTS[before], 24.0) / span;
+    var raw = raw_at(KNOTS[before], uv, base);
+    if (w > 0.0) { raw += w * (raw_at(KNOTS[after], uv, base) - raw); }
+    return raw;
+#else
+    return raw_at(t, uv, base);
+#endif
+}
+
+#if SOURCES
+// On (1) or off (0) of light source s at hour t: its state at a trained hour; between two, on unless off at both.
+fn source_on(s: i32, t: f32) -> f32 {
+    let wrapped = fmod(t, 24.0);
+    var after = 0;
+    for (var k = 0; k < N_SOURCE_KNOTS; k++) {
+        if (SOURCE_KNOTS[k] <= wrapped) { after = k + 1; }
+    }
+    let before = (after - 1 + N_SOURCE_KNOTS) % N_SOURCE_KNOTS;
+    after = after % N_SOURCE_KNOTS;
+    var span = fmod(SOURCE_KNOTS[after] - SOURCE_KNOTS[before], 24.0);
+    if (span == 0.0) { span = 24.0; }
+    let w = fmod(wrapped - SOURCE_KNOTS[before], 24.0) / span;
+    let lit = SOURCE_ON[s * N_SOURCE_KNOTS + before] == 1 || (SOURCE_ON[s * N_SOURCE_KNOTS + after] == 1 && w > 0.0);
+    return select(0.0, 1.0, lit);
+}
+#endif
+
 @compute @workgroup_size(WORKGROUP_X, WORKGROUP_Y, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (gid.x >= u.width || gid.y >= u.height) {
@@ -473,25 +515,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     basis_values();
 #endif
     let t = u.hour;
-#if TIME_BLEND
-    let wrapped = fmod(t, 24.0);
-    var after = 0;
-    for (var k = 0; k < N_KNOTS; k++) {
-        if (KNOTS[k] <= wrapped) { after = k + 1; }
-    }
-    let before = (after - 1 + N_KNOTS) % N_KNOTS;
-    after = after % N_KNOTS;
-    var span = fmod(KNOTS[after] - KNOTS[before], 24.0);
-    if (span == 0.0) { span = 24.0; }
-    let w = fmod(wrapped - KNOTS[before], 24.0) / span;
-    var raw = raw_at(KNOTS[before], uv);
-    if (w > 0.0) { raw += w * (raw_at(KNOTS[after], uv) - raw); }
-#else
-    let raw = raw_at(t, uv);
-#endif
-    var value = raw;
+#if SOURCES
+    var lin = vec3<f32>(0.0);
+    for (var s = 0; s < SOURCES; s++) {
+        var v = blended_at(t, uv, 3 * s);
 #if RESIDUAL
-    value += baseline_at(uv);
+        v += baseline_at(uv, s);
+#endif
+#if SUN
+        if (s == SUN_SOURCE) { v = from_linear(sun_light(t)); }
+#endif
+        lin += to_linear(max(v * source_on(s, t), vec3<f32>(0.0)));
+    }
+    var value = from_linear(lin);
+#else
+    var value = blended_at(t, uv, 0);
+#if RESIDUAL
+    value += baseline_at(uv, 0);
 #endif
 #if LIGHT_SWITCH
     let hour = fmod(t, 24.0);
@@ -503,6 +543,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #endif
 #elif SUN
     value = from_linear(to_linear(value) + sun_light(t));
+#endif
 #endif
     rgb[gid.y * u.width + gid.x] = vec4<f32>(to_display(value), 1.0);
 }

@@ -91,9 +91,10 @@ ivec4 bilinear_taps(vec2 uv, ivec2 size, out vec2 f) {
 }
 
 #if RESIDUAL
-vec3 baseline_at(vec2 uv) {
+// The residual baseline of output rows 3 s..3 s+2 (u_baseline holds one frame per light source, stacked).
+vec3 baseline_at(vec2 uv, int s) {
     vec2 f;
-    ivec4 t = bilinear_taps(uv, textureSize(u_baseline, 0), f);
+    ivec4 t = bilinear_taps(uv, ivec2(BASE_W, BASE_H), f) + ivec4(0, s * BASE_H, 0, s * BASE_H);
     vec3 top = texelFetch(u_baseline, t.xy, 0).rgb * (1.0 - f.x) + texelFetch(u_baseline, t.zy, 0).rgb * f.x;
     vec3 bottom = texelFetch(u_baseline, t.xw, 0).rgb * (1.0 - f.x) + texelFetch(u_baseline, t.zw, 0).rgb * f.x;
     return top * (1.0 - f.y) + bottom * f.y;
@@ -194,8 +195,9 @@ void basis_values() {
     }
 }
 
-// The basis decoder at hour t: (W + dW(t)) b + c + dc(t), dW and dc from the coefficient MLP.
-vec3 raw_at(float t, vec2 uv) {
+// The basis decoder's outputs base..base+2 at hour t: (W + dW(t)) b + c + dc(t), dW and dc from the
+// coefficient MLP.
+vec3 raw_at(float t, vec2 uv, int base) {
     vec4 code[C4];
     time_code(t, code);
     vec4 fh[FH4];
@@ -207,15 +209,16 @@ vec3 raw_at(float t, vec2 uv) {
     }
     vec3 rgb;
     for (int c = 0; c < 3; ++c) {
-        float v = P1(B_OUT * 4 + c) + film_out(3 * RANK + c, fh);
-        for (int j = 0; j < RANK; ++j) v += (P1((W_OUT + c * R4) * 4 + j) + film_out(c * RANK + j, fh)) * GET(g_basis, j);
+        int r = base + c;
+        float v = P1(B_OUT * 4 + r) + film_out(OUTPUTS * RANK + r, fh);
+        for (int j = 0; j < RANK; ++j) v += (P1((W_OUT + r * R4) * 4 + j) + film_out(r * RANK + j, fh)) * GET(g_basis, j);
         rgb[c] = v;
     }
     return rgb;
 }
 #else
-// The MLP output at hour t for the pixel whose static pre-activation is g_first.
-vec3 raw_at(float t, vec2 uv) {
+// The MLP outputs base..base+2 at hour t for the pixel whose static pre-activation is g_first.
+vec3 raw_at(float t, vec2 uv, int base) {
     vec4 code[C4];
     time_code(t, code);
     vec4 pre[H4];
@@ -269,8 +272,8 @@ vec3 raw_at(float t, vec2 uv) {
     }
     vec3 rgb;
     for (int c = 0; c < 3; ++c) {
-        float v = P1(B_OUT * 4 + c);
-        for (int k = 0; k < H4; ++k) v += dot(P4(W_OUT + c * H4 + k), h[k]);
+        float v = P1(B_OUT * 4 + base + c);
+        for (int k = 0; k < H4; ++k) v += dot(P4(W_OUT + (base + c) * H4 + k), h[k]);
         rgb[c] = v;
     }
     return rgb;
@@ -370,6 +373,45 @@ vec3 sun_light(float t) {
 }
 #endif
 
+// The MLP outputs base..base+2 at hour t, blended between the neighbouring trained hours with TIME_BLEND.
+vec3 blended_at(float t, vec2 uv, int base) {
+#if TIME_BLEND
+    float wrapped = mod(t, 24.0);
+    int after = 0;
+    for (int k = 0; k < N_KNOTS; ++k) {
+        if (KNOTS[k] <= wrapped) after = k + 1;
+    }
+    int before = (after - 1 + N_KNOTS) % N_KNOTS;
+    after = after % N_KNOTS;
+    float span = mod(KNOTS[after] - KNOTS[before], 24.0);
+    if (span == 0.0) span = 24.0;
+    float w = mod(wrapped - KNOTS[before], 24.0) / span;
+    vec3 raw = raw_at(KNOTS[before], uv, base);
+    if (w > 0.0) raw += w * (raw_at(KNOTS[after], uv, base) - raw);
+    return raw;
+#else
+    return raw_at(t, uv, base);
+#endif
+}
+
+#if SOURCES
+// On (1) or off (0) of light source s at hour t: its state at a trained hour; between two, on unless off at both.
+float source_on(int s, float t) {
+    float wrapped = mod(t, 24.0);
+    int after = 0;
+    for (int k = 0; k < N_SOURCE_KNOTS; ++k) {
+        if (SOURCE_KNOTS[k] <= wrapped) after = k + 1;
+    }
+    int before = (after - 1 + N_SOURCE_KNOTS) % N_SOURCE_KNOTS;
+    after = after % N_SOURCE_KNOTS;
+    float span = mod(SOURCE_KNOTS[after] - SOURCE_KNOTS[before], 24.0);
+    if (span == 0.0) span = 24.0;
+    float w = mod(wrapped - SOURCE_KNOTS[before], 24.0) / span;
+    bool lit = SOURCE_ON[s * N_SOURCE_KNOTS + before] == 1 || (SOURCE_ON[s * N_SOURCE_KNOTS + after] == 1 && w > 0.0);
+    return lit ? 1.0 : 0.0;
+}
+#endif
+
 void main() {
     vec2 uv = vec2(gl_FragCoord.x / u_size.x, (u_size.y - gl_FragCoord.y) / u_size.y);
     for (int k = 0; k < S4; ++k) g_static[k] = vec4(0.0);
@@ -397,25 +439,23 @@ void main() {
     basis_values();
 #endif
     float t = u_hour;
-#if TIME_BLEND
-    float wrapped = mod(t, 24.0);
-    int after = 0;
-    for (int k = 0; k < N_KNOTS; ++k) {
-        if (KNOTS[k] <= wrapped) after = k + 1;
-    }
-    int before = (after - 1 + N_KNOTS) % N_KNOTS;
-    after = after % N_KNOTS;
-    float span = mod(KNOTS[after] - KNOTS[before], 24.0);
-    if (span == 0.0) span = 24.0;
-    float w = mod(wrapped - KNOTS[before], 24.0) / span;
-    vec3 raw = raw_at(KNOTS[before], uv);
-    if (w > 0.0) raw += w * (raw_at(KNOTS[after], uv) - raw);
-#else
-    vec3 raw = raw_at(t, uv);
-#endif
-    vec3 value = raw;
+#if SOURCES
+    vec3 lin = vec3(0.0);
+    for (int s = 0; s < SOURCES; ++s) {
+        vec3 v = blended_at(t, uv, 3 * s);
 #if RESIDUAL
-    value += baseline_at(uv);
+        v += baseline_at(uv, s);
+#endif
+#if SUN
+        if (s == SUN_SOURCE) v = from_linear(sun_light(t));
+#endif
+        lin += to_linear(max(v * source_on(s, t), 0.0));
+    }
+    vec3 value = from_linear(lin);
+#else
+    vec3 value = blended_at(t, uv, 0);
+#if RESIDUAL
+    value += baseline_at(uv, 0);
 #endif
 #if LIGHT_SWITCH
     float hour = mod(t, 24.0);
@@ -427,6 +467,7 @@ void main() {
 #endif
 #elif SUN
     value = from_linear(to_linear(value) + sun_light(t));
+#endif
 #endif
     vec3 display = to_display(value);
 #if HDR
