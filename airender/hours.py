@@ -1,6 +1,7 @@
 """Time of day from file names and contest keys. Time is data: it is never taken from sort order."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -55,3 +56,43 @@ def neighbouring_hours(knots: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tens
     span = (knots[after] - knots[before]) % HOURS_PER_DAY
     span = torch.where(span == 0, torch.full_like(span, HOURS_PER_DAY), span)
     return before, after, ((wrapped - knots[before]) % HOURS_PER_DAY) / span
+
+
+def parse_times(spec: str, flag: str = "--times") -> list[float]:
+    """Times of day from ``spec``: comma-separated hours and ranges START:STOP:STEP (STOP excluded, e.g.
+    ``0:24:0.25`` is every 15 minutes, 96 times; ``6:20:0.1`` every 6 minutes from 6:00 to 19:54). Each time has
+    at most two decimals (how the lightmap layout names times) and lies in [0, 24]; 0 and 24 are one time
+    (midnight, kept as 24). Returns the distinct times ascending. Raises ValueError naming ``flag`` for a spec
+    it cannot read.
+
+    >>> parse_times("7.5, 0:3:1")
+    [1.0, 2.0, 7.5, 24.0]
+    """
+    times: set[float] = set()
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        fields = item.split(":")
+        try:
+            values = [float(f) for f in fields]
+        except ValueError:
+            raise ValueError(f"{flag} {spec}: {item!r} is not an hour or a range START:STOP:STEP") from None
+        if len(values) == 1:
+            hours = values
+        elif len(values) == 3 and values[2] > 0 and values[0] <= values[1]:
+            start, stop, step = values
+            hours = [start + k * step for k in range(max(0, math.ceil((stop - start) / step - 1e-9)))]
+        else:
+            raise ValueError(f"{flag} {spec}: {item!r} is not a range START:STOP:STEP with STEP > 0 and "
+                             f"START <= STOP")
+        for hour in hours:
+            if abs(hour - round(hour, 2)) > 1e-6:
+                raise ValueError(f"{flag} {spec}: {hour:g} has more than two decimals (the lightmap layout names "
+                                 f"times with two)")
+            hour = round(hour, 2)
+            if not 0.0 <= hour <= HOURS_PER_DAY:
+                raise ValueError(f"{flag} {spec}: {hour:g} is not a time of day in [0, 24]")
+            times.add(HOURS_PER_DAY if hour in (0.0, HOURS_PER_DAY) else hour)
+    if not times:
+        raise ValueError(f"{flag}: {spec!r} names no time")
+    return sorted(times)

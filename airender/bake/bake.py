@@ -8,6 +8,7 @@ and the sun at every baked time) and ``contact_sheet.png``.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ from airender import __version__
 from airender.bake.lighting import (LAMP_MIN_DISTANCE_M, LAMP_SOURCE_RADIUS_M, LIGHTS_OFF_FROM, LIGHTS_OFF_TO,
                                     SKY_HORIZONTAL, SKY_NIGHT_RADIANCE, SUN_EXTINCTION, SUN_HALF_ANGLE_DEG,
                                     SUN_IRRADIANCE, SURFACE_OFFSET_M, AtlasLighting, SampleCounts, lights_on)
-from airender.bake.preview import SHEET_HOURS, shrink, write_contact_sheet
+from airender.bake.preview import sheet_times, shrink, write_contact_sheet
 from airender.bake.raster import rasterize
 from airender.bake.scene import build_level
 from airender.bake.tracer import ShadowTracer, import_mitsuba
@@ -37,13 +38,17 @@ MIN_SIZE, MAX_SIZE = 16, 16384
 DILATE_TEXELS = 4
 FIRST_LIGHTMAP_ID = 1  # ids as in the published example of the layout ("id": 1, ...)
 OVERWRITE_FLAG = "--overwrite"
+HOLDOUT_FOLDER = "holdout"  # --holdout_times: a dataset of their own inside the output
 
 
 @dataclass
 class BakeSettings:
     """What to bake. ``size``: texels a side of the largest atlas (a power of two); ``atlases``: how many;
     ``parts``: files per lightmap along its height (divides ``size``); ``spp``: sky samples per texel;
-    ``seed``: the level and the sample patterns; ``site``: where and when the sun shines."""
+    ``seed``: the level and the sample patterns; ``site``: where and when the sun shines; ``times``: the
+    times of day to bake (None: the hours 1..24 and the held-out times ``HELD_OUT``, in one dataset);
+    ``holdout_times``: times baked into a dataset of their own, ``holdout/`` inside the output, that never
+    enters training (``airender eval --extra OUT/holdout``)."""
 
     size: int = 256
     atlases: int = 2
@@ -51,6 +56,8 @@ class BakeSettings:
     spp: int = 8
     seed: int = 0
     site: Site = field(default_factory=Site)
+    times: tuple[float, ...] | None = None
+    holdout_times: tuple[float, ...] = ()
 
     def validate(self) -> None:
         """Raise ``InputError("--flag: problem")`` for a value the baker cannot use."""
@@ -74,12 +81,23 @@ class BakeSettings:
             raise InputError(f"--longitude: {self.site.longitude} is outside -180..180")
         if not -12.0 <= self.site.timezone <= 14.0:
             raise InputError(f"--timezone: {self.site.timezone} is outside -12..14 hours")
+        if self.holdout_times and self.times is None:
+            raise InputError("--holdout_times: give the training times too (--times), so that the held-out times "
+                             "are baked apart from them")
+        shared = sorted(set(self.times or ()) & set(self.holdout_times))
+        if shared:
+            raise InputError(f"--holdout_times: {', '.join(f'{t:g}' for t in shared)} also in --times; a held-out "
+                             f"time is never a training time")
+        for name in ("times", "holdout_times"):
+            for t in getattr(self, name) or ():
+                time_text(t)  # InputError for a time the layout cannot name
 
     def as_dict(self) -> dict:
         site = asdict(self.site)
         site["day"] = self.site.day.isoformat()
+        times = {} if self.times is None else {"times": list(self.times), "holdout_times": list(self.holdout_times)}
         return {"size": self.size, "atlases": self.atlases, "parts": self.parts, "spp": self.spp, "seed": self.seed,
-                **site}
+                **site, **times}
 
 
 @dataclass
@@ -91,10 +109,14 @@ class BakeResult:
     lightmaps: list[dict]
     times: list[float]
     seconds: dict[str, float]
+    holdout_times: list[float] = field(default_factory=list)  # baked into out / HOLDOUT_FOLDER
 
 
-def baked_times() -> list[float]:
-    """Whole hours 1..24 (24 = midnight), then the held-out fractional times."""
+def baked_times(settings: BakeSettings | None = None) -> list[float]:
+    """The times of the training dataset: ``settings.times``, or by default the whole hours 1..24 (24 =
+    midnight) and then the held-out fractional times."""
+    if settings is not None and settings.times is not None:
+        return list(settings.times)
     return list(HOURS) + list(HELD_OUT)
 
 
@@ -129,8 +151,10 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
     seconds["level_and_unwrap"] = time.perf_counter() - started
     tracer = ShadowTracer(level)
     samples = SampleCounts.from_spp(settings.spp)
-    times = baked_times()
-    suns = {t: sun_position(settings.site, t) for t in times}
+    times = baked_times(settings)
+    holdout = list(settings.holdout_times)
+    sheet = sheet_times(times)
+    suns = {t: sun_position(settings.site, t) for t in times + holdout}
     lightmaps: list[dict] = []
     panels: dict[tuple[str, float], np.ndarray] = {}
     sheet_valid = None
@@ -140,26 +164,32 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
               "(slow)", file=sys.stderr)
 
     with VTWriter(out, overwrite, OVERWRITE_FLAG) as writer, \
-            progress_bar(len(unwrap.atlases) * (2 + len(times)), "bake", "step", disable=not progress) as bar:
+            contextlib.ExitStack() as stack, \
+            progress_bar(len(unwrap.atlases) * (2 + len(times) + len(holdout)), "bake", "step",
+                         disable=not progress) as bar:
+        held_writer = stack.enter_context(VTWriter(writer.root / HOLDOUT_FOLDER)) if holdout else None
         for charts in unwrap.atlases:
             lightmap_id = FIRST_LIGHTMAP_ID + charts.index
             t0 = time.perf_counter()
             geometry = rasterize(charts, DILATE_TEXELS)
-            writer.begin(lightmap_id, charts.width, charts.height, settings.parts)
+            for target in filter(None, (writer, held_writer)):
+                target.begin(lightmap_id, charts.width, charts.height, settings.parts)
             seconds["raster"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             lighting = AtlasLighting(geometry, level, tracer, settings.site, samples,
                                      seed=(settings.seed, charts.index), progress=bar)
             mask = geometry.mask()
-            writer.write_mask(lightmap_id, mask)
-            for t in times:
-                values = lighting.at(t)
-                for component in COMPONENTS:
-                    image = geometry.image(values[component])
-                    writer.write(lightmap_id, component, t, image)
-                    if charts.index == 0 and t in SHEET_HOURS:
-                        panels[(component, t)] = shrink(image)
-                bar.update(1)
+            for target in filter(None, (writer, held_writer)):
+                target.write_mask(lightmap_id, mask)
+            for target, target_times in ((writer, times), (held_writer, holdout)):
+                for t in target_times:  # the sky and the lamps were traced once; per time only the sun
+                    values = lighting.at(t)
+                    for component in COMPONENTS:
+                        image = geometry.image(values[component])
+                        target.write(lightmap_id, component, t, image)
+                        if target is writer and charts.index == 0 and t in sheet:
+                            panels[(component, t)] = shrink(image)
+                    bar.update(1)
             seconds["lighting_and_writing"] += time.perf_counter() - t0
             if charts.index == 0:
                 sheet_valid = shrink((mask > 0).astype(np.float32)[..., None])[..., 0] > 0.5
@@ -169,12 +199,13 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
         t0 = time.perf_counter()
         write_contact_sheet(writer.root / "contact_sheet.png", panels, sheet_valid,
                             title=f"airender bake: lightmap {FIRST_LIGHTMAP_ID} ({unwrap.atlases[0].width} x "
-                                  f"{unwrap.atlases[0].height}), seed {settings.seed}, {settings.spp} spp")
+                                  f"{unwrap.atlases[0].height}), seed {settings.seed}, {settings.spp} spp",
+                            hours=sheet)
         seconds["contact_sheet"] = time.perf_counter() - t0
         seconds["total"] = time.perf_counter() - started
         write_json_atomic(writer.root / "meta.json", _meta(settings, level, unwrap, samples, suns, lightmaps, versions,
                                                      tracer.variant, seconds))
-    return BakeResult(out=out, lightmaps=lightmaps, times=times, seconds=seconds)
+    return BakeResult(out=out, lightmaps=lightmaps, times=times, seconds=seconds, holdout_times=holdout)
 
 
 def _meta(settings: BakeSettings, level, unwrap, samples: SampleCounts, suns: dict, lightmaps: list[dict],
@@ -191,6 +222,9 @@ def _meta(settings: BakeSettings, level, unwrap, samples: SampleCounts, suns: di
                             f"invalid texels within {DILATE_TEXELS} texels of a valid one hold a copy of a nearest "
                             "valid texel, the rest 0",
         "times": {"hours": list(HOURS), "held_out": list(HELD_OUT),
+                  "midnight": "24.00 (the night that starts the day)"} if settings.times is None else
+                 {"baked": list(settings.times), "held_out": list(settings.holdout_times),
+                  "held_out_folder": HOLDOUT_FOLDER if settings.holdout_times else None,
                   "midnight": "24.00 (the night that starts the day)"},
         "lights_rule": f"local lamps on for t < {LIGHTS_OFF_FROM:g} or t > {LIGHTS_OFF_TO:g}",
         "sun": {time_text(t): {**p.as_dict(), "lights_on": lights_on(t)} for t, p in suns.items()},

@@ -37,25 +37,37 @@ def sheet_exposure(noon_original: np.ndarray, valid: np.ndarray) -> float:
     return 1.0 / p95 if p95 > 0 else 1.0
 
 
+def sheet_times(times: list[float]) -> list[float]:
+    """The columns of the contact sheet: for each of ``SHEET_HOURS`` the nearest of the baked ``times``
+    (periodic), each once, in the order of ``SHEET_HOURS``."""
+    def gap(a: float, b: float) -> float:
+        d = abs(a - b) % 24.0
+        return min(d, 24.0 - d)
+
+    picked = [min(times, key=lambda t: gap(t, hour)) for hour in SHEET_HOURS]
+    return list(dict.fromkeys(picked))
+
+
 def write_contact_sheet(path: Path, panels: dict[tuple[str, float], np.ndarray], valid: np.ndarray,
-                        title: str) -> None:
-    """Rows = components (``COMPONENTS``: original and the three sources), columns = ``SHEET_HOURS``;
-    ``panels[(component, hour)]`` is a shrunk [h, w, 3] image, ``valid`` the shrunk [h, w] bool coverage.
-    One exposure (from Original at noon) for every panel, so that panels compare; each panel is labelled
-    with its largest value. Written atomically."""
+                        title: str, hours: list[float] | tuple[float, ...] = SHEET_HOURS) -> None:
+    """Rows = components (``COMPONENTS``: original and the three sources), columns = ``hours`` (default
+    ``SHEET_HOURS``); ``panels[(component, hour)]`` is a shrunk [h, w, 3] image, ``valid`` the shrunk [h, w]
+    bool coverage. One exposure (from Original at the hour nearest noon) for every panel, so that panels
+    compare; each panel is labelled with its largest value. Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    exposure = sheet_exposure(panels[("original", 12.0)], valid)
+    noon = min(hours, key=lambda h: abs(h - 12.0))
+    exposure = sheet_exposure(panels[("original", noon)], valid)
     height, width = valid.shape
     inches = 2.2 / max(height, width)
-    fig, axes = plt.subplots(len(COMPONENTS), len(SHEET_HOURS), squeeze=False,
-                             figsize=(len(SHEET_HOURS) * width * inches + 0.8,
+    fig, axes = plt.subplots(len(COMPONENTS), len(hours), squeeze=False,
+                             figsize=(len(hours) * width * inches + 0.8,
                                       len(COMPONENTS) * (height * inches + 0.25) + 0.6))
     for r, component in enumerate(COMPONENTS):
-        for c, hour in enumerate(SHEET_HOURS):
+        for c, hour in enumerate(hours):
             image = panels[(component, hour)]
             ax = axes[r][c]
             ax.imshow(tone_map(image, exposure), interpolation="nearest")

@@ -219,6 +219,44 @@ def test_bad_input_is_refused_before_writing(tmp_path, flags, message):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--times", "7:6:1"], "--times 7:6:1"), (["--times", "7.125"], "two decimals"), (["--times", "25"], "--times 25"),
+    (["--holdout_times", "7.1"], "give the training times too"),
+    (["--times", "6:9:1", "--holdout_times", "7"], "7 also in --times"),
+])
+def test_bad_times_are_refused_before_writing(tmp_path, flags, message):
+    out = tmp_path / "out"
+    args = _parse(["--out", str(out), "--quiet", *flags])
+    with pytest.raises(InputError, match=message):
+        args.func(args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_any_times_and_held_out_times_apart(tmp_path):
+    """--times bakes exactly those times; --holdout_times bakes its own into OUT/holdout, the same level and
+    lighting (a time in both would give the same image); meta.json gives each time's sun."""
+    out = tmp_path / "dense"
+    args = _parse(["--out", str(out), "--quiet", "--size", "128", "--atlases", "1", "--spp", "1",
+                   "--times", "6:9:0.25,12", "--holdout_times", "7.1, 8.05"])
+    args.func(args)
+    dense = [6.0 + 0.25 * k for k in range(12)] + [12.0]
+    (entry,) = entries(out)
+    assert sorted(open_component(out, entry, "original").hours) == dense
+    (held,) = entries(out / "holdout")
+    assert sorted(open_component(out / "holdout", held, "original").hours) == [7.1, 8.05]
+    assert (held.width, held.height) == (entry.width, entry.height)
+    assert np.array_equal(read_mask(out, entry), read_mask(out / "holdout", held))
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["times"]["baked"] == dense and meta["times"]["held_out"] == [7.1, 8.05]
+    assert meta["times"]["held_out_folder"] == "holdout"
+    assert set(meta["sun"]) == {time_text(t) for t in dense + [7.1, 8.05]}
+    # the sun moves between 7 and 7.1 and between 7.1 and 7.25: the held-out frame lies between the baked ones
+    sun = [read(root, "directional", e, t).sum() for root, e, t in ((out, entry, 7.0), (out / "holdout", held, 7.1),
+                                                                   (out, entry, 7.25))]
+    assert sun[0] < sun[1] < sun[2]
+    assert read(out, "local", entry, 7.0).sum() == 0 and read(out / "holdout", "original", held, 7.1).sum() > 0
+
+
 def test_existing_folder_is_refused_without_overwrite(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
