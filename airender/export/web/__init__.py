@@ -476,18 +476,21 @@ def shader_layout(model: FieldModel, stored: dict[str, StoredArray] | None = Non
         float_arrays["SUN_PATH"] = [float(v) for v in a[sun["path"]].reshape(-1)]
         floats["SUN_DAY_FADE"] = float(sun["day_fade"])
     defines["TIME_BLEND"] = int(model.blend_knots is not None)
-    if model.blend_knots is not None:
-        defines["N_KNOTS"] = int(model.blend_knots.size)
-        float_arrays["KNOTS"] = [float(k) for k in model.blend_knots]
+    # the trained hours, for time blending and the light sources' gates (both knot the trained hours)
+    knots = [float(k) for k in model.blend_knots] if model.blend_knots is not None else \
+        [float(k) for k in spec["sources"]["knots"]] if spec.get("sources") else None
+    defines["HAS_KNOTS"] = int(knots is not None)
+    if knots is not None:
+        defines["N_KNOTS"] = len(knots)
+        float_arrays["KNOTS"] = knots
     # light sources (--components): the MLP's 3 S outputs, each source switched by time, summed in linear light
     sources = spec.get("sources")
     defines["SOURCES"] = len(sources["names"]) if sources else 0
     defines["OUTPUTS"] = 3 * max(1, defines["SOURCES"])
     if sources:
-        knots = [float(k) for k in sources["knots"]]
-        float_arrays["SOURCE_KNOTS"] = knots
+        if [float(k) for k in sources["knots"]] != knots:
+            raise InputError("the light sources' gates knot other hours than the field's time blending")
         int_arrays["SOURCE_ON"] = [int(bool(v)) for row in sources["on"] for v in row]
-        defines["N_SOURCE_KNOTS"] = len(knots)
         terms = sources.get("terms", {})
         if sun:
             defines["SUN_SOURCE"] = list(sources["names"]).index(terms["sun"])

@@ -447,19 +447,28 @@ fn sun_light(t: f32) -> vec3<f32> {
 }
 #endif
 
+#if HAS_KNOTS
+// The trained hours before and after hour t (cyclically) and the weight of the later one (0 at a trained hour).
+fn knot_weight(t: f32, before: ptr<function, i32>, after: ptr<function, i32>) -> f32 {
+    let wrapped = fmod(t, 24.0);
+    var next = 0;
+    for (var k = 0; k < N_KNOTS; k++) {
+        if (KNOTS[k] <= wrapped) { next = k + 1; }
+    }
+    *before = (next - 1 + N_KNOTS) % N_KNOTS;
+    *after = next % N_KNOTS;
+    var span = fmod(KNOTS[*after] - KNOTS[*before], 24.0);
+    if (span == 0.0) { span = 24.0; }
+    return fmod(wrapped - KNOTS[*before], 24.0) / span;
+}
+#endif
+
 // The MLP outputs base..base+2 at hour t, blended between the neighbouring trained hours with TIME_BLEND.
 fn blended_at(t: f32, uv: vec2<f32>, base: i32) -> vec3<f32> {
 #if TIME_BLEND
-    let wrapped = fmod(t, 24.0);
-    var after = 0;
-    for (var k = 0; k < N_KNOTS; k++) {
-        if (KNOTS[k] <= wrapped) { after = k + 1; }
-    }
-    let before = (after - 1 + N_KNOTS) % N_KNOTS;
-    after = after % N_KNOTS;
-    var span = fmod(KNOTS[after] - KNOTS[before], 24.0);
-    if (span == 0.0) { span = 24.0; }
-    let w = fmod(wrapped - KNOTS[before], 24.0) / span;
+    var before: i32;
+    var after: i32;
+    let w = knot_weight(t, &before, &after);
     var raw = raw_at(KNOTS[before], uv, base);
     if (w > 0.0) { raw += w * (raw_at(KNOTS[after], uv, base) - raw); }
     return raw;
@@ -471,17 +480,10 @@ fn blended_at(t: f32, uv: vec2<f32>, base: i32) -> vec3<f32> {
 #if SOURCES
 // On (1) or off (0) of light source s at hour t: its state at a trained hour; between two, on unless off at both.
 fn source_on(s: i32, t: f32) -> f32 {
-    let wrapped = fmod(t, 24.0);
-    var after = 0;
-    for (var k = 0; k < N_SOURCE_KNOTS; k++) {
-        if (SOURCE_KNOTS[k] <= wrapped) { after = k + 1; }
-    }
-    let before = (after - 1 + N_SOURCE_KNOTS) % N_SOURCE_KNOTS;
-    after = after % N_SOURCE_KNOTS;
-    var span = fmod(SOURCE_KNOTS[after] - SOURCE_KNOTS[before], 24.0);
-    if (span == 0.0) { span = 24.0; }
-    let w = fmod(wrapped - SOURCE_KNOTS[before], 24.0) / span;
-    let lit = SOURCE_ON[s * N_SOURCE_KNOTS + before] == 1 || (SOURCE_ON[s * N_SOURCE_KNOTS + after] == 1 && w > 0.0);
+    var before: i32;
+    var after: i32;
+    let w = knot_weight(t, &before, &after);
+    let lit = SOURCE_ON[s * N_KNOTS + before] == 1 || (SOURCE_ON[s * N_KNOTS + after] == 1 && w > 0.0);
     return select(0.0, 1.0, lit);
 }
 #endif

@@ -373,19 +373,27 @@ vec3 sun_light(float t) {
 }
 #endif
 
-// The MLP outputs base..base+2 at hour t, blended between the neighbouring trained hours with TIME_BLEND.
-vec3 blended_at(float t, vec2 uv, int base) {
-#if TIME_BLEND
+#if HAS_KNOTS
+// The trained hours before and after hour t (cyclically) and the weight of the later one (0 at a trained hour).
+float knot_weight(float t, out int before, out int after) {
     float wrapped = mod(t, 24.0);
-    int after = 0;
+    after = 0;
     for (int k = 0; k < N_KNOTS; ++k) {
         if (KNOTS[k] <= wrapped) after = k + 1;
     }
-    int before = (after - 1 + N_KNOTS) % N_KNOTS;
+    before = (after - 1 + N_KNOTS) % N_KNOTS;
     after = after % N_KNOTS;
     float span = mod(KNOTS[after] - KNOTS[before], 24.0);
     if (span == 0.0) span = 24.0;
-    float w = mod(wrapped - KNOTS[before], 24.0) / span;
+    return mod(wrapped - KNOTS[before], 24.0) / span;
+}
+#endif
+
+// The MLP outputs base..base+2 at hour t, blended between the neighbouring trained hours with TIME_BLEND.
+vec3 blended_at(float t, vec2 uv, int base) {
+#if TIME_BLEND
+    int before, after;
+    float w = knot_weight(t, before, after);
     vec3 raw = raw_at(KNOTS[before], uv, base);
     if (w > 0.0) raw += w * (raw_at(KNOTS[after], uv, base) - raw);
     return raw;
@@ -397,17 +405,9 @@ vec3 blended_at(float t, vec2 uv, int base) {
 #if SOURCES
 // On (1) or off (0) of light source s at hour t: its state at a trained hour; between two, on unless off at both.
 float source_on(int s, float t) {
-    float wrapped = mod(t, 24.0);
-    int after = 0;
-    for (int k = 0; k < N_SOURCE_KNOTS; ++k) {
-        if (SOURCE_KNOTS[k] <= wrapped) after = k + 1;
-    }
-    int before = (after - 1 + N_SOURCE_KNOTS) % N_SOURCE_KNOTS;
-    after = after % N_SOURCE_KNOTS;
-    float span = mod(SOURCE_KNOTS[after] - SOURCE_KNOTS[before], 24.0);
-    if (span == 0.0) span = 24.0;
-    float w = mod(wrapped - SOURCE_KNOTS[before], 24.0) / span;
-    bool lit = SOURCE_ON[s * N_SOURCE_KNOTS + before] == 1 || (SOURCE_ON[s * N_SOURCE_KNOTS + after] == 1 && w > 0.0);
+    int before, after;
+    float w = knot_weight(t, before, after);
+    bool lit = SOURCE_ON[s * N_KNOTS + before] == 1 || (SOURCE_ON[s * N_KNOTS + after] == 1 && w > 0.0);
     return lit ? 1.0 : 0.0;
 }
 #endif
