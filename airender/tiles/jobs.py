@@ -10,6 +10,7 @@ runs the same in this process, in a spawned worker process or as a Ray task.
 from __future__ import annotations
 
 import contextlib
+import re
 import resource
 import sys
 import time
@@ -54,6 +55,21 @@ def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
+
+
+def peak_private_mb() -> float:
+    """Peak resident memory of this process so far less the file-backed pages it maps now (shared libraries,
+    memory-mapped data), MiB: its own memory, whatever the page cache does with the libraries' pages (a kernel
+    that keeps them as huge pages makes every process that maps torch look 1 GB larger). Linux; elsewhere
+    :func:`peak_rss_mb`."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return peak_rss_mb()
+    values = {key: float(value) for key, value in re.findall(r"^(VmHWM|RssFile|RssShmem):\s+(\d+) kB", status, re.M)}
+    if "VmHWM" not in values:
+        return peak_rss_mb()
+    return (values["VmHWM"] - values.get("RssFile", 0.0) - values.get("RssShmem", 0.0)) / 1024.0
 
 
 def tile_config(job: TileJob):
