@@ -197,6 +197,12 @@ def held_out_group(hour: float, switch_hours: tuple[float, float] = DEFAULT_SWIT
     return "between_day" if off <= hour <= on else "between_night"
 
 
+def trained_time(desc):
+    """A predicate: whether an hour is one the model described by ``desc`` trained on (to 1e-6 h)."""
+    trained = {round(t, 6) for t in (desc.train_times or desc.times)}
+    return lambda hour: round(hour, 6) in trained
+
+
 def ground_truth_groups(desc, data_dir: str, lightmap_id: str, extra_dirs: list[str],
                         switch_hours: tuple[float, float] = DEFAULT_SWITCH_HOURS, component: str = "original") -> list:
     """[(group, sequence)] in GROUP_ORDER: 'hours' (frames at the times the model trained on), then the
@@ -210,10 +216,10 @@ def ground_truth_groups(desc, data_dir: str, lightmap_id: str, extra_dirs: list[
 
     sequence = load_sequence(data_dir, lightmap_id, component,
                              components=component == "original" and with_sources(data_dir))
-    trained = {round(t, 6) for t in (desc.train_times or desc.times)}
+    trained = trained_time(desc)
     times = sequence.time_list()
-    seen = [i for i, t in enumerate(times) if round(t, 6) in trained]
-    unseen = [i for i, t in enumerate(times) if round(t, 6) not in trained]
+    seen = [i for i, t in enumerate(times) if trained(t)]
+    unseen = [i for i, t in enumerate(times) if not trained(t)]
     groups = [("hours", sequence.select(seen))] if seen else []
     extras = ([sequence.select(unseen)] if unseen else []) + \
         [load_sequence(d, components=with_sources(d)) for d in extra_dirs]

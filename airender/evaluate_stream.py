@@ -24,7 +24,7 @@ import torch
 from airender.contest_metrics import pooled_means, tile_means
 from airender.data.frame_store import FrameSource, open_sources
 from airender.errors import InputError
-from airender.evaluate import GROUP_ORDER, EvalReport, held_out_group
+from airender.evaluate import GROUP_ORDER, EvalReport, held_out_group, trained_time
 from airender.protocols import CONTEST_PROTOCOLS, _rows_of
 from airender.render import query_pixels
 from airender.timing import sync
@@ -69,8 +69,8 @@ def windows_of(height: int, width: int, window: tuple[int, int] = WINDOW) -> lis
 
 def time_groups(desc, times: list[float], switch_hours: tuple[float, float]) -> list[str]:
     """The group of each hour: 'hours' where the model trained on it, else its held-out group."""
-    trained = {round(t, 6) for t in (desc.train_times or desc.times)}
-    return ["hours" if round(t, 6) in trained else held_out_group(t, switch_hours) for t in times]
+    trained = trained_time(desc)
+    return ["hours" if trained(t) else held_out_group(t, switch_hours) for t in times]
 
 
 def evaluate_streamed(decoder, source: FrameSource, suite, protocol: str, switch_hours: tuple[float, float],
@@ -96,10 +96,12 @@ def evaluate_streamed(decoder, source: FrameSource, suite, protocol: str, switch
     tiles: list[list[dict]] = [[] for _ in times]
     seconds = [0.0] * len(times)
     device = getattr(decoder, "device", None)
-    windows = windows_of(info.height, info.width, window)
-    for top, left in windows:
+    band, band_top = None, -1
+    for top, left in windows_of(info.height, info.width, window):
         height, width = min(rows_step, info.height - top), min(cols_step, info.width - left)
-        if source.read_mask(top, top + height)[:, left:left + width].any():
+        if top != band_top:  # the mask of a band of rows, read once for every window of the band
+            band, band_top = source.read_mask(top, top + height), top
+        if band[:, left:left + width].any():
             truth = source.read_window((top, left, height, width))
             mask = None if truth.mask is None else truth.mask.cpu()
             ys, xs = torch.meshgrid(torch.arange(top, top + height), torch.arange(left, left + width), indexing="ij")

@@ -191,8 +191,8 @@ def _grid_wgsl(grid: GridLayout) -> str:
     return "\n".join(lines)
 
 
-def wgsl_source(layout: ShaderLayout, height: int, width: int) -> str:
-    """The WGSL module of ``layout`` for a model of native size ``height`` x ``width``."""
+def wgsl_source(layout: ShaderLayout) -> str:
+    """The WGSL module of ``layout`` (whose defines carry the model's native size, BASE_W x BASE_H)."""
     defines = {**layout.defines, "WORKGROUP_X": WORKGROUP[0], "WORKGROUP_Y": WORKGROUP[1]}
     prelude = [f"// airender {__version__}: generated constants of this model",
                *(f"const {name}: i32 = {value};" for name, value in defines.items()),
@@ -226,7 +226,7 @@ def wgsl_program(model: FieldModel, stored: dict[str, StoredArray] | None = None
     """The compute shader, storage buffers and buffer layout that decode ``model`` (a pack's runtime model,
     at its pack's precision; an int8 pack's needs ``stored``, see airender.export.web.shader_layout)."""
     layout = shader_layout(model, stored)
-    code = wgsl_source(layout, model.height, model.width)
+    code = wgsl_source(layout)
     buffers, entries, offset = {}, [], 0
     for name, binding in BINDINGS.items():
         texture = layout.textures.get(TEXTURE_OF[name])

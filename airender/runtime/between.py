@@ -158,13 +158,17 @@ class BetweenHours:
         """Display values [N, 3] at texels (y [N], x [N]) and hours t [N] (or one hour for all): equal to
         :meth:`decode` at those texels."""
         y, x, t = ops.texel_arguments(y, x, t, self.model.height, self.model.width)
-        out = self.model.query(y, x, t)
+        out = np.empty((y.size, 3), F32)
+        own = np.ones(y.size, bool)  # rows at times the model decodes itself
         for hour in np.unique(t):
             blend = self.blend(float(hour))
             if blend is None:
                 continue
             rows = np.flatnonzero(t == hour)
+            own[rows] = False
             before, after, s = blend
             a, b = self.hour_frame(before)[y[rows], x[rows]], self.hour_frame(after)[y[rows], x[rows]]
             out[rows] = self._to_display(a + self.weights(before, after, s)[y[rows], x[rows]][:, None] * (b - a))
+        if own.any():
+            out[own] = self.model.query(y[own], x[own], t[own])
         return out
