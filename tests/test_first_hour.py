@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 
 from airender.cli import build_parser, main
 from airender.models.checkpoint import read_checkpoint

@@ -13,7 +13,7 @@ import argparse
 import os
 from pathlib import Path
 
-from airender.between.cli import default_net_path, run_network
+from airender.between.cli import run_network
 from airender.cli_args import add_ckpt_argument, add_data_dir_argument, add_subcommand
 from airender.errors import InputError
 from airender.export.contest import write_contest
@@ -55,9 +55,9 @@ def add_export_parser(sub) -> None:
                              "trained on (default: none)", required=False)
     p.add_argument("--between", choices=BETWEEN_EXPORT, default="auto",
                    help="frames between the trained hours: 'auto' (default): a run that fitted the network between "
-                        "the hours (--between_steps, the quality preset; between.pt beside --ckpt) ships it in the "
-                        "pack, ONNX (NAME.between.onnx) and contest exports, which then decode what airender render "
-                        "--between auto decodes (the shaders decode the model's own frames, with a note); 'model': "
+                        "the hours (--between_steps, the quality preset; between.pt beside --ckpt) ships it in "
+                        "every export (pack, ONNX as NAME.between.onnx, contest, and extra shader passes in glsl, "
+                        "wgsl and html), which then decode what airender render --between auto decodes; 'model': "
                         "leave it out")
     p.add_argument("--lightmap_ids", nargs="+", default=[], metavar="ID",
                    help="--format contest: the lightmap (ID or LEVEL:ID) of each --ckpt, in order (default: the "
@@ -117,9 +117,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                          f"last.ckpt)")
     field = loaded.field
     between = run_network(ckpts[0], loaded.config) if args.between == "auto" else None
-    if between is not None and fmt in ("glsl", "wgsl", "html"):
-        print(f"note: the shaders decode the model's own frames between the hours, not the run's network between "
-              f"the hours ({default_net_path(ckpts[0])}; pack, onnx and contest exports carry it)")
     try:
         if fmt == "pack":
             size = size_report(write_pack(field, out, quant, between),
@@ -134,11 +131,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                   + (f" and {written[2]} ({written[2].stat().st_size:,} bytes, the network between the hours)"
                      if len(written) > 2 else ""))
         elif fmt == "wgsl":
-            written = write_wgsl(field, out, quant)
+            written = write_wgsl(field, out, quant, between)
             print(f"wrote {', '.join(str(p) for p in written)} ({quant} data: {written[1].stat().st_size:,} bytes "
                   f"in {written[1].name})")
         else:
-            written, nbytes = export_web(field, out, fmt, quant)
+            written, nbytes = export_web(field, out, fmt, quant, between)
             where = "textures.bin" if fmt == "glsl" else "the textures of model.js, before base64"
             print(f"wrote {', '.join(str(p) for p in written)} ({quant} data: {nbytes:,} bytes, {where})")
     except OSError as exc:

@@ -1,4 +1,5 @@
-"""``airender view --ckpt C [--port P] [--truth DIR]``: the html export of a checkpoint, served on 127.0.0.1.
+"""``airender view --ckpt C [--port P] [--truth DIR]``: the html export of a checkpoint, served on 127.0.0.1
+(with the run's network between the hours when it fitted one, as ``export --between auto``).
 
 The page (airender.export.web: WebGL2, decoding on the GPU) is written into a temporary folder and served
 by ``http.server`` in a thread until Ctrl-C; the folder is removed on the way out. With ``--truth DIR``
@@ -14,6 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from airender.between.cli import run_network
 from airender.cli_args import add_ckpt_argument, add_lightmap_id_argument
 from airender.data import load_sequence
 from airender.data.readers import is_contest_layout
@@ -88,8 +90,8 @@ def cmd_view(args: argparse.Namespace) -> int:
         raise InputError(f"--port {args.port}: not a port (0..65535; 0 picks a free one)")
     if args.truth and not Path(args.truth).exists():
         raise InputError(f"{args.truth}: no such folder (--truth)")
-    field = load_checkpoint(args.ckpt, "cpu").field
-    model, program = field_program(field)
+    loaded = load_checkpoint(args.ckpt, "cpu")
+    model, program = field_program(loaded.field, "fp32", run_network(args.ckpt, loaded.config))
     truth = truth_script_for(args.truth, args.lightmap_id, model, program.meta["exposure"]) if args.truth else None
     with tempfile.TemporaryDirectory(prefix="airender-view-") as folder:
         write_html(program, Path(folder), truth)

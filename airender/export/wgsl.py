@@ -28,6 +28,13 @@ path's textures.
 
 Dispatch ceil(width / 8) x ceil(height / 8) workgroups. Output ``rgb[y * width + x].xyz`` is the display
 value that airender.runtime's ``decode`` returns: sRGB in [0, 1] for LDR data, linear radiance for HDR.
+
+A run that fitted the network between the hours (``export --between auto``, the default) also writes
+between.wgsl, whose passes (buffers.json ``between``: slots, passes, bindings; airender.export.web.between)
+turn the field's linear frames (uniform ``linear`` = 1) at four stored hours into the frame between two of
+them that the numpy runtime decodes. The host runs them at a daylight hour strictly between two stored
+hours (the rule of airender.runtime.between.BetweenHours.blend); at every other hour the field's output
+is the frame.
 """
 from __future__ import annotations
 
@@ -42,6 +49,7 @@ from torch import nn
 
 from airender import __version__
 from airender.export.web import GridLayout, ShaderLayout, _texels, pack_model, shader_layout
+from airender.export.web.between import BetweenPasses, between_passes, wgsl_module
 from airender.fileio import atomic_path, write_text_atomic
 from airender.runtime.model import FieldModel
 from airender.runtime.packfile import StoredArray
@@ -50,6 +58,9 @@ WORKGROUP = (8, 8)
 UNIFORM_BYTES = 16
 BINDINGS = {"params": 1, "tables": 2, "baseline": 3, "features": 4, "weights": 6, "wscale": 7}
 OUTPUT_BINDING = 5
+# the passes of the network between the hours (web/between.comp.wgsl): one bind group layout for every pass
+BETWEEN_BINDINGS = {"pass": 0, "a": 1, "b": 2, "c": 3, "d": 4, "weights": 5, "dst": 6}
+BETWEEN_UNIFORM_BYTES = 64
 TEXTURE_OF = {"params": "u_params", "tables": "u_tables", "baseline": "u_baseline", "features": "u_features",
               "weights": "u_weights", "wscale": "u_wscale"}
 # WGSL element type of a buffer by the dtype and channels of its texture
@@ -62,11 +73,14 @@ _CONDITION = re.compile(r"^(?P<name>[A-Z_][A-Z0-9_]*)(?:\s*(?P<op>==|!=)\s*(?P<v
 class WGSLProgram:
     """A field as a WGSL compute shader: ``code``, the storage buffers by name ([n, 4] float32, float16,
     int8 or uint8, or [n, 1] float32: one texel of the GLSL path's textures a row), and ``layout`` (the
-    buffers.json description)."""
+    buffers.json description); ``between``: the passes of the run's network between the hours when the pack
+    carries one (airender.export.web.between; their module is ``between_code``), else None."""
 
     code: str
     buffers: dict[str, np.ndarray]
     layout: dict
+    between: BetweenPasses | None = None
+    between_code: str = ""
 
 
 def preprocess(template: str, defines: dict[str, int]) -> str:
@@ -252,13 +266,26 @@ def wgsl_program(model: FieldModel, stored: dict[str, StoredArray] | None = None
             "buffers": entries,
             "output": {"name": "rgb", "binding": OUTPUT_BINDING, "type": "array<vec4<f32>>", "access": "read_write",
                        "elements": "width * height", "order": "row-major from the top; xyz = display value, w = 1"}}
-    return WGSLProgram(code=code, buffers=buffers, layout=meta)
+    meta["uniforms"]["fields"][3] = {"name": "linear", "type": "u32", "offset": 12,
+                                     "meaning": "1: linear light (the frames the network between the hours reads)"}
+    spec = model.header["model"].get("between")
+    if not spec:
+        return WGSLProgram(code=code, buffers=buffers, layout=meta)
+    between = between_passes(spec, model.arrays, model.height, model.width)
+    meta["between"] = {**between.describe(), "module": "between.wgsl",
+                       "entry_points": {op: f"{op}_pass" for op in ("input", "conv", "upsample", "blend")},
+                       "bindings": BETWEEN_BINDINGS, "uniform_bytes": BETWEEN_UNIFORM_BYTES,
+                       "weights": {"offset": offset, "nbytes": int(between.wgsl_weights.nbytes),
+                                   "type": "array<f32>"}}
+    return WGSLProgram(code=code, buffers=buffers, layout=meta, between=between, between_code=wgsl_module())
 
 
-def field_wgsl(field: nn.Module, quant: str = "fp32") -> tuple[FieldModel, WGSLProgram]:
+def field_wgsl(field: nn.Module, quant: str = "fp32", between: tuple | None = None
+               ) -> tuple[FieldModel, WGSLProgram]:
     """The runtime model of ``field``'s pack (a TODField) at precision ``quant`` and its WGSL program (whose
-    data are that pack's values)."""
-    model, stored = pack_model(field, quant)
+    data are that pack's values; ``between``: the run's network between the hours, see
+    airender.export.web.pack_model)."""
+    model, stored = pack_model(field, quant, between)
     return model, wgsl_program(model, stored)
 
 
@@ -267,16 +294,23 @@ def buffer_bytes(data: np.ndarray) -> bytes:
     return data.astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
-def write_wgsl(field: nn.Module, out: str | Path, quant: str = "fp32") -> list[Path]:
+def write_wgsl(field: nn.Module, out: str | Path, quant: str = "fp32", between: tuple | None = None) -> list[Path]:
     """field.wgsl, buffers.bin and buffers.json of ``field`` at precision ``quant`` in the folder ``out``
-    (each written atomically); returns the paths. Everything is built before the first file is written."""
-    _, program = field_wgsl(field, quant)
+    (each written atomically); with ``between`` (the run's network between the hours and its light-switch
+    hours) also between.wgsl, the network's weights at the end of buffers.bin and its passes in buffers.json's
+    ``between``. Returns the paths. Everything is built before the first file is written."""
+    _, program = field_wgsl(field, quant, between)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / "field.wgsl", folder / "buffers.bin", folder / "buffers.json"]
+    blobs = [buffer_bytes(b) for b in program.buffers.values()]
+    if program.between is not None:
+        blobs.append(buffer_bytes(program.between.wgsl_weights))
+        paths.append(folder / "between.wgsl")
+        write_text_atomic(paths[3], program.between_code)
     write_text_atomic(paths[0], program.code)
     with atomic_path(paths[1]) as tmp:
-        tmp.write_bytes(b"".join(buffer_bytes(b) for b in program.buffers.values()))
+        tmp.write_bytes(b"".join(blobs))
     write_text_atomic(paths[2], json.dumps(program.layout, indent=2) + "\n")
     return paths
 

@@ -24,8 +24,9 @@ import numpy as np
 from . import ops
 from .ops import F32
 
-# (layer, stride, padding, dilation) of each convolution of the network, in order; ReLU after all but the last
-_ENCODER = {"level1": [("level1.0", 1, 1, 1), ("level1.2", 1, 1, 1)],
+INPUT_CHANNELS = 16  # the network's input: log frames before and after, three differences (3 each) and s
+# per encoder level, (layer, stride, padding, dilation) of each convolution, in order; ReLU after all but the last
+ENCODER_LAYERS = {"level1": [("level1.0", 1, 1, 1), ("level1.2", 1, 1, 1)],
             "level2": [("level2.0", 2, 1, 1), ("level2.2", 1, 1, 1)],
             "level3": [("level3.0", 2, 1, 1), ("level3.2", 1, 1, 1)],
             "level4": [("level4.0.0", 2, 1, 1), ("level4.0.2", 1, 2, 2), ("level4.1", 1, 4, 4)]}
@@ -52,7 +53,7 @@ class BlendWeights:
         x = np.concatenate([logs[1], logs[2], logs[2] - logs[1], logs[1] - logs[0], logs[3] - logs[2],
                             np.full((1, height, width), s, F32)])
         levels = []
-        for layers in _ENCODER.values():
+        for layers in ENCODER_LAYERS.values():
             for name, stride, padding, dilation in layers:
                 x = self._conv(x, name, stride, padding, dilation)
             levels.append(x)

@@ -55,6 +55,7 @@ from torch import nn
 from airender import __version__
 from airender.errors import InputError
 from airender.export.pack import model_spec, pack_bytes
+from airender.export.web.between import BWEIGHTS_WIDTH, BetweenPasses, between_passes, glsl_programs
 from airender.fileio import atomic_path, write_text_atomic
 from airender.runtime.model import FieldModel
 from airender.runtime.packfile import StoredArray, parse_pack
@@ -307,12 +308,18 @@ class ShaderLayout:
 
 @dataclass
 class ShaderProgram:
-    """A field as a fragment shader with its textures and a description of both."""
+    """A field as a fragment shader with its textures and a description of both; ``between``: the passes of the
+    run's network between the hours when the pack carries one (airender.export.web.between), else None."""
 
     fragment: str
     vertex: str
     textures: dict[str, Texture]
     meta: dict
+    between: BetweenPasses | None = None
+
+    def between_texture(self) -> Texture:
+        """u_bweights: the network's weights as the pass shaders read them (RGBA32F, BWEIGHTS_WIDTH wide)."""
+        return _flat_texture(self.between.glsl_weights, BWEIGHTS_WIDTH)
 
 
 def shader_layout(model: FieldModel, stored: dict[str, StoredArray] | None = None) -> ShaderLayout:
@@ -594,8 +601,13 @@ def shader_program(model: FieldModel, exposure: float = 1.0, stored: dict[str, S
             "width": model.width, "height": model.height, "is_hdr": model.is_hdr, "times": model.times,
             "exposure": float(exposure), "transform": model.transform, "quant": layout.quant,
             "uniforms": {"u_hour": "float, hour of day", "u_size": "vec2, output width and height in pixels",
-                         "u_exposure": "float, HDR preview exposure"}}
-    return ShaderProgram(fragment=fragment, vertex=VERTEX_SHADER, textures=layout.textures, meta=meta)
+                         "u_exposure": "float, HDR preview exposure",
+                         "u_linear": "int, 1: linear light with rows from the top (the frames the network between "
+                                     "the hours reads), 0: the display value"}}
+    spec = model.header["model"].get("between")
+    between = between_passes(spec, model.arrays, model.height, model.width) if spec else None
+    return ShaderProgram(fragment=fragment, vertex=VERTEX_SHADER, textures=layout.textures, meta=meta,
+                         between=between)
 
 
 def preview_exposure(model: FieldModel) -> float:
@@ -607,42 +619,60 @@ def preview_exposure(model: FieldModel) -> float:
     return 0.9 / p99 if p99 > 0 else 1.0
 
 
-def pack_model(field: nn.Module, quant: str = "fp32") -> tuple[FieldModel, dict[str, StoredArray]]:
-    """The runtime model of the pack of ``field`` at precision ``quant`` and, for int8, the pack's arrays
+def pack_model(field: nn.Module, quant: str = "fp32", between: tuple | None = None
+               ) -> tuple[FieldModel, dict[str, StoredArray]]:
+    """The runtime model of the pack of ``field`` at precision ``quant`` (``between``: the run's network between
+    the hours and its light-switch hours, carried as the pack carries it) and, for int8, the pack's arrays
     as it stores them (int8 values and their scales: airender.export.pack's quantisation); else {}."""
-    contents = parse_pack(pack_bytes(field, quant), "field")
+    contents = parse_pack(pack_bytes(field, quant, between), "field")
     model = FieldModel(contents.header, contents.arrays, contents.nbytes)
     return model, (model_spec(field, quant)[1] if quant == "int8" else {})
 
 
-def field_program(field: nn.Module, quant: str = "fp32") -> tuple[FieldModel, ShaderProgram]:
+def field_program(field: nn.Module, quant: str = "fp32", between: tuple | None = None
+                  ) -> tuple[FieldModel, ShaderProgram]:
     """The runtime model of ``field``'s pack at precision ``quant`` and its shader program (whose data are
-    that pack's values)."""
-    model, stored = pack_model(field, quant)
+    that pack's values); with ``between`` (see :func:`pack_model`) the program runs the network between the
+    hours too."""
+    model, stored = pack_model(field, quant, between)
     return model, shader_program(model, preview_exposure(model), stored)
 
 
 def data_bytes(program: ShaderProgram) -> int:
-    """Bytes of the program's data: its textures' texels."""
-    return sum(t.nbytes for t in program.textures.values())
+    """Bytes of the program's data: its textures' texels (and the network between the hours' weights)."""
+    extra = program.between_texture().nbytes if program.between is not None else 0
+    return sum(t.nbytes for t in program.textures.values()) + extra
 
 
 def write_glsl(program: ShaderProgram, folder: Path) -> list[Path]:
-    """field.frag, field.vert, textures.bin and textures.json in ``folder`` (each written atomically)."""
+    """field.frag, field.vert, textures.bin and textures.json in ``folder`` (each written atomically); with the
+    network between the hours also between_<pass>.frag, its weights (u_bweights) in textures.bin and its
+    passes in textures.json's ``between`` (airender.export.web.between)."""
     offset, table, blobs = 0, {}, []
-    for name, texture in program.textures.items():
+    textures = dict(program.textures)
+    if program.between is not None:
+        textures["u_bweights"] = program.between_texture()
+    for name, texture in textures.items():
         blob = texture.tobytes()
         table[name] = {"width": texture.width, "height": texture.height, "format": texture.format,
                        "dtype": texture.dtype, "offset": offset, "nbytes": len(blob)}
         blobs.append(blob)
         offset += len(blob)
     paths = [folder / "field.frag", folder / "field.vert", folder / "textures.bin", folder / "textures.json"]
+    meta = {**program.meta, "textures": table}
+    sources = {}
+    if program.between is not None:
+        sources = {folder / f"between_{op}.frag": text for op, text in glsl_programs().items()}
+        meta["between"] = {**program.between.describe(), "programs": {op: f"between_{op}.frag" for op in glsl_programs()},
+                           "weights": "u_bweights"}
     write_text_atomic(paths[0], program.fragment)
     write_text_atomic(paths[1], program.vertex)
+    for path, text in sources.items():
+        write_text_atomic(path, text)
     with atomic_path(paths[2]) as tmp:
         tmp.write_bytes(b"".join(blobs))
-    write_text_atomic(paths[3], json.dumps({**program.meta, "textures": table}, indent=2) + "\n")
-    return paths
+    write_text_atomic(paths[3], json.dumps(meta, indent=2) + "\n")
+    return paths + list(sources)
 
 
 def truth_script(frames: dict[float, np.ndarray], mask: np.ndarray | None, source: str) -> str:
@@ -669,6 +699,11 @@ def write_html(program: ShaderProgram, folder: Path, truth: str | None = None) -
              "textures": {name: {"width": t.width, "height": t.height, "format": t.format, "dtype": t.dtype,
                                  "data": base64.b64encode(t.tobytes()).decode("ascii")}
                           for name, t in program.textures.items()}}
+    if program.between is not None:
+        weights = program.between_texture()
+        model["between"] = {**program.between.describe(), "programs": glsl_programs(),
+                            "weights": {"width": weights.width, "height": weights.height, "format": weights.format,
+                                        "data": base64.b64encode(weights.tobytes()).decode("ascii")}}
     assets = resources.files(__package__)
     paths = [folder / "model.js", folder / "viewer.js", folder / "index.html"]
     page = assets.joinpath("index.html").read_text(encoding="utf-8")
@@ -682,17 +717,19 @@ def write_html(program: ShaderProgram, folder: Path, truth: str | None = None) -
     return paths
 
 
-def write_web(field: nn.Module, out: str | Path, fmt: str, quant: str = "fp32") -> list[Path]:
-    """``--format glsl`` or ``html`` of ``field`` at precision ``quant`` into the folder ``out``; returns the
-    files written."""
-    return export_web(field, out, fmt, quant)[0]
+def write_web(field: nn.Module, out: str | Path, fmt: str, quant: str = "fp32", between: tuple | None = None
+              ) -> list[Path]:
+    """``--format glsl`` or ``html`` of ``field`` at precision ``quant`` into the folder ``out`` (``between``: the
+    run's network between the hours, see :func:`pack_model`); returns the files written."""
+    return export_web(field, out, fmt, quant, between)[0]
 
 
-def export_web(field: nn.Module, out: str | Path, fmt: str, quant: str = "fp32") -> tuple[list[Path], int]:
+def export_web(field: nn.Module, out: str | Path, fmt: str, quant: str = "fp32", between: tuple | None = None
+               ) -> tuple[list[Path], int]:
     """:func:`write_web`, also returning the bytes of the data (the textures' texels)."""
     if fmt not in WEB_FORMATS:
         raise InputError(f"--format {fmt}: not a web format (choose from {', '.join(WEB_FORMATS)})")
-    _, program = field_program(field, quant)  # everything is built before the first file is written
+    _, program = field_program(field, quant, between)  # everything is built before the first file is written
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     written = write_glsl(program, folder) if fmt == "glsl" else write_html(program, folder)

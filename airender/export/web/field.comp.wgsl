@@ -3,13 +3,14 @@
 // keeps only the lines of the conditional blocks that apply to the model (no directive is left).
 // Weights live in `params`, hash-grid tables in `tables` (storage buffers of vec4<f32>, the same data as
 // the GLSL path's textures, row by row). Output: `rgb[y * width + x]` = (display value, 1): sRGB in
-// [0, 1] for LDR data, linear radiance for HDR data, pixels row-major from the top.
+// [0, 1] for LDR data, linear radiance for HDR data, pixels row-major from the top; with u.linear = 1 linear
+// light for both (the frames the passes of the network between the hours read: web/between.comp.wgsl).
 
 struct Uniforms {
     hour: f32,    // hour of day (fractional, periodic)
     width: u32,   // output size in pixels
     height: u32,
-    pad: u32,
+    linear: u32,  // 1: linear light instead of the display value (the frames the network between the hours reads)
 }
 
 @group(0) @binding(0) var<uniform> u: Uniforms;
@@ -547,5 +548,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     value = from_linear(to_linear(value) + sun_light(t));
 #endif
 #endif
-    rgb[gid.y * u.width + gid.x] = vec4<f32>(to_display(value), 1.0);
+    let display = to_display(value);
+#if HDR
+    rgb[gid.y * u.width + gid.x] = vec4<f32>(display, 1.0);
+#else
+    if (u.linear == 1u) {
+        rgb[gid.y * u.width + gid.x] = vec4<f32>(srgb_to_linear(clamp(display, vec3<f32>(0.0), vec3<f32>(1.0))), 1.0);
+        return;
+    }
+    rgb[gid.y * u.width + gid.x] = vec4<f32>(display, 1.0);
+#endif
 }

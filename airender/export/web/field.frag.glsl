@@ -1,7 +1,8 @@
 // The time-of-day field f(x, y, t) for one hour (u_hour), evaluated per fragment. The model's constants
 // (sizes, feature switches, parameter offsets, hash-grid levels) are defined above this line by the
 // exporter; weights live in u_params, hash-grid tables in u_tables (RGBA32F, read with texelFetch).
-// Output: sRGB in [0, 1] (LDR data as they are; HDR radiance through exposure and the sRGB curve).
+// Output: sRGB in [0, 1] (LDR data as they are; HDR radiance through exposure and the sRGB curve); with
+// u_linear = 1, linear light (RGBA32F targets; the passes of web/between.frag.glsl read it).
 
 uniform sampler2D u_params;
 #if HAS_TABLES
@@ -16,6 +17,7 @@ uniform sampler2D u_baseline;
 uniform float u_hour;     // hour of day (fractional, periodic)
 uniform vec2 u_size;      // output size in pixels
 uniform float u_exposure; // HDR preview exposure (unused for LDR data)
+uniform int u_linear;     // 1: linear light, rows from the top (the frames the network between the hours reads)
 out vec4 fragColor;
 
 #define GET(a, i) a[(i) >> 2][(i) & 3]
@@ -413,7 +415,8 @@ float source_on(int s, float t) {
 #endif
 
 void main() {
-    vec2 uv = vec2(gl_FragCoord.x / u_size.x, (u_size.y - gl_FragCoord.y) / u_size.y);
+    vec2 uv = vec2(gl_FragCoord.x / u_size.x, u_linear == 1 ? gl_FragCoord.y / u_size.y
+                                                              : (u_size.y - gl_FragCoord.y) / u_size.y);
     for (int k = 0; k < S4; ++k) g_static[k] = vec4(0.0);
     int o = 0;
 #if ENCODER
@@ -470,6 +473,14 @@ void main() {
 #endif
 #endif
     vec3 display = to_display(value);
+    if (u_linear == 1) {  // linear light, rows from the top: a frame the network between the hours reads
+#if HDR
+        fragColor = vec4(display, 1.0);
+#else
+        fragColor = vec4(srgb_to_linear(clamp(display, 0.0, 1.0)), 1.0);
+#endif
+        return;
+    }
 #if HDR
     display = linear_to_srgb(clamp(display * u_exposure, 0.0, 1.0));
 #endif

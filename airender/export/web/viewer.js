@@ -9,6 +9,11 @@
 //   comparison   with ground truth (truth.js, window.AIRENDER_TRUTH, written by `airender view --truth`):
 //                {truthHour, psnr} of the frame on screen against the nearest ground-truth hour, else null
 //
+// The network between the hours (model.between, airender/export/web/between.py): at an hour strictly between
+// two stored hours in daylight, the frame is the per-pixel blend of the field's frames at those hours, its
+// weights from the network's passes (float render targets: EXT_color_buffer_float). Every other hour is the
+// field's own frame.
+//
 // Ground truth: {hours: [h, ...], frames: [PNG as base64, ...] (8-bit display values, the same
 // exposure as the model's preview), mask: PNG as base64 or null (non-zero = valid), source: text}.
 // The page then shows it beside the model with an error view (|model - truth| of the 8-bit display
@@ -33,6 +38,10 @@
   let gl = null;
   let program = null;
   let hourLocation = null;
+  let linearLocation = null;
+  let fieldUnits = 0;      // texture units 0 .. fieldUnits - 1 hold the field's data textures
+  let between = null;      // the passes of the network between the hours, when the model has one
+  const FRAME_CACHE = 8;   // linear frames of stored hours kept as textures
   let hour = 12.0;
   let playing = false;
   let lastTime = 0;
@@ -62,6 +71,17 @@
                   new View(bytesFromBase64(texture.data).buffer));
   }
 
+  function link(fragment) {
+    const linked = gl.createProgram();
+    gl.attachShader(linked, compile(gl.VERTEX_SHADER, model.vertex));
+    gl.attachShader(linked, compile(gl.FRAGMENT_SHADER, fragment));
+    gl.linkProgram(linked);
+    if (!gl.getProgramParameter(linked, gl.LINK_STATUS)) {
+      throw new Error("shader does not link: " + gl.getProgramInfoLog(linked));
+    }
+    return linked;
+  }
+
   function compile(type, source) {
     const shader = gl.createShader(type);
     gl.shaderSource(shader, source);
@@ -78,13 +98,7 @@
     canvas.height = meta.height;
     gl = canvas.getContext("webgl2", { preserveDrawingBuffer: true, antialias: false, premultipliedAlpha: false });
     if (!gl) throw new Error("this browser offers no WebGL2");
-    program = gl.createProgram();
-    gl.attachShader(program, compile(gl.VERTEX_SHADER, model.vertex));
-    gl.attachShader(program, compile(gl.FRAGMENT_SHADER, model.fragment));
-    gl.linkProgram(program);
-    if (!gl.getProgramParameter(program, gl.LINK_STATUS)) {
-      throw new Error("shader does not link: " + gl.getProgramInfoLog(program));
-    }
+    program = link(model.fragment);
     gl.useProgram(program);
     let unit = 0;
     for (const [name, texture] of Object.entries(model.textures)) {
@@ -101,7 +115,10 @@
     gl.uniform2f(gl.getUniformLocation(program, "u_size"), meta.width, meta.height);
     gl.uniform1f(gl.getUniformLocation(program, "u_exposure"), meta.exposure);
     hourLocation = gl.getUniformLocation(program, "u_hour");
+    linearLocation = gl.getUniformLocation(program, "u_linear");
+    fieldUnits = unit;
     gl.bindVertexArray(gl.createVertexArray());
+    if (model.between) buildBetween();
     const times = meta.times || [];
     hour = times.includes(12) || times.length === 0 ? 12.0 : times[0];
     draw();
@@ -111,10 +128,165 @@
     return ((h % 24) + 24) % 24;
   }
 
-  function draw() {
+  // --- the network between the hours ------------------------------------------------------------------
+  function buildBetween() {
+    if (!gl.getExtension("EXT_color_buffer_float")) {
+      throw new Error("this browser cannot draw to float textures (EXT_color_buffer_float), which the network " +
+                      "between the hours needs");
+    }
+    const spec = model.between;
+    const programs = {};
+    for (const [op, source] of Object.entries(spec.programs)) programs[op] = link(source);
+    const weights = gl.createTexture();
+    gl.activeTexture(gl.TEXTURE0 + fieldUnits + 4);
+    gl.bindTexture(gl.TEXTURE_2D, weights);
+    nearest(gl.TEXTURE_2D);
+    uploadTexture(spec.weights);
+    const slots = {};
+    for (const [name, shape] of Object.entries(spec.slots)) {
+      const texture = gl.createTexture();
+      gl.bindTexture(gl.TEXTURE_2D_ARRAY, texture);
+      nearest(gl.TEXTURE_2D_ARRAY);
+      gl.texStorage3D(gl.TEXTURE_2D_ARRAY, 1, gl.RGBA32F, shape[2], shape[1], Math.ceil(shape[0] / 4));
+      slots[name] = { texture: texture, channels: shape[0], height: shape[1], width: shape[2] };
+    }
+    between = { spec: spec, programs: programs, weights: weights, slots: slots, frames: new Map(),
+                framebuffer: gl.createFramebuffer() };
+  }
+
+  function nearest(target) {
+    gl.texParameteri(target, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+    gl.texParameteri(target, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+    gl.texParameteri(target, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
+    gl.texParameteri(target, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
+  }
+
+  function lightsOn(h) {
+    const [off, on] = between.spec.switch_hours;
+    h = wrap(h);
+    return h < off || h > on;
+  }
+
+  // [index of h0, index of h1, s] when hour t is blended per pixel, else null (airender.runtime.between).
+  function blendOf(t) {
+    const hours = between.spec.hours;
+    const n = hours.length;
+    if (n < 3) return null;
+    const wrapped = wrap(t);
+    let after = 0;
+    while (after < n && hours[after] <= wrapped) after++;
+    const before = (after - 1 + n) % n;
+    after = after % n;
+    const span = wrap(hours[after] - hours[before]);
+    const s = wrap(wrapped - hours[before]) / (span !== 0 ? span : 24);
+    if (s <= 0 || s >= 1 || before === after) return null;
+    if (between.spec.switch_hours && [t, hours[before], hours[after]].some(lightsOn)) return null;
+    return [before, after, s];
+  }
+
+  // The linear frame of stored hour `index` (periodic) as an RGBA32F texture, drawn once and kept.
+  function hourFrame(index) {
+    const n = between.spec.hours.length;
+    index = ((index % n) + n) % n;
+    const frames = between.frames;
+    if (frames.has(index)) {
+      const kept = frames.get(index);
+      frames.delete(index);
+      frames.set(index, kept);
+      return kept;
+    }
+    if (frames.size >= FRAME_CACHE) {
+      const [oldest, texture] = frames.entries().next().value;
+      gl.deleteTexture(texture);
+      frames.delete(oldest);
+    }
+    const texture = gl.createTexture();
+    gl.activeTexture(gl.TEXTURE0 + fieldUnits + 5);
+    gl.bindTexture(gl.TEXTURE_2D, texture);
+    nearest(gl.TEXTURE_2D);
+    gl.texStorage2D(gl.TEXTURE_2D, 1, gl.RGBA32F, canvas.width, canvas.height);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, between.framebuffer);
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, texture, 0);
     gl.viewport(0, 0, canvas.width, canvas.height);
-    gl.uniform1f(hourLocation, hour);
+    gl.useProgram(program);
+    gl.uniform1i(linearLocation, 1);
+    gl.uniform1f(hourLocation, between.spec.hours[index]);
     gl.drawArrays(gl.TRIANGLES, 0, 3);
+    gl.uniform1i(linearLocation, 0);
+    frames.set(index, texture);
+    return texture;
+  }
+
+  function bindInputs(linked, inputs) {
+    inputs.forEach(function ([name, target, texture], k) {
+      gl.activeTexture(gl.TEXTURE0 + fieldUnits + k);
+      gl.bindTexture(target, texture);
+      gl.uniform1i(gl.getUniformLocation(linked, name), fieldUnits + k);
+    });
+  }
+
+  function drawBetween([before, after, s]) {
+    const frames = { "frame:earlier": hourFrame(before - 1), "frame:before": hourFrame(before),
+                     "frame:after": hourFrame(after), "frame:later": hourFrame(after + 1) };
+    const slots = between.slots;
+    const clamped = Math.min(Math.max(s, 0.02), 0.98);
+    for (const step of between.spec.passes) {
+      const linked = between.programs[step.op];
+      gl.useProgram(linked);
+      const uniform = function (name) { return gl.getUniformLocation(linked, name); };
+      if (step.op === "blend") {
+        gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+        gl.viewport(0, 0, canvas.width, canvas.height);
+        bindInputs(linked, [["u_f1", gl.TEXTURE_2D, frames[step.a]], ["u_f2", gl.TEXTURE_2D, frames[step.b]],
+                            ["u_c", gl.TEXTURE_2D_ARRAY, slots[step.c].texture]]);
+        gl.uniform1f(uniform("u_prior"), Math.log(clamped / (1 - clamped)));
+        gl.uniform1i(uniform("u_hdr"), model.meta.is_hdr ? 1 : 0);
+        gl.uniform1f(uniform("u_exposure"), model.meta.exposure);
+        gl.uniform2f(uniform("u_size"), canvas.width, canvas.height);
+        gl.drawArrays(gl.TRIANGLES, 0, 3);
+        continue;
+      }
+      const out = slots[step.out];
+      if (step.op === "input") {
+        bindInputs(linked, ["u_f0", "u_f1", "u_f2", "u_f3"].map(function (name, k) {
+          return [name, gl.TEXTURE_2D, frames[[step.a, step.b, step.c, step.d][k]]];
+        }));
+        gl.uniform1f(uniform("u_s"), s);
+      } else {
+        const a = slots[step.a];
+        const b = step.b ? slots[step.b] : a;
+        const inputs = [["u_a", gl.TEXTURE_2D_ARRAY, a.texture]];
+        if (step.op === "conv") {
+          inputs.push(["u_b", gl.TEXTURE_2D_ARRAY, b.texture]);
+          gl.uniform4i(uniform("u_conv"), step.stride, step.padding, step.dilation, step.glsl_offset);
+          gl.uniform1i(uniform("u_groups"), Math.ceil(out.channels / 4));
+          gl.uniform1i(uniform("u_bweights"), fieldUnits + 4);
+        }
+        bindInputs(linked, inputs);
+        gl.uniform4i(uniform("u_in"), a.width, a.height, Math.ceil(a.channels / 4),
+                     step.b ? Math.ceil(b.channels / 4) : 0);
+      }
+      gl.bindFramebuffer(gl.FRAMEBUFFER, between.framebuffer);
+      gl.viewport(0, 0, out.width, out.height);
+      for (let layer = 0; layer < Math.ceil(out.channels / 4); layer++) {
+        gl.framebufferTextureLayer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, out.texture, 0, layer);
+        gl.uniform4i(uniform("u_out"), out.width, out.height, layer, step.relu ? 1 : 0);
+        gl.drawArrays(gl.TRIANGLES, 0, 3);
+      }
+    }
+  }
+
+  function draw() {
+    const blend = between ? blendOf(hour) : null;
+    if (blend) {
+      drawBetween(blend);
+    } else {
+      gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+      gl.useProgram(program);
+      gl.viewport(0, 0, canvas.width, canvas.height);
+      gl.uniform1f(hourLocation, hour);
+      gl.drawArrays(gl.TRIANGLES, 0, 3);
+    }
     if (truth && truthImages.length) compare();
     slider.value = String(wrap(hour));
     const minutes = Math.round(wrap(hour) * 60) % (24 * 60);
