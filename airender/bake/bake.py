@@ -4,7 +4,8 @@ Pipeline: ``scene.build_level`` -> ``unwrap.unwrap_level`` (K atlases) -> per at
 (texel positions, normals, mask, gutter plan) -> ``lighting.AtlasLighting`` (per source, shadow rays with
 Mitsuba) -> ``airender.data.virtual_texture.VTWriter``, hour by hour (memory holds one atlas's texels,
 not the day), into a staging folder renamed onto ``out`` at the end, with ``meta.json`` (every parameter
-and the sun at every baked time) and ``contact_sheet.png``.
+and the sun at every baked time), ``contact_sheet.png`` and ``level.glb`` (the level's geometry with its
+lightmap UVs: :mod:`airender.bake.level_file`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from airender.bake.lighting import (LAMP_MIN_DISTANCE_M, LAMP_SOURCE_RADIUS_M, L
                                     SUN_IRRADIANCE, SURFACE_OFFSET_M, AtlasLighting, SampleCounts, lights_on)
 from airender.bake.preview import sheet_times, shrink, write_contact_sheet
 from airender.bake.raster import rasterize
+from airender.bake.level_file import LEVEL_FILE, write_level
 from airender.bake.scene import build_level
 from airender.bake.tracer import ShadowTracer, import_mitsuba
 from airender.bake.unwrap import unwrap_level
@@ -202,6 +204,7 @@ def bake(out: str | Path, settings: BakeSettings, overwrite: bool = False, progr
                                   f"{unwrap.atlases[0].height}), seed {settings.seed}, {settings.spp} spp",
                             hours=sheet)
         seconds["contact_sheet"] = time.perf_counter() - t0
+        write_level(writer.root, level, unwrap, [FIRST_LIGHTMAP_ID + charts.index for charts in unwrap.atlases])
         seconds["total"] = time.perf_counter() - started
         write_json_atomic(writer.root / "meta.json", _meta(settings, level, unwrap, samples, suns, lightmaps, versions,
                                                      tracer.variant, seconds))
@@ -238,7 +241,7 @@ def _meta(settings: BakeSettings, level, unwrap, samples: SampleCounts, suns: di
             "shadow_ray_offset_m": SURFACE_OFFSET_M,
         },
         "level": {"seed": level.seed, "half_extent_m": level.half_extent, "triangles": level.triangle_count,
-                  "area_m2": round(level.area_m2, 3), "objects": [o.name for o in level.objects],
+                  "area_m2": round(level.area_m2, 3), "objects": [o.name for o in level.objects], "file": LEVEL_FILE,
                   "lamps": [{"position": list(lamp.position), "intensity_w_per_sr": list(lamp.intensity)}
                             for lamp in level.lamps]},
         "unwrap": {"texels_per_metre": round(unwrap.texels_per_metre, 5), "padding_texels": unwrap.padding,

@@ -70,5 +70,6 @@ def cmd_bake(args: argparse.Namespace) -> int:
     held = f" and {len(result.holdout_times)} held-out times into {result.out / HOLDOUT_FOLDER}" \
         if result.holdout_times else ""
     print(f"baked {len(result.lightmaps)} lightmap(s) ({sizes}) at {len(result.times)} times{held} in "
-          f"{result.seconds['total']:.1f} s into {result.out}; look at {result.out / 'contact_sheet.png'}")
+          f"{result.seconds['total']:.1f} s into {result.out}; look at {result.out / 'contact_sheet.png'} (the level's "
+          f"geometry: {result.out / 'level.glb'})")
     return 0

@@ -61,7 +61,7 @@ def test_layout_names_and_sizes(baked):
     config = json.loads((baked / "config.json").read_text())
     assert config["lightmap_count"] == 2 == len(config["lightmap_list"])
     assert sorted(p.name for p in baked.iterdir()) == sorted(
-        ["config.json", "meta.json", "contact_sheet.png", "Mask", *FOLDERS])
+        ["config.json", "meta.json", "contact_sheet.png", "level.glb", "Mask", *FOLDERS])
     assert [p.name for p in baked.parent.iterdir()] == ["level"], "the staging folder must be gone"
     expected = {name: set() for name in ("Mask", *FOLDERS)}
     first = config["lightmap_list"][0]
@@ -343,3 +343,42 @@ def test_scalar_and_vectorised_tracers_agree():
     fast_hits = fast.occluded(origin, direction, distance)
     assert 0.05 < fast_hits.mean() < 0.95
     assert (slow_hits == fast_hits).mean() > 0.999
+
+
+def test_level_glb_holds_the_geometry_and_the_lightmap_uvs(baked):
+    import trimesh
+
+    from airender.bake.level_file import LEVEL_FILE, albedo_of
+    from airender.bake.scene import build_level
+    from airender.bake.unwrap import unwrap_level
+
+    scene = trimesh.load(str(baked / LEVEL_FILE), file_type="glb")
+    extras = scene.metadata["airender"]
+    level = build_level(SETTINGS.seed)
+    unwrap = unwrap_level(level, SETTINGS.size, SETTINGS.atlases, min_side=SETTINGS.parts)
+    ids = [e.lightmap_id for e in entries(baked)]
+    assert extras["format"] == "airender-level" and extras["lightmaps"] == ids and extras["up"] == "+y"
+    assert extras["position"][1] > 0 and scene.camera is not None
+    names = [o.name for o in level.objects]
+    seen = 0
+    for mesh in scene.geometry.values():
+        meta = mesh.metadata
+        k = ids.index(meta["lightmap_id"])
+        charts, entry = unwrap.atlases[k], entries(baked)[k]
+        assert (meta["atlas_width"], meta["atlas_height"]) == (entry.width, entry.height)
+        index = names.index(meta["object"])
+        pick = charts.object_index == index
+        # trimesh reads glTF's v (down from the atlas's top) as 1 - v: back to the bake's texel coordinates
+        texels = np.stack([mesh.visual.uv[:, 0], 1.0 - mesh.visual.uv[:, 1]], axis=1) * [entry.width, entry.height]
+        np.testing.assert_allclose(texels, charts.uv[pick].reshape(-1, 2), atol=1e-3)
+        # +Y up: the bake's z is the file's y
+        np.testing.assert_allclose(mesh.vertices[:, 1], charts.position[pick].reshape(-1, 3)[:, 2], atol=1e-5)
+        # the UVs address baked texels: a triangle's centroid lands on a valid texel of its atlas
+        centroids = np.floor(texels.reshape(-1, 3, 2).mean(axis=1)).astype(int)
+        valid = read_mask(baked, entry)[centroids[:, 1], centroids[:, 0]] > 0
+        assert valid.mean() > 0.98, (meta["object"], float(valid.mean()))
+        colour = np.asarray(mesh.visual.material.baseColorFactor[:3]) / 255.0
+        np.testing.assert_allclose(colour, albedo_of(meta["object"], index), atol=1 / 255)
+        seen += len(mesh.faces)
+    assert seen == sum(len(c.uv) for c in unwrap.atlases)
+    assert json.loads((baked / "meta.json").read_text())["level"]["file"] == LEVEL_FILE

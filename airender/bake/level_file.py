@@ -1,0 +1,103 @@
+"""``level.glb``: the baked level's geometry beside its atlases (glTF 2.0 binary, written with trimesh), so that a
+viewer can light the level with its lightmaps.
+
+Layout (glTF's conventions: metres, +Y up; the bake's world is +Z up and is turned (x, y, z) -> (x, z, -y)):
+
+    meshes     one per object and atlas, named ``<object>@<lightmap id>``: POSITION, NORMAL (the bake's shading
+               normals), TEXCOORD_0 the lightmap UV: the bake's texel coordinates (column, row) over the atlas's
+               width and height, glTF's way round: (0, 0) is the atlas's top-left corner, v grows downwards,
+               and texel (c, r) spans [c, c + 1] / W x [r, r + 1] / H (its centre at ((c + 0.5) / W, (r + 0.5) / H))
+    mesh extras  {"object", "lightmap_id", "atlas_width", "atlas_height"}: which atlas the mesh's UVs address
+    materials  one per object: baseColorFactor = the object's albedo (:data:`ALBEDO`, linear RGB)
+    camera     a perspective camera node at the default view; scene extras ``airender`` repeat it as
+               {"position", "target", "yfov_deg"} with {"format": "airender-level", "format_version": 1,
+               "lightmaps": [ids], "units": "metres", "up": "+y"}
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from airender.fileio import atomic_path
+
+LEVEL_FILE = "level.glb"
+LEVEL_FORMAT = "airender-level"
+# linear albedo per object of the procedural level (airender.bake.scene), the rest DEFAULT_ALBEDO
+ALBEDO = {"ground": (0.32, 0.30, 0.27), "colonnade": (0.62, 0.58, 0.50), "fence": (0.35, 0.24, 0.15),
+          "crates": (0.45, 0.33, 0.20), "benches": (0.40, 0.30, 0.20), "tree": (0.18, 0.30, 0.12),
+          "lamp_posts": (0.12, 0.12, 0.13)}
+BUILDING_ALBEDO = [(0.60, 0.52, 0.42), (0.55, 0.45, 0.40), (0.65, 0.60, 0.52), (0.50, 0.48, 0.45)]
+DEFAULT_ALBEDO = (0.5, 0.5, 0.5)
+CAMERA_YFOV_DEG = 50.0
+
+
+def albedo_of(name: str, index: int) -> tuple[float, float, float]:
+    """The linear albedo of object ``name`` (the ``index``-th object of the level)."""
+    if name in ALBEDO:
+        return ALBEDO[name]
+    return BUILDING_ALBEDO[index % len(BUILDING_ALBEDO)] if name.startswith("building") else DEFAULT_ALBEDO
+
+
+def to_y_up(points: np.ndarray) -> np.ndarray:
+    """[..., 3] points or directions of the bake's +Z-up world in glTF's +Y-up frame."""
+    return np.stack([points[..., 0], points[..., 2], -points[..., 1]], axis=-1)
+
+
+def default_camera(half_extent: float) -> dict:
+    """The default view (glTF frame): from above the south-east corner, looking at the middle of the level."""
+    position = to_y_up(np.array([0.95 * half_extent, 0.95 * half_extent, 0.85 * half_extent]))
+    return {"position": [float(v) for v in position], "target": [0.0, 0.0, 0.0], "yfov_deg": CAMERA_YFOV_DEG}
+
+
+def _look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """4 x 4 camera-to-world matrix of a camera at ``position`` looking at ``target`` (+Y up; it looks along -Z)."""
+    back = position - target
+    back = back / np.linalg.norm(back)
+    right = np.cross([0.0, 1.0, 0.0], back)
+    right = right / np.linalg.norm(right)
+    up = np.cross(back, right)
+    matrix = np.eye(4)
+    matrix[:3, 0], matrix[:3, 1], matrix[:3, 2], matrix[:3, 3] = right, up, back, position
+    return matrix
+
+
+def level_scene(level, unwrap, lightmap_ids: list[int]):
+    """The trimesh.Scene of ``level`` (airender.bake.scene.Level) unwrapped as ``unwrap`` (airender.bake.unwrap),
+    atlas k being lightmap ``lightmap_ids[k]``."""
+    import trimesh
+
+    scene = trimesh.Scene()
+    materials = [trimesh.visual.material.PBRMaterial(name=obj.name, baseColorFactor=[*albedo_of(obj.name, i), 1.0],
+                                                     metallicFactor=0.0, roughnessFactor=1.0)
+                 for i, obj in enumerate(level.objects)]
+    for charts, lightmap_id in zip(unwrap.atlases, lightmap_ids):
+        for index in np.unique(charts.object_index):
+            pick = charts.object_index == index
+            corners = int(pick.sum()) * 3
+            uv = charts.uv[pick].reshape(-1, 2).astype(np.float64) / [charts.width, charts.height]
+            mesh = trimesh.Trimesh(vertices=to_y_up(charts.position[pick].reshape(-1, 3)),
+                                   faces=np.arange(corners).reshape(-1, 3),
+                                   vertex_normals=to_y_up(charts.normal[pick].reshape(-1, 3)), process=False)
+            # trimesh keeps v upwards and writes 1 - v: give it 1 - row / H so that the file holds row / H
+            mesh.visual = trimesh.visual.TextureVisuals(uv=np.stack([uv[:, 0], 1.0 - uv[:, 1]], axis=1),
+                                                        material=materials[index])
+            name = level.objects[index].name
+            mesh.metadata.update({"object": name, "lightmap_id": int(lightmap_id), "atlas_width": int(charts.width),
+                                  "atlas_height": int(charts.height)})
+            scene.add_geometry(mesh, geom_name=f"{name}@{lightmap_id}", node_name=f"{name}@{lightmap_id}")
+    camera = default_camera(level.half_extent)
+    scene.camera = trimesh.scene.Camera(name="default", fov=(CAMERA_YFOV_DEG * 4 / 3, CAMERA_YFOV_DEG))
+    scene.camera_transform = _look_at(np.array(camera["position"]), np.array(camera["target"]))
+    scene.metadata["airender"] = {"format": LEVEL_FORMAT, "format_version": 1, "units": "metres", "up": "+y",
+                                  "lightmaps": [int(i) for i in lightmap_ids], **camera}
+    return scene
+
+
+def write_level(folder: str | Path, level, unwrap, lightmap_ids: list[int]) -> Path:
+    """Write ``folder``/level.glb (atomically); returns its path."""
+    path = Path(folder) / LEVEL_FILE
+    blob = level_scene(level, unwrap, lightmap_ids).export(file_type="glb", include_normals=True)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
+    return path
