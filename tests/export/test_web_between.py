@@ -25,6 +25,7 @@ from tests.export.conftest import QUICK, psnr
 from tests.export.test_pack_runtime import export_main
 from tests.export.test_web import browser, expected_srgb8  # noqa: F401 (browser: the WebGL2 browser fixture)
 from tests.export.test_web_quant import webgpu  # noqa: F401 (the WebGPU page fixture)
+from tests.export.test_wgsl import READ_BACK
 
 HEIGHT, WIDTH = 40, 48
 HOURS = [5.9, 7.5, 12.0, 13.25, 16.6]  # 7.5, 13.25 and 16.6 are blended; 5.9 (lights on) and 12 are the field's
@@ -33,7 +34,7 @@ BLENDED = [7.5, 13.25, 16.6]
 # Runs the field's compute shader and the passes of the network between the hours: per hour in ``plans``,
 # either the field's frame, or four linear frames of stored hours and the passes; returns the frames.
 RUNNER = """async ({field, between, width, height, plans}) => {
-  const adapter = await navigator.gpu.requestAdapter();
+""" + READ_BACK + """  const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) return {error: "no WebGPU adapter"};
   const device = await adapter.requestDevice({requiredLimits: {maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize}});
   device.pushErrorScope("validation");
@@ -124,14 +125,7 @@ RUNNER = """async ({field, between, width, height, plans}) => {
           pass.end();
         }
       }
-      const read = device.createBuffer({size: frameBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST});
-      encoder.copyBufferToBuffer(out, 0, read, 0, frameBytes);
-      device.queue.submit([encoder.finish()]);
-      await read.mapAsync(GPUMapMode.READ);
-      const data = new Uint8Array(read.getMappedRange().slice(0));
-      read.unmap();
-      let s = ""; for (let i = 0; i < data.length; i += 0x8000) s += String.fromCharCode.apply(null, data.subarray(i, i + 0x8000));
-      results.push(btoa(s));
+      results.push(await readBack(device, encoder, out, frameBytes));
     }
     const err = await device.popErrorScope();
     if (err) return {error: "validation: " + err.message};

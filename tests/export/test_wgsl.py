@@ -24,8 +24,20 @@ WEBGPU_ARGS = ["--headless", "--no-sandbox", "--enable-unsafe-webgpu", "--use-an
 HOURS = [0.0, 5.9, 13.25, 18.1]
 # Compiles the shader, reports Tint's errors with line numbers, runs one dispatch per hour and returns
 # the output buffers (base64 float32).
+# Copies ``buffer`` (``nbytes``) out through ``encoder``, submits it, and returns its bytes in base64.
+READ_BACK = """  const readBack = async (device, encoder, buffer, nbytes) => {
+    const read = device.createBuffer({size: nbytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST});
+    encoder.copyBufferToBuffer(buffer, 0, read, 0, nbytes);
+    device.queue.submit([encoder.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    const data = new Uint8Array(read.getMappedRange().slice(0));
+    read.unmap();
+    let s = ""; for (let i = 0; i < data.length; i += 0x8000) s += String.fromCharCode.apply(null, data.subarray(i, i + 0x8000));
+    return btoa(s);
+  };
+"""
 RUNNER = """async ({code, buffers, bindings, width, height, hours}) => {
-  const adapter = await navigator.gpu.requestAdapter();
+""" + READ_BACK + """  const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) return {error: "no WebGPU adapter"};
   const device = await adapter.requestDevice({requiredLimits: {maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize}});
   device.pushErrorScope("validation");
@@ -53,20 +65,13 @@ RUNNER = """async ({code, buffers, bindings, width, height, hours}) => {
     new Float32Array(u, 0, 1)[0] = hour;
     new Uint32Array(u, 4, 2).set([width, height]);
     device.queue.writeBuffer(uniform, 0, u);
-    const read = device.createBuffer({size: outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST});
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(Math.ceil(width / 8), Math.ceil(height / 8), 1);
     pass.end();
-    enc.copyBufferToBuffer(out, 0, read, 0, outBytes);
-    device.queue.submit([enc.finish()]);
-    await read.mapAsync(GPUMapMode.READ);
-    const data = new Uint8Array(read.getMappedRange().slice(0));
-    read.unmap();
-    let s = ""; for (let i = 0; i < data.length; i += 0x8000) s += String.fromCharCode.apply(null, data.subarray(i, i + 0x8000));
-    results.push(btoa(s));
+    results.push(await readBack(device, enc, out, outBytes));
   }
   const err = await device.popErrorScope();
   if (err) return {error: "validation: " + err.message};
