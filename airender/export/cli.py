@@ -1,7 +1,9 @@
-"""``airender export --ckpt C --format pack|onnx|glsl|wgsl|html|contest --out PATH [--quant fp32|fp16|int8]``
-and ``airender view --ckpt C [--port P] [--truth DIR]``.
+"""``airender export --ckpt C --format pack|onnx|glsl|wgsl|html|level|contest --out PATH [--quant fp32|fp16|int8]``
+and ``airender view --ckpt C [--port P] [--truth DIR] [--level BAKE]``.
 
-``--format contest`` takes one ``--ckpt`` per lightmap and the dataset (``--data_dir``) they belong to;
+``--format level`` takes the bake (``--data_dir``) whose lightmap the checkpoint was trained on and writes a page
+of the level in 3D (airender.export.level). ``--format contest`` takes one ``--ckpt`` per lightmap and the
+dataset (``--data_dir``) they belong to;
 a tiled checkpoint (``airender train --tile_size N``) exports with it alone (the other formats refuse it).
 
 Bad input (a missing or foreign checkpoint, an unknown format or precision, an output path that cannot
@@ -17,6 +19,7 @@ from airender.between.cli import run_network
 from airender.cli_args import add_ckpt_argument, add_data_dir_argument, add_subcommand
 from airender.errors import InputError
 from airender.export.contest import write_contest
+from airender.export.level import write_level_page
 from airender.export.onnx_export import prepare_path, write_onnx
 from airender.export.pack import write_pack
 from airender.export.view import add_view_arguments, cmd_view
@@ -25,7 +28,7 @@ from airender.export.wgsl import write_wgsl
 from airender.models import load_model
 from airender.sizes import raw_frames_bytes, size_report
 
-FORMATS = ("pack", "onnx", "glsl", "wgsl", "html", "contest")
+FORMATS = ("pack", "onnx", "glsl", "wgsl", "html", "level", "contest")
 QUANTS = ("fp32", "fp16", "int8")
 BETWEEN_EXPORT = ("auto", "model")
 
@@ -39,20 +42,23 @@ def add_export_parser(sub) -> None:
                                    "(per-pixel values, once per resolution) for onnxruntime; glsl: a GLSL ES 3.0 "
                                    "fragment shader and the textures it reads; wgsl: a WebGPU compute shader and "
                                    "the storage buffers it reads; html: a static viewer page (OUT/index.html) that "
-                                   "decodes on the GPU with WebGL2; contest: a folder whose Interface.py answers "
+                                   "decodes on the GPU with WebGL2; level: a static page of the baked level in 3D "
+                                   "(three.js) lit by the model, with --data_dir the bake; contest: a folder whose "
+                                   "Interface.py answers "
                                    "reconstruct(dataset, lightmap_id, coords) with numpy alone for every lightmap "
                                    "given (one --ckpt per lightmap), with a self-check script.")
     add_ckpt_argument(p, "checkpoint (best.ckpt or last.ckpt); repeat it for --format contest, one per lightmap",
                       repeat=True)
     p.add_argument("--format", default="pack", help=f"one of {', '.join(FORMATS)} (default: pack)")
-    p.add_argument("--out", required=True, help="output file (pack, onnx) or folder (glsl, wgsl, html, contest)")
+    p.add_argument("--out", required=True, help="output file (pack, onnx) or folder (glsl, wgsl, html, level, contest)")
     p.add_argument("--quant", default="fp32",
                    help="precision of the stored data: fp32, fp16 or int8 (int8: per-level scales for hash-grid "
                         "tables, per-output-channel scales for weights) for pack, the packs of contest, and the "
-                        "textures / buffers of glsl, html and wgsl (the shaders decode what the pack of that "
+                        "textures / buffers of glsl, html, level and wgsl (the shaders decode what the pack of that "
                         "precision decodes); onnx: fp32 only (default: fp32)")
     add_data_dir_argument(p, "--format contest: the lightmap dataset (either contest layout) the checkpoints were "
-                             "trained on (default: none)", required=False)
+                             "trained on; --format level: the bake (airender bake --out_dir, with its level.glb) "
+                             "(default: none)", required=False)
     p.add_argument("--between", choices=BETWEEN_EXPORT, default="auto",
                    help="frames between the trained hours: 'auto' (default): a run that fitted the network between "
                         "the hours (--between_steps, the quality preset; between.pt beside --ckpt) ships it in "
@@ -100,10 +106,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if len(ckpts) > 1:
         raise InputError(f"--ckpt: --format {fmt} exports one checkpoint ({len(ckpts)} given; several are for "
                          f"--format contest)")
-    for flag, value in (("--data_dir", args.data_dir), ("--lightmap_ids", args.lightmap_ids)):
-        if value:
-            raise InputError(f"{flag}: only --format contest takes it")
-    folder = fmt in ("glsl", "wgsl", "html")
+    if args.lightmap_ids:
+        raise InputError("--lightmap_ids: only --format contest takes it")
+    if fmt == "level" and not args.data_dir:
+        raise InputError("--data_dir: --format level needs the bake (airender bake --out_dir) the checkpoint was "
+                         "trained on")
+    if args.data_dir and fmt != "level":
+        raise InputError("--data_dir: only --format contest and level take it")
+    folder = fmt in ("glsl", "wgsl", "html", "level")
     check_writable(out, folder)
     if fmt == "onnx":
         check_writable(prepare_path(out), False)
@@ -130,6 +140,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                   f"({written[1].stat().st_size:,} bytes, per-pixel values)"
                   + (f" and {written[2]} ({written[2].stat().st_size:,} bytes, the network between the hours)"
                      if len(written) > 2 else ""))
+        elif fmt == "level":
+            written, nbytes = write_level_page(field, args.data_dir, out, quant, between)
+            print(f"wrote {out}/ (index.html and {len(written) - 1} more files; {quant} model data: {nbytes:,} bytes); "
+                  f"open {out / 'index.html'} in a browser with WebGL2")
         elif fmt == "wgsl":
             written = write_wgsl(field, out, quant, between)
             print(f"wrote {', '.join(str(p) for p in written)} ({quant} data: {written[1].stat().st_size:,} bytes "

@@ -1,5 +1,6 @@
-"""``airender view --ckpt C [--port P] [--truth DIR]``: the html export of a checkpoint, served on 127.0.0.1
-(with the run's network between the hours when it fitted one, as ``export --between auto``).
+"""``airender view --ckpt C [--port P] [--truth DIR | --level BAKE]``: the html export of a checkpoint (or with
+``--level`` the level page, ``export --format level``), served on 127.0.0.1 (with the run's network between the
+hours when it fitted one, as ``export --between auto``).
 
 The page (airender.export.web: WebGL2, decoding on the GPU) is written into a temporary folder and served
 by ``http.server`` in a thread until Ctrl-C; the folder is removed on the way out. With ``--truth DIR``
@@ -22,6 +23,7 @@ from airender.data.readers import is_contest_layout
 from airender.data.virtual_texture import is_virtual_texture
 from airender.errors import InputError
 from airender.export.contest import lightmap_of_source
+from airender.export.level import write_level_page
 from airender.export.web import field_program, truth_script, write_html
 from airender.images import preview_uint8
 from airender.models.checkpoint import load_checkpoint
@@ -82,6 +84,9 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
                         "model with an error view (default: none)")
     add_lightmap_id_argument(p, "with a contest-layout --truth: which lightmap (default: the one the checkpoint "
                                 "was trained on, else the first)")
+    p.add_argument("--level", default="",
+                   help="a bake (airender bake --out_dir) whose lightmap the checkpoint was trained on: show the level "
+                        "in 3D lit by the model instead (export --format level; default: the 2D viewer)")
 
 
 def cmd_view(args: argparse.Namespace) -> int:
@@ -90,11 +95,18 @@ def cmd_view(args: argparse.Namespace) -> int:
         raise InputError(f"--port {args.port}: not a port (0..65535; 0 picks a free one)")
     if args.truth and not Path(args.truth).exists():
         raise InputError(f"{args.truth}: no such folder (--truth)")
+    if args.level and args.truth:
+        raise InputError("--level and --truth: choose one (the level page shows the bake's own truth)")
     loaded = load_checkpoint(args.ckpt, "cpu")
-    model, program = field_program(loaded.field, "fp32", run_network(args.ckpt, loaded.config))
-    truth = truth_script_for(args.truth, args.lightmap_id, model, program.meta["exposure"]) if args.truth else None
+    between = run_network(args.ckpt, loaded.config)
     with tempfile.TemporaryDirectory(prefix="airender-view-") as folder:
-        write_html(program, Path(folder), truth)
+        if args.level:
+            write_level_page(loaded.field, args.level, folder, "fp32", between)
+        else:
+            model, program = field_program(loaded.field, "fp32", between)
+            truth = truth_script_for(args.truth, args.lightmap_id, model, program.meta["exposure"]) if args.truth \
+                else None
+            write_html(program, Path(folder), truth)
         server, thread, url = start_server(folder, args.port)
         print(f"serving {args.ckpt} at {url} (Ctrl-C stops)", flush=True)
         try:

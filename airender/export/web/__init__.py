@@ -316,6 +316,7 @@ class ShaderProgram:
     textures: dict[str, Texture]
     meta: dict
     between: BetweenPasses | None = None
+    functions: str = ""  # the same code without ``#version`` and ``main``: field_display(uv, t) for other shaders
 
     def between_texture(self) -> Texture:
         """u_bweights: the network's weights as the pass shaders read them (RGBA32F, BWEIGHTS_WIDTH wide)."""
@@ -596,7 +597,9 @@ def shader_program(model: FieldModel, exposure: float = 1.0, stored: dict[str, S
                *(f"#define {k} {v}" for k, v in layout.defines.items()),
                f"#define W0 {_glsl_float(layout.floats['W0'])}", *consts]
     body = _int8_glsl(resources.files(__package__).joinpath("field.frag.glsl").read_text(encoding="utf-8"), layout)
-    fragment = "\n".join(prelude) + "\n" + body.replace("//@GRIDS", "\n\n".join(grids))
+    body = body.replace("//@GRIDS", "\n\n".join(grids))
+    fragment = "\n".join(prelude) + "\n" + body
+    functions = "\n".join(prelude[1:] + ["#define FIELD_FUNCTIONS_ONLY 1"]) + "\n" + body
     meta = {"format": "airender-glsl", "format_version": 1, "airender_version": __version__,
             "width": model.width, "height": model.height, "is_hdr": model.is_hdr, "times": model.times,
             "exposure": float(exposure), "transform": model.transform, "quant": layout.quant,
@@ -607,7 +610,7 @@ def shader_program(model: FieldModel, exposure: float = 1.0, stored: dict[str, S
     spec = model.header["model"].get("between")
     between = between_passes(spec, model.arrays, model.height, model.width) if spec else None
     return ShaderProgram(fragment=fragment, vertex=VERTEX_SHADER, textures=layout.textures, meta=meta,
-                         between=between)
+                         between=between, functions=functions)
 
 
 def preview_exposure(model: FieldModel) -> float:
@@ -691,24 +694,33 @@ def truth_script(frames: dict[float, np.ndarray], mask: np.ndarray | None, sourc
     return "window.AIRENDER_TRUTH = " + json.dumps(truth) + ";\n"
 
 
-def write_html(program: ShaderProgram, folder: Path, truth: str | None = None) -> list[Path]:
-    """index.html, viewer.js and model.js in ``folder``: a viewer page that works from file://; with
-    ``truth`` (the text of truth.js, see :func:`truth_script`) also truth.js, and the page shows the
-    ground truth and the error beside the model."""
+def model_script(program: ShaderProgram, functions: bool = False) -> str:
+    """model.js of the pages: ``window.AIRENDER_MODEL`` = {meta, vertex, fragment, textures (base64 texels), and
+    with the network between the hours ``between`` (its passes, programs and weights)}; ``functions``: also the
+    shader's functions without ``main`` (``functions``: field_display(uv, t), for the level page)."""
     model = {"meta": program.meta, "vertex": program.vertex, "fragment": program.fragment,
              "textures": {name: {"width": t.width, "height": t.height, "format": t.format, "dtype": t.dtype,
                                  "data": base64.b64encode(t.tobytes()).decode("ascii")}
                           for name, t in program.textures.items()}}
+    if functions:
+        model["functions"] = program.functions
     if program.between is not None:
         weights = program.between_texture()
         model["between"] = {**program.between.describe(), "programs": glsl_programs(),
                             "weights": {"width": weights.width, "height": weights.height, "format": weights.format,
                                         "data": base64.b64encode(weights.tobytes()).decode("ascii")}}
+    return "window.AIRENDER_MODEL = " + json.dumps(model) + ";\n"
+
+
+def write_html(program: ShaderProgram, folder: Path, truth: str | None = None) -> list[Path]:
+    """index.html, viewer.js and model.js in ``folder``: a viewer page that works from file://; with
+    ``truth`` (the text of truth.js, see :func:`truth_script`) also truth.js, and the page shows the
+    ground truth and the error beside the model."""
     assets = resources.files(__package__)
     paths = [folder / "model.js", folder / "viewer.js", folder / "index.html"]
     page = assets.joinpath("index.html").read_text(encoding="utf-8")
     page = page.replace("<!--TRUTH-->\n", '<script src="truth.js"></script>\n' if truth is not None else "")
-    write_text_atomic(paths[0], "window.AIRENDER_MODEL = " + json.dumps(model) + ";\n")
+    write_text_atomic(paths[0], model_script(program))
     write_text_atomic(paths[1], assets.joinpath("viewer.js").read_text(encoding="utf-8"))
     if truth is not None:
         paths.append(folder / "truth.js")

@@ -414,9 +414,9 @@ float source_on(int s, float t) {
 }
 #endif
 
-void main() {
-    vec2 uv = vec2(gl_FragCoord.x / u_size.x, u_linear == 1 ? gl_FragCoord.y / u_size.y
-                                                              : (u_size.y - gl_FragCoord.y) / u_size.y);
+// The field's display value at uv (the atlas's [0, 1]^2, rows from the top) and hour t: sRGB in [0, 1] for LDR
+// data, radiance for HDR data (before the preview exposure).
+vec3 field_display(vec2 uv, float t) {
     for (int k = 0; k < S4; ++k) g_static[k] = vec4(0.0);
     int o = 0;
 #if ENCODER
@@ -441,7 +441,6 @@ void main() {
 #if BASIS
     basis_values();
 #endif
-    float t = u_hour;
 #if SOURCES
     vec3 lin = vec3(0.0);
     for (int s = 0; s < SOURCES; ++s) {
@@ -472,13 +471,25 @@ void main() {
     value = from_linear(to_linear(value) + sun_light(t));
 #endif
 #endif
-    vec3 display = to_display(value);
-    if (u_linear == 1) {  // linear light, rows from the top: a frame the network between the hours reads
+    return to_display(value);
+}
+
+// Linear light of a display value of field_display.
+vec3 display_to_linear(vec3 display) {
 #if HDR
-        fragColor = vec4(display, 1.0);
+    return display;
 #else
-        fragColor = vec4(srgb_to_linear(clamp(display, 0.0, 1.0)), 1.0);
+    return srgb_to_linear(clamp(display, 0.0, 1.0));
 #endif
+}
+
+#ifndef FIELD_FUNCTIONS_ONLY
+void main() {
+    vec2 uv = vec2(gl_FragCoord.x / u_size.x, u_linear == 1 ? gl_FragCoord.y / u_size.y
+                                                              : (u_size.y - gl_FragCoord.y) / u_size.y);
+    vec3 display = field_display(uv, u_hour);
+    if (u_linear == 1) {  // linear light, rows from the top: a frame the network between the hours reads
+        fragColor = vec4(display_to_linear(display), 1.0);
         return;
     }
 #if HDR
@@ -486,3 +497,4 @@ void main() {
 #endif
     fragColor = vec4(clamp(display, 0.0, 1.0), 1.0);
 }
+#endif
