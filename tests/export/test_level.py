@@ -16,6 +16,7 @@ trimesh = pytest.importorskip("trimesh", reason="the level needs trimesh (pip in
 import airender.export.level as level_export  # noqa: E402
 import airender.runtime  # noqa: E402
 from airender.bake.bake import BakeSettings, bake  # noqa: E402
+from airender.between.cli import fit_after_training, run_network  # noqa: E402
 from airender.data import load_sequence  # noqa: E402
 from airender.data.virtual_texture import list_lightmaps, open_component  # noqa: E402
 from airender.engine.trainer import Trainer  # noqa: E402
@@ -27,6 +28,7 @@ from tests.export.test_pack_runtime import export_main  # noqa: E402
 from tests.export.test_web import browser  # noqa: E402,F401 (the WebGL2 browser fixture)
 
 HOURS = [9.0, 13.0, 17.0]  # baked (and trained) hours
+BETWEEN = 10.4  # a daylight time between them: the network between the hours blends the field's frames
 SIZE = "128x80"  # SwiftShader decodes the field for every fragment: about 0.8 s a frame here
 # the page's pixels as base64 (a list of numbers crosses from the page thousands of times slower)
 READ_PIXELS = """() => window.airenderLevel.readPixels().then(r => {
@@ -42,12 +44,16 @@ def level_run(tmp_path_factory):
     bake(root / "bake", BakeSettings(size=256, atlases=1, parts=1, spp=2, seed=0), progress=False)
     config = apply_overrides(preset_config("hashgrid"), {
         "data": {"data_dir": str(root / "bake"), "lightmap_id": "1"},
-        "train": {"max_steps": 60, "epochs": 100, "progress": False, "val_every_steps": 60, "between_steps": 0}})
+        "train": {"max_steps": 60, "epochs": 100, "progress": False, "val_every_steps": 60, "between_steps": 20}})
     config.out_dir = str(root / "run")
     Trainer(config, load_sequence(root / "bake", "1", "original")).fit()
+    assert fit_after_training(config, config.out_dir) is not None  # the network between the hours, a few steps
     ckpt = root / "run" / "last.ckpt"
-    write_pack(load_model(ckpt).field, root / "model.airpack")
-    return root / "bake", ckpt, airender.runtime.load(root / "model.airpack")
+    loaded = load_model(ckpt)
+    write_pack(loaded.field, root / "model.airpack", "fp32", run_network(ckpt, loaded.config))
+    runtime = airender.runtime.load(root / "model.airpack")
+    assert runtime.blend(BETWEEN) is not None
+    return root / "bake", ckpt, runtime
 
 
 def frames(browser, folder, hours_by_mode: dict[str, list[float]]):  # noqa: F811
@@ -103,14 +109,21 @@ def test_level_page_decodes_each_texel_as_the_runtime(level_run, browser, tmp_pa
     lighting is that decode, texel by texel (the truth path and the neural path of the page agree)."""
     bake_dir, ckpt, runtime = level_run
 
+    times = HOURS + [BETWEEN]
+
     def decoded(_bake_dir, _lightmap_id, limit_bytes=0):
-        frames = [runtime.decode(h) for h in HOURS]
-        return HOURS, [np.concatenate([f, np.ones_like(f[..., :1])], axis=2).astype(np.float16) for f in frames]
+        frames = [runtime.decode(h) for h in times]
+        return times, [np.concatenate([f, np.ones_like(f[..., :1])], axis=2).astype(np.float16) for f in frames]
 
     monkeypatch.setattr(level_export, "baked_truth", decoded)
-    level_export.write_level_page(load_model(ckpt).field, bake_dir, tmp_path / "own")
-    shown, frame_ms = frames(browser, tmp_path / "own", {"neural": HOURS, "truth": HOURS, "error": [13.0]})
+    loaded = load_model(ckpt)
+    level_export.write_level_page(loaded.field, bake_dir, tmp_path / "own", "fp32", run_network(ckpt, loaded.config))
+    shown, frame_ms = frames(browser, tmp_path / "own", {"neural": times, "truth": times, "error": [13.0]})
     neural, truth = shown["neural"], shown["truth"]
+    # between the hours: the network's blend of the field's frames, as the runtime (and airender render) decode it
+    assert psnr8(neural[BETWEEN], truth[BETWEEN]) >= 50.0, psnr8(neural[BETWEEN], truth[BETWEEN])
+    own_frame = runtime.model.decode(BETWEEN)
+    assert np.abs(runtime.decode(BETWEEN) - own_frame).max() > 1e-3 * max(1.0, float(own_frame.max()))
     coverage = neural[HOURS[0]][..., 3] > 0
     assert 0.3 < coverage.mean() < 1.0  # the level from the default camera, with sky around it
     assert (neural[HOURS[0]][..., 3][coverage] == 255).all()
