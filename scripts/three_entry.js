@@ -2,7 +2,7 @@
 // into one classic script that defines the global THREE (pages then work from file://).
 export {
   BufferAttribute, BufferGeometry, Color, DataArrayTexture, DataTexture, DoubleSide, FloatType, GLSL3, HalfFloatType,
-  ByteType, Mesh, NearestFilter, OrthographicCamera, PerspectiveCamera, RawShaderMaterial, RedFormat, RGBAFormat,
+  ByteType, IntType, Mesh, NearestFilter, OrthographicCamera, PerspectiveCamera, RawShaderMaterial, RedFormat, RGBAFormat,
   RGBAIntegerFormat, Scene, UnsignedByteType, Vector3, WebGLArrayRenderTarget, WebGLRenderTarget, WebGLRenderer,
   REVISION,
 } from "three";

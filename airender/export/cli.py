@@ -119,6 +119,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         check_writable(prepare_path(out), False)
 
     loaded = load_model(ckpts[0], "cpu")
+    if loaded.is_tiled and fmt == "level":  # one field per tile, each texel decoded by its tile's field
+        written, nbytes = write_level_page(loaded.field, args.data_dir, out, quant)
+        print(f"wrote {out}/ (index.html and {len(written) - 1} more files; {quant} data of "
+              f"{len(loaded.field.tiles)} tiles: {nbytes:,} bytes); open {out / 'index.html'} in a browser with WebGL2")
+        return 0
     if loaded.is_tiled:
         raise InputError(f"{ckpts[0]}: a tiled checkpoint (one field per tile); --format {fmt} exports one field, "
                          f"a tiled run exports with --format contest --data_dir DATASET")

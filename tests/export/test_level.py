@@ -1,7 +1,8 @@
 """``export --format level``: the baked level in 3D in headless Chromium (SwiftShader), every fragment lit by the
 field decoded in the fragment shader. A 256^2 level is baked and a field trained on it a few steps; the page's
 "neural" frames equal the numpy runtime's decode of each texel (its "baked truth" replaced by that decode:
->= 50 dB on the 8-bit output), the export's "baked truth" is the bake, and the hour changes the image."""
+>= 50 dB on the 8-bit output), between the stored hours too (the network's blend) and for a tiled run (each texel
+by its tile's field); the export's "baked truth" is the bake, and the hour changes the image."""
 from __future__ import annotations
 
 import base64
@@ -24,6 +25,7 @@ from airender.errors import InputError  # noqa: E402
 from airender.export.pack import write_pack  # noqa: E402
 from airender.models import load_model  # noqa: E402
 from airender.presets import apply_overrides, preset_config  # noqa: E402
+from airender.tiles.runner import fit_tiled  # noqa: E402
 from tests.export.test_pack_runtime import export_main  # noqa: E402
 from tests.export.test_web import browser  # noqa: E402,F401 (the WebGL2 browser fixture)
 
@@ -149,3 +151,27 @@ def test_level_export_refuses_bad_input(level_run, tmp_path):
     finally:
         (bake_dir / "level.glb.away").rename(bake_dir / "level.glb")
     assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_level_page_of_a_tiled_run(level_run, browser, tmp_path, monkeypatch):  # noqa: F811
+    """A tiled run (one field per 128^2 tile): each texel lit by its tile's field, as the tiled model decodes it."""
+    bake_dir = level_run[0]
+    config = apply_overrides(preset_config("hashgrid"), {
+        "data": {"data_dir": str(bake_dir), "lightmap_id": "1", "tile_size": 128},
+        "train": {"max_steps": 20, "epochs": 100, "progress": False, "val_every_steps": 20, "between_steps": 0}})
+    config.out_dir = str(tmp_path / "tiled")
+    fit_tiled(config, echo=lambda line: None)
+    atlas = load_model(tmp_path / "tiled" / "last.ckpt").field
+    assert len(atlas.tiles) == 4
+    decoder = atlas.frame_decoder()
+
+    def decoded(_bake_dir, _lightmap_id, limit_bytes=0):
+        frame = decoder.decode(13.0).numpy()
+        return [13.0], [np.concatenate([frame, np.ones_like(frame[..., :1])], axis=2).astype(np.float16)]
+
+    monkeypatch.setattr(level_export, "baked_truth", decoded)
+    assert export_main("--ckpt", str(tmp_path / "tiled" / "last.ckpt"), "--format", "level", "--data_dir",
+                       str(bake_dir), "--out", str(tmp_path / "page")) == 0
+    shown, _ = frames(browser, tmp_path / "page", {"neural": [13.0], "truth": [13.0]})
+    assert (shown["neural"][13.0][..., 3] > 0).mean() > 0.3
+    assert psnr8(shown["neural"][13.0], shown["truth"][13.0]) >= 50.0

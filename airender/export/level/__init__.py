@@ -34,8 +34,10 @@ from airender.bake.level_file import LEVEL_FILE
 from airender.data.virtual_texture import is_virtual_texture, list_lightmaps, open_component
 from airender.errors import InputError
 from airender.export.contest import lightmap_of_source
-from airender.export.web import field_program, model_script
+from airender.export.web import ShaderProgram, field_program, model_script, pack_model
+from airender.export.web.tiled import tiled_program
 from airender.fileio import write_text_atomic
+from airender.models.tiled import TiledAtlas
 
 VENDOR_FILES = {"three.bundle.min.js": "three.bundle.min.js", "LICENSE": "THREE-LICENSE", "VERSION": "THREE-VERSION"}
 TRUTH_BYTES_LIMIT = 512 << 20  # baked atlases kept for "baked truth" (float16), at most; more times are thinned
@@ -110,28 +112,38 @@ def level_exposure(truth: list[np.ndarray]) -> float:
     return 1.0 / p99 if p99 > 0 else 1.0
 
 
-def write_level_page(field: nn.Module, bake_dir: str | Path, out: str | Path, quant: str = "fp32",
+def level_program(model: nn.Module | TiledAtlas, quant: str, between: tuple | None) -> ShaderProgram:
+    """The shader program of ``model``: a field (with the run's network between the hours ``between``) or a tiled
+    atlas (one field per tile, airender.export.web.tiled; tiled runs fit no network between the hours)."""
+    if isinstance(model, TiledAtlas):
+        tiles = [(entry, pack_model(model.field(i), quant)[0]) for i, entry in enumerate(model.tiles)]
+        return tiled_program(tiles, model.desc.height, model.desc.width, model.tile_size)
+    return field_program(model, quant, between)[1]
+
+
+def write_level_page(model: nn.Module | TiledAtlas, bake_dir: str | Path, out: str | Path, quant: str = "fp32",
                      between: tuple | None = None) -> tuple[list[Path], int]:
-    """The level page of ``field`` (trained on a lightmap of the bake ``bake_dir``) in the folder ``out``; returns the
-    files written and the bytes of the model's data. Everything is read and built before the first file is
-    written."""
+    """The level page of ``model`` (a field or a tiled atlas trained on a lightmap of the bake ``bake_dir``) in the
+    folder ``out``; returns the files written and the bytes of the model's data. Everything is read and built
+    before the first file is written."""
+    desc = model.desc
     bake_dir = Path(bake_dir)
     if not bake_dir.is_dir() or not is_virtual_texture(bake_dir):
         raise InputError(f"--data_dir {bake_dir}: not a bake (airender bake writes a virtual-texture folder with "
                          f"{LEVEL_FILE})")
-    if not field.desc.is_hdr:
+    if not desc.is_hdr:
         raise InputError("--format level: the model must be trained on a baked lightmap (HDR); this one is LDR")
-    named = lightmap_of_source(field.desc.source)
+    named = lightmap_of_source(desc.source)
     if named is None:
-        raise InputError(f"--format level: the model's data description names no lightmap ({field.desc.source!r})")
+        raise InputError(f"--format level: the model's data description names no lightmap ({desc.source!r})")
     lightmap_id = named[1]
     meshes, extras = level_meshes(bake_dir, lightmap_id)
     hours, truth = baked_truth(bake_dir, lightmap_id)
-    size = (field.desc.height, field.desc.width)
+    size = (desc.height, desc.width)
     if truth[0].shape[:2] != size:
         raise InputError(f"--data_dir {bake_dir}: lightmap {lightmap_id} is {truth[0].shape[1]}x{truth[0].shape[0]}, "
                          f"the model {size[1]}x{size[0]}")
-    _, program = field_program(field, quant, between)
+    program = level_program(model, quant, between)
     program.meta["level_exposure"] = level_exposure(truth)
     scripts = {"model.js": model_script(program, functions=True), "level_data.js": level_script(meshes, extras, lightmap_id, size,
                                                                                 hours, truth)}

@@ -52,7 +52,7 @@
     return String(Math.floor(minutes / 60)).padStart(2, "0") + ":" + String(minutes % 60).padStart(2, "0");
   }
 
-  // A data texture of model.js (format RGBA32F, RGBA16F, RGBA8I, RGBA8 or R32F), read with texelFetch.
+  // A data texture of model.js (format RGBA32F, RGBA16F, RGBA8I, RGBA8, R32F or RGBA32I), read with texelFetch.
   function dataTexture(texture) {
     const kinds = {
       RGBA32F: [Float32Array, THREE.RGBAFormat, THREE.FloatType, "RGBA32F"],
@@ -60,6 +60,7 @@
       RGBA8I: [Int8Array, THREE.RGBAIntegerFormat, THREE.ByteType, "RGBA8I"],
       RGBA8: [Uint8Array, THREE.RGBAFormat, THREE.UnsignedByteType, "RGBA8"],
       R32F: [Float32Array, THREE.RedFormat, THREE.FloatType, "R32F"],
+      RGBA32I: [Int32Array, THREE.RGBAIntegerFormat, THREE.IntType, "RGBA32I"],
     };
     const [View, format, type, internal] = kinds[texture.format || "RGBA32F"];
     const made = new THREE.DataTexture(new View(bytes(texture.data).buffer), texture.width, texture.height, format, type);
@@ -91,7 +92,7 @@ void main() {
     gl_Position = projectionMatrix * modelViewMatrix * vec4(position, 1.0);
 }`;
 
-  // After the field's functions (model.functions: field_display(uv, t), display_to_linear).
+  // After the field's functions (model.functions: display_at(uv, t) of the atlas, display_to_linear).
   const FRAGMENT_MAIN = `
 in vec2 v_uv;
 in vec3 v_albedo;
@@ -121,12 +122,12 @@ void main() {
     vec3 neural = truth;
     if (u_mode != 1) {
         if (u_between == 1) {
-            vec3 a = display_to_linear(field_display(uv, u_before));
-            vec3 b = display_to_linear(field_display(uv, u_after));
+            vec3 a = display_to_linear(display_at(uv, u_before));
+            vec3 b = display_to_linear(display_at(uv, u_after));
             float w = 1.0 / (1.0 + exp(-(texelFetch(u_logit, ivec3(texel, 0), 0).x + u_prior)));
             neural = a + w * (b - a);
         } else {
-            neural = display_to_linear(field_display(uv, u_hour));
+            neural = display_to_linear(display_at(uv, u_hour));
         }
     }
     vec3 shown = tone(v_albedo * (u_mode == 1 ? truth : neural));

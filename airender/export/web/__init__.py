@@ -66,7 +66,7 @@ FEATURES_WIDTH = 4096
 WEB_FORMATS = ("glsl", "html")
 MATRIX_SHIFT = 20  # int8 exports: a weight offset is (m << MATRIX_SHIFT) + texel within matrix m
 TEXTURE_FORMATS = {("float32", 4): "RGBA32F", ("float16", 4): "RGBA16F", ("int8", 4): "RGBA8I",
-                   ("uint8", 4): "RGBA8", ("float32", 1): "R32F"}
+                   ("uint8", 4): "RGBA8", ("float32", 1): "R32F", ("int32", 4): "RGBA32I"}
 VERTEX_SHADER = """#version 300 es
 // A triangle that covers the viewport; the fragment shader does the work.
 void main() {
@@ -79,7 +79,8 @@ void main() {
 @dataclass
 class Texture:
     """A data texture: ``texels`` [height, width, 4] of float32 (RGBA32F), float16 (RGBA16F), int8 (RGBA8I,
-    read as integers) or uint8 (RGBA8, read as q / 255); or [height, width, 1] float32 (R32F)."""
+    read as integers), uint8 (RGBA8, read as q / 255) or int32 (RGBA32I, a tiled program's tile index); or
+    [height, width, 1] float32 (R32F)."""
 
     texels: np.ndarray
 
@@ -97,7 +98,7 @@ class Texture:
 
     @property
     def format(self) -> str:
-        """The WebGL2 internal format: RGBA32F, RGBA16F, RGBA8I, RGBA8 or R32F."""
+        """The WebGL2 internal format: RGBA32F, RGBA16F, RGBA8I, RGBA8, R32F or RGBA32I."""
         return TEXTURE_FORMATS[(self.dtype, int(self.texels.shape[2]))]
 
     @property
@@ -588,6 +589,26 @@ def shader_program(model: FieldModel, exposure: float = 1.0, stored: dict[str, S
     """The GLSL ES 3.0 program and textures that decode ``model`` (a pack's runtime model; an int8 pack's
     needs ``stored``, see :func:`shader_layout`)."""
     layout = shader_layout(model, stored)
+    spec = model.header["model"].get("between")
+    between = between_passes(spec, model.arrays, model.height, model.width) if spec else None
+    return layout_program(layout, program_meta(model, exposure, layout.quant), between)
+
+
+def program_meta(model: FieldModel, exposure: float, quant: str) -> dict:
+    """The description of a program decoding ``model``'s frames (textures.json, model.js's meta)."""
+    return {"format": "airender-glsl", "format_version": 1, "airender_version": __version__,
+            "width": model.width, "height": model.height, "is_hdr": model.is_hdr, "times": model.times,
+            "exposure": float(exposure), "transform": model.transform, "quant": quant,
+            "uniforms": {"u_hour": "float, hour of day", "u_size": "vec2, output width and height in pixels",
+                         "u_exposure": "float, HDR preview exposure",
+                         "u_linear": "int, 1: linear light with rows from the top (the frames the network between "
+                                     "the hours reads), 0: the display value"}}
+
+
+def layout_program(layout: ShaderLayout, meta: dict, between: BetweenPasses | None = None,
+                   edits: dict[str, str] | None = None) -> ShaderProgram:
+    """The program of ``layout`` (field.frag.glsl under its constants); ``edits``: {text of the template: its
+    replacement}, each text found exactly once (a tiled program's routing, airender.export.web.tiled)."""
     consts = [*(_float_array(name, values) for name, values in layout.float_arrays.items()),
               *(_int_array(name, values) for name, values in layout.int_arrays.items()),
               *(f"const float {name} = {_glsl_float(value)};" for name, value in layout.floats.items() if name != "W0")]
@@ -597,18 +618,13 @@ def shader_program(model: FieldModel, exposure: float = 1.0, stored: dict[str, S
                *(f"#define {k} {v}" for k, v in layout.defines.items()),
                f"#define W0 {_glsl_float(layout.floats['W0'])}", *consts]
     body = _int8_glsl(resources.files(__package__).joinpath("field.frag.glsl").read_text(encoding="utf-8"), layout)
-    body = body.replace("//@GRIDS", "\n\n".join(grids))
+    for old, new in (edits or {}).items():
+        if body.count(old) != 1:
+            raise ValueError(f"field.frag.glsl: expected one {old.strip()!r}")
+        body = body.replace(old, new)
+    body = body.replace("//@GRIDS", "\n\n".join(grids)).replace("//@TILED\n", "")
     fragment = "\n".join(prelude) + "\n" + body
     functions = "\n".join(prelude[1:] + ["#define FIELD_FUNCTIONS_ONLY 1"]) + "\n" + body
-    meta = {"format": "airender-glsl", "format_version": 1, "airender_version": __version__,
-            "width": model.width, "height": model.height, "is_hdr": model.is_hdr, "times": model.times,
-            "exposure": float(exposure), "transform": model.transform, "quant": layout.quant,
-            "uniforms": {"u_hour": "float, hour of day", "u_size": "vec2, output width and height in pixels",
-                         "u_exposure": "float, HDR preview exposure",
-                         "u_linear": "int, 1: linear light with rows from the top (the frames the network between "
-                                     "the hours reads), 0: the display value"}}
-    spec = model.header["model"].get("between")
-    between = between_passes(spec, model.arrays, model.height, model.width) if spec else None
     return ShaderProgram(fragment=fragment, vertex=VERTEX_SHADER, textures=layout.textures, meta=meta,
                          between=between, functions=functions)
 

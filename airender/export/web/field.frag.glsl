@@ -483,11 +483,17 @@ vec3 display_to_linear(vec3 display) {
 #endif
 }
 
+//@TILED
+#ifndef TILED
+// The display value at uv of the model's frame (a tiled model's program routes uv to its tile's field instead).
+vec3 display_at(vec2 uv, float t) { return field_display(uv, t); }
+#endif
+
 #ifndef FIELD_FUNCTIONS_ONLY
 void main() {
     vec2 uv = vec2(gl_FragCoord.x / u_size.x, u_linear == 1 ? gl_FragCoord.y / u_size.y
                                                               : (u_size.y - gl_FragCoord.y) / u_size.y);
-    vec3 display = field_display(uv, u_hour);
+    vec3 display = display_at(uv, u_hour);
     if (u_linear == 1) {  // linear light, rows from the top: a frame the network between the hours reads
         fragColor = vec4(display_to_linear(display), 1.0);
         return;

@@ -54,8 +54,8 @@
   }
 
   // A data texture of model.js: {width, height, format, data: base64 of its texels, little endian}.
-  // format: RGBA32F (float32), RGBA16F (IEEE half bits), RGBA8I (int8), RGBA8 (uint8, read as q / 255)
-  // or R32F (float32, one channel); RGBA32F where it is missing.
+  // format: RGBA32F (float32), RGBA16F (IEEE half bits), RGBA8I (int8), RGBA8 (uint8, read as q / 255),
+  // R32F (float32, one channel) or RGBA32I (int32, a tiled program's tile index); RGBA32F where it is missing.
   function uploadTexture(texture) {
     const formats = {
       RGBA32F: [gl.RGBA32F, gl.RGBA, gl.FLOAT, Float32Array],
@@ -63,6 +63,7 @@
       RGBA8I: [gl.RGBA8I, gl.RGBA_INTEGER, gl.BYTE, Int8Array],
       RGBA8: [gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, Uint8Array],
       R32F: [gl.R32F, gl.RED, gl.FLOAT, Float32Array],
+      RGBA32I: [gl.RGBA32I, gl.RGBA_INTEGER, gl.INT, Int32Array],
     };
     const format = formats[texture.format || "RGBA32F"];
     if (!format) throw new Error("unknown texture format " + texture.format);
