@@ -23,7 +23,8 @@ from airender.export.level import write_level_page
 from airender.export.onnx_export import prepare_path, write_onnx
 from airender.export.pack import write_pack
 from airender.export.view import add_view_arguments, cmd_view
-from airender.export.web import export_web
+from airender.export.web import export_web, write_program
+from airender.export.web.tiled import atlas_program
 from airender.export.wgsl import write_wgsl
 from airender.models import load_model
 from airender.sizes import raw_frames_bytes, size_report
@@ -124,9 +125,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {out}/ (index.html and {len(written) - 1} more files; {quant} data of "
               f"{len(loaded.field.tiles)} tiles: {nbytes:,} bytes); open {out / 'index.html'} in a browser with WebGL2")
         return 0
+    if loaded.is_tiled and fmt in ("glsl", "html"):  # one program holds every tile's field
+        written, nbytes = write_program(atlas_program(loaded.field, quant), out, fmt)
+        print(f"wrote {', '.join(str(p) for p in written)} ({quant} data of {len(loaded.field.tiles)} tiles: "
+              f"{nbytes:,} bytes)")
+        return 0
     if loaded.is_tiled:
         raise InputError(f"{ckpts[0]}: a tiled checkpoint (one field per tile); --format {fmt} exports one field, "
-                         f"a tiled run exports with --format contest --data_dir DATASET")
+                         f"a tiled run exports with --format contest --data_dir DATASET, level, glsl or html")
     if loaded.is_pack:
         raise InputError(f"{ckpts[0]}: an exported pack; --format {fmt} exports a checkpoint (give the run's "
                          f"last.ckpt)")

@@ -1,6 +1,6 @@
 """Contest export of a tiled run: one pack per tile, decoded by the runtime's TiledFieldModel as the torch
-TiledModel decodes; random access, skipped tiles, a folder that imports no torch, the self-check, and the
-formats and flags that refuse a tiled checkpoint."""
+TiledModel decodes; random access, skipped tiles, a folder that imports no torch, the self-check, the
+formats and flags that refuse a tiled checkpoint, and the viewer page of a tiled atlas."""
 from __future__ import annotations
 
 import json
@@ -14,12 +14,15 @@ import pytest
 from airender.cli import main
 from airender.data.virtual_texture import VTLightmap, write_virtual_texture
 from airender.errors import InputError
+from airender.export.web.tiled import atlas_program
+from airender.images import srgb_encode
 from airender.models import load_model
 from airender.models.tiled import INDEX_BYTES_PER_TILE
 from tests.conftest import LPIPS_WEIGHTS, REPO
-from tests.export.conftest import run_without_torch
+from tests.export.conftest import psnr, run_without_torch
 from tests.export.test_contest import assert_random_access, interface
 from tests.export.test_pack_runtime import export_main
+from tests.export.test_web import browser  # noqa: F401 (the WebGL2 browser fixture)
 from tests.tiles.test_tiles import HOURS, smooth_frames
 
 TILE = 16
@@ -161,3 +164,29 @@ def test_a_lightmap_comes_from_one_checkpoint(run, data, tmp_path):
         export_main("--ckpt", str(run / "last.ckpt"), "--ckpt", str(single / "last.ckpt"), "--format", "contest",
                     "--data_dir", str(data), "--out", str(tmp_path / "both"))
     assert not (tmp_path / "both").exists()
+
+
+def test_viewer_draws_a_tiled_atlas(run, browser, tmp_path):  # noqa: F811
+    """--format html of a tiled checkpoint: one shader holds every tile's field (tiles of two window sizes, an
+    empty tile, a narrower last column); the page draws what the tiled model decodes (>= 40 dB on 8-bit sRGB)."""
+    ckpt = run / "last.ckpt"
+    assert export_main("--ckpt", str(ckpt), "--format", "html", "--out", str(tmp_path / "viewer")) == 0
+    assert export_main("--ckpt", str(ckpt), "--format", "glsl", "--out", str(tmp_path / "glsl")) == 0
+    assert "u_tile_map" in json.loads((tmp_path / "glsl" / "textures.json").read_text())["textures"]
+    atlas = load_model(ckpt).field
+    meta = atlas_program(atlas).meta
+    height, width = atlas.desc.height, atlas.desc.width
+    decoder = atlas.frame_decoder()
+    page = browser.new_page()
+    try:
+        page.goto((tmp_path / "viewer" / "index.html").as_uri())
+        page.evaluate("() => window.airenderViewer.ready")
+        for hour in (7.0, 12.5):
+            page.evaluate(f"() => window.airenderViewer.setHour({hour})")
+            shown = page.evaluate("() => window.airenderViewer.readPixels().then(r => Array.from(r.data))")
+            pixels = np.array(shown, np.uint8).reshape(height, width, 4)[..., :3]
+            expected = np.round(srgb_encode(meta["exposure"] * decoder.decode(hour).numpy()) * 255).astype(np.uint8)
+            assert psnr(pixels / 255.0, expected / 255.0) >= 40.0, hour
+            assert (pixels[EMPTY[0]:EMPTY[0] + TILE, EMPTY[1]:EMPTY[1] + TILE] == 0).all()  # no tile: 0
+    finally:
+        page.close()

@@ -34,8 +34,8 @@ from airender.bake.level_file import LEVEL_FILE
 from airender.data.virtual_texture import is_virtual_texture, list_lightmaps, open_component
 from airender.errors import InputError
 from airender.export.contest import lightmap_of_source
-from airender.export.web import ShaderProgram, field_program, model_script, pack_model
-from airender.export.web.tiled import tiled_program
+from airender.export.web import ShaderProgram, field_program, model_script
+from airender.export.web.tiled import atlas_program
 from airender.fileio import write_text_atomic
 from airender.models.tiled import TiledAtlas
 
@@ -116,8 +116,7 @@ def level_program(model: nn.Module | TiledAtlas, quant: str, between: tuple | No
     """The shader program of ``model``: a field (with the run's network between the hours ``between``) or a tiled
     atlas (one field per tile, airender.export.web.tiled; tiled runs fit no network between the hours)."""
     if isinstance(model, TiledAtlas):
-        tiles = [(entry, pack_model(model.field(i), quant)[0]) for i, entry in enumerate(model.tiles)]
-        return tiled_program(tiles, model.desc.height, model.desc.width, model.tile_size)
+        return atlas_program(model, quant)
     return field_program(model, quant, between)[1]
 
 

@@ -606,13 +606,16 @@ def program_meta(model: FieldModel, exposure: float, quant: str) -> dict:
 
 
 def layout_program(layout: ShaderLayout, meta: dict, between: BetweenPasses | None = None,
-                   edits: dict[str, str] | None = None) -> ShaderProgram:
+                   edits: dict[str, str] | None = None, grid_edits: dict[str, str] | None = None) -> ShaderProgram:
     """The program of ``layout`` (field.frag.glsl under its constants); ``edits``: {text of the template: its
-    replacement}, each text found exactly once (a tiled program's routing, airender.export.web.tiled)."""
+    replacement}, each text found exactly once, and ``grid_edits`` {text: replacement} in the hash-grid
+    functions (a tiled program's routing, airender.export.web.tiled)."""
     consts = [*(_float_array(name, values) for name, values in layout.float_arrays.items()),
               *(_int_array(name, values) for name, values in layout.int_arrays.items()),
               *(f"const float {name} = {_glsl_float(value)};" for name, value in layout.floats.items() if name != "W0")]
     grids = [_grid_glsl(g.function, g.prefix, g.spec, g.base_texel, g.scales) for g in layout.grids]
+    for old, new in (grid_edits or {}).items():
+        grids = [code.replace(old, new) for code in grids]
     prelude = ["#version 300 es", "precision highp float;", "precision highp int;", "precision highp sampler2D;",
                f"// airender {__version__}: generated constants of this model",
                *(f"#define {k} {v}" for k, v in layout.defines.items()),
@@ -758,6 +761,11 @@ def export_web(field: nn.Module, out: str | Path, fmt: str, quant: str = "fp32",
     if fmt not in WEB_FORMATS:
         raise InputError(f"--format {fmt}: not a web format (choose from {', '.join(WEB_FORMATS)})")
     _, program = field_program(field, quant, between)  # everything is built before the first file is written
+    return write_program(program, out, fmt)
+
+
+def write_program(program: ShaderProgram, out: str | Path, fmt: str) -> tuple[list[Path], int]:
+    """``--format glsl`` or ``html`` of a built ``program`` into the folder ``out``: the files and the data's bytes."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     written = write_glsl(program, folder) if fmt == "glsl" else write_html(program, folder)

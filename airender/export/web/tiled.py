@@ -10,6 +10,8 @@ place in the tile's window. Two integer textures say where each tile is:
                  (its texels decode to 0, as in the runtime)
     u_tile_info  RGBA32I [tiles, 3]: (first texel in u_params, u_tables, u_features, first row in u_baseline),
                  (baseline width, height, feature map width, height), (window top, left, height, width)
+    u_tile_grid  RGBA32F [tiles, 2 x levels]: per level of the hash grids (their resolutions follow the window's
+                 size): (scale xyz, dense), (vertices xyz, first row of the level's table)
 
 ``display_at(uv, t)`` of a tiled program is that routing (uv of the atlas, rows from the top); the program's
 ``main`` draws the atlas as the viewer's program draws a field. Data at fp32 or fp16 (the int8 path's per-matrix
@@ -21,11 +23,14 @@ import numpy as np
 
 from airender.errors import InputError
 from airender.export.web import (FEATURES_WIDTH, PARAMS_WIDTH, TABLES_WIDTH, ShaderLayout, ShaderProgram, Texture,
-                                 _flat_texture, layout_program, program_meta, shader_layout)
+                                 _flat_texture, layout_program, pack_model, preview_exposure, program_meta,
+                                 shader_layout)
+from airender.models.tiled import TiledAtlas
 from airender.runtime.model import FieldModel
 
 MAX_TEXTURE_ROWS = 16384  # the stacked textures' rows, at most (WebGL2 guarantees 2048; desktop GPUs 16384)
 PER_TILE = ("BASE_W", "BASE_H", "ENC_W", "ENC_H")  # constants that differ from tile to tile (the window's size)
+PER_TILE_GRID = ("resolutions", "vertices", "scale", "dense", "offsets")  # a hash grid's, by the window's size
 FLAT = {"u_params": PARAMS_WIDTH, "u_tables": TABLES_WIDTH, "u_features": FEATURES_WIDTH}
 GLOBALS = """out vec4 fragColor;
 uniform highp isampler2D u_tile_map;   // per tile of the atlas: its row in u_tile_info, -1 where none
@@ -38,6 +43,13 @@ int g_bw = 1;    // and the sizes of its baseline and feature map
 int g_bh = 1;
 int g_ew = 1;
 int g_eh = 1;
+int g_slot = 0;  // its row in u_tile_info and u_tile_grid
+uniform highp sampler2D u_tile_grid;   // per tile: its hash grids' levels (scale, dense), (vertices, table offset)
+vec4 tile_grid(int i) { return texelFetch(u_tile_grid, ivec2(i, g_slot), 0); }
+vec3 tile_scale(int l) { return tile_grid(2 * l).xyz; }
+int tile_dense(int l) { return int(tile_grid(2 * l).w); }
+ivec3 tile_vert(int l) { return ivec3(tile_grid(2 * l + 1).xyz); }
+int tile_offset(int l) { return int(tile_grid(2 * l + 1).w); }
 """
 ROUTING = """#define TILED 1
 // The display value at uv of the atlas (rows from the top): the field of the tile that holds the texel, at the
@@ -46,6 +58,7 @@ vec3 display_at(vec2 uv, float t) {
     ivec2 texel = clamp(ivec2(floor(uv * vec2(ATLAS_W, ATLAS_H))), ivec2(0), ivec2(ATLAS_W - 1, ATLAS_H - 1));
     int slot = texelFetch(u_tile_map, texel / TILE_SIZE, 0).x;
     if (slot < 0) return vec3(0.0);
+    g_slot = slot;
     ivec4 offsets = texelFetch(u_tile_info, ivec2(0, slot), 0);
     ivec4 sizes = texelFetch(u_tile_info, ivec2(1, slot), 0);
     ivec4 window = texelFetch(u_tile_info, ivec2(2, slot), 0);
@@ -79,8 +92,37 @@ def _same(a: ShaderLayout, b: ShaderLayout) -> bool:
     shared = {k: v for k, v in a.defines.items() if k not in PER_TILE}
     return (shared == {k: v for k, v in b.defines.items() if k not in PER_TILE} and a.floats == b.floats
             and a.float_arrays == b.float_arrays and a.int_arrays == b.int_arrays
-            and [(g.spec, g.base_texel) for g in a.grids] == [(g.spec, g.base_texel) for g in b.grids]
+            and [(_shared_grid(g.spec), g.base_texel) for g in a.grids]
+            == [(_shared_grid(g.spec), g.base_texel) for g in b.grids]
             and {n: t.dtype for n, t in a.textures.items()} == {n: t.dtype for n, t in b.textures.items()})
+
+
+def _shared_grid(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k not in PER_TILE_GRID}
+
+
+def _grid_rows(layout: ShaderLayout) -> np.ndarray:
+    """One tile's row of u_tile_grid: per level of its hash grids, in order, (scale xyz, dense) and (vertices xyz,
+    table offset)."""
+    texels = []
+    for grid in layout.grids:
+        spec = grid.spec
+        for level, vertices in enumerate(spec["vertices"]):
+            scale = list(spec["scale"][level]) + [0.0] * (3 - len(spec["scale"][level]))
+            vert = list(vertices) + [1] * (3 - len(vertices))
+            texels += [scale + [float(bool(spec["dense"][level]))], [float(v) for v in vert] + [float(spec["offsets"][level])]]
+    return np.asarray(texels, np.float32).reshape(-1, 4)
+
+
+def _grid_edits(layout: ShaderLayout) -> dict[str, str]:
+    """The hash-grid functions' per-level constants read from u_tile_grid instead (levels counted over the grids)."""
+    edits, first = {}, 0
+    for grid in layout.grids:
+        p = grid.prefix
+        edits.update({f"{p}_VERT[l]": f"tile_vert({first} + l)", f"{p}_SCALE[l]": f"tile_scale({first} + l)",
+                      f"{p}_DENSE[l]": f"tile_dense({first} + l)", f"{p}_OFFSET[l]": f"tile_offset({first} + l)"})
+        first += len(grid.spec["vertices"])
+    return edits
 
 
 def _texels(texture: Texture) -> np.ndarray:
@@ -129,6 +171,8 @@ def tiled_program(tiles: list[tuple[dict, FieldModel]], height: int, width: int,
         info[k, 2] = [int(v) for v in entry["window"]]
     textures["u_tile_map"] = Texture(tile_map)
     textures["u_tile_info"] = Texture(info)
+    if first.grids:
+        textures["u_tile_grid"] = Texture(np.stack([_grid_rows(layout) for layout in layouts]))
     defines = {**{k: v for k, v in first.defines.items() if k not in PER_TILE}, "BASE_W": "g_bw", "BASE_H": "g_bh",
                "ENC_W": "g_ew", "ENC_H": "g_eh", "ATLAS_W": int(width), "ATLAS_H": int(height),
                "TILE_SIZE": int(tile_size)}
@@ -137,5 +181,13 @@ def tiled_program(tiles: list[tuple[dict, FieldModel]], height: int, width: int,
     model = tiles[0][1]
     meta = {**program_meta(model, exposure, first.quant), "width": int(width), "height": int(height),
             "tiles": len(tiles), "tile_size": int(tile_size)}
-    return layout_program(layout, meta, None, EDITS)
+    return layout_program(layout, meta, None, EDITS, _grid_edits(first))
 
+
+
+def atlas_program(atlas: TiledAtlas, quant: str = "fp32") -> ShaderProgram:
+    """The program of one atlas of a tiled checkpoint at precision ``quant`` (each tile's data as its pack of that
+    precision stores them); its preview exposure is the first tile's."""
+    tiles = [(entry, pack_model(atlas.field(i), quant)[0]) for i, entry in enumerate(atlas.tiles)]
+    exposure = preview_exposure(tiles[0][1]) if tiles else 1.0
+    return tiled_program(tiles, atlas.desc.height, atlas.desc.width, atlas.tile_size, exposure)
