@@ -17,7 +17,8 @@ Outputs in ``out_dir``: the run (best.ckpt, last.ckpt, between.pt, train_log.jso
 per frame as json/csv/md, metrics_vs_hour.png), ``metrics.md``, ``summary.json`` (budget, steps, seconds,
 means, size), ``contact_sheet.png`` (ground truth | prediction | error), ``shadow_edges.png`` (crops of
 the daylight held-out times where the sun's shadows moved, beside the blend of the neighbouring hours),
-``renders/`` (tone-mapped PNG and linear EXR per hour of ``LIGHTMAP_RENDER_HOURS``) and ``day.gif``.
+``renders/`` (tone-mapped PNG and linear EXR per hour of ``LIGHTMAP_RENDER_HOURS``), ``day.gif`` and ``level/``
+(the level page, airender.export.level: the part of the level the sample's window lights, in 3D).
 Pictures show invalid texels (mask -1, counted by no metric) as black and use one exposure, from the
 ground truth at noon, for every hour.
 """
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from airender.bake.level_file import LEVEL_FILE
 from airender.bake.preview import sheet_exposure, tone_map
 from airender.bake.sample import SAMPLE_LIGHTMAP_ID, materialise_sample_atlas
 from airender.between.net import add_network_size, network_size_line
@@ -39,6 +41,7 @@ from airender.data import load_sequence
 from airender.device import resolve_device
 from airender.engine.run_folder import check_run_folder
 from airender.evaluate import build_metric_suite, ground_truth_groups
+from airender.export.level import write_level_page
 from airender.fileio import make_dir, write_json_atomic, write_text_atomic
 from airender.images import contact_sheet, save_exr, save_gif, save_png
 from airender.presets import apply_overrides, preset_config
@@ -146,6 +149,12 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
         save_exr(renders / frame_name(hour, "exr"), _masked(image, valid))
     save_gif(out_dir / "day.gif", [show(decoder.decode(k * 24.0 / GIF_FRAMES)) for k in range(GIF_FRAMES)])
 
+    level_page = None
+    if (data_dir / LEVEL_FILE).is_file():  # the part of the level the sample lights, in 3D
+        level_page = out_dir / "level"
+        between = (net, LIGHTMAP_SWITCH_HOURS) if net is not None else None
+        write_level_page(loaded.field, data_dir, level_page, "fp32", between)
+
     write_text_atomic(out_dir / "metrics.md", report.to_markdown())
     size = report.size
     write_json_atomic(out_dir / "summary.json", {
@@ -160,5 +169,6 @@ def run_lightmap_demo(out_dir: Path, lpips_weights: str | None = None, seconds: 
         print(network_size_line(size))
     print(f"lightmap demo finished in {time.perf_counter() - started:.0f} s: data in {data_dir}, renders in "
           f"{renders}, contact sheet {out_dir / 'contact_sheet.png'}, day animation {out_dir / 'day.gif'}, "
-          f"metrics {out_dir / 'metrics.md'}")
+          f"metrics {out_dir / 'metrics.md'}"
+          + (f", the level in 3D {level_page / 'index.html'}" if level_page is not None else ""))
     return report.means

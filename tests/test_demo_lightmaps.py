@@ -28,7 +28,8 @@ def test_files(demo):
     out, _ = demo
     for name in ("best.ckpt", "last.ckpt", "train_log.jsonl", "metrics.md", "summary.json", "contact_sheet.png",
                  "day.gif", "eval/metrics.json", "eval/metrics.csv", "eval/metrics_vs_hour.png",
-                 "data/config.json", "data/Mask", "data/Original"):
+                 "data/config.json", "data/Mask", "data/Original", "data/level.glb", "level/index.html",
+                 "level/level_data.js", "level/three.bundle.min.js"):
         assert (out / name).exists(), name
     for hour in LIGHTMAP_RENDER_HOURS:
         for fmt in ("png", "exr"):

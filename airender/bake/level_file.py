@@ -62,6 +62,32 @@ def _look_at(position: np.ndarray, target: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def _mesh(positions: np.ndarray, normals: np.ndarray, texels: np.ndarray, size: tuple[int, int], material,
+          name: str, lightmap_id: int):
+    """One mesh of the file: corners [F * 3, 3] in the file's frame, their texel coordinates (column, row) [F * 3, 2]
+    in an atlas of ``size`` (width, height)."""
+    import trimesh
+
+    uv = texels.astype(np.float64) / [size[0], size[1]]
+    mesh = trimesh.Trimesh(vertices=positions, faces=np.arange(len(positions)).reshape(-1, 3), vertex_normals=normals,
+                           process=False)
+    # trimesh keeps v upwards and writes 1 - v: give it 1 - row / H so that the file holds row / H
+    mesh.visual = trimesh.visual.TextureVisuals(uv=np.stack([uv[:, 0], 1.0 - uv[:, 1]], axis=1), material=material)
+    mesh.metadata.update({"object": name, "lightmap_id": int(lightmap_id), "atlas_width": int(size[0]),
+                          "atlas_height": int(size[1])})
+    return mesh
+
+
+def _finish_scene(scene, camera: dict, lightmap_ids: list[int]):
+    import trimesh
+
+    scene.camera = trimesh.scene.Camera(name="default", fov=(camera["yfov_deg"] * 4 / 3, camera["yfov_deg"]))
+    scene.camera_transform = _look_at(np.array(camera["position"]), np.array(camera["target"]))
+    scene.metadata["airender"] = {"format": LEVEL_FORMAT, "format_version": 1, "units": "metres", "up": "+y",
+                                  "lightmaps": [int(i) for i in lightmap_ids], **camera}
+    return scene
+
+
 def level_scene(level, unwrap, lightmap_ids: list[int]):
     """The trimesh.Scene of ``level`` (airender.bake.scene.Level) unwrapped as ``unwrap`` (airender.bake.unwrap),
     atlas k being lightmap ``lightmap_ids[k]``."""
@@ -74,30 +100,55 @@ def level_scene(level, unwrap, lightmap_ids: list[int]):
     for charts, lightmap_id in zip(unwrap.atlases, lightmap_ids):
         for index in np.unique(charts.object_index):
             pick = charts.object_index == index
-            corners = int(pick.sum()) * 3
-            uv = charts.uv[pick].reshape(-1, 2).astype(np.float64) / [charts.width, charts.height]
-            mesh = trimesh.Trimesh(vertices=to_y_up(charts.position[pick].reshape(-1, 3)),
-                                   faces=np.arange(corners).reshape(-1, 3),
-                                   vertex_normals=to_y_up(charts.normal[pick].reshape(-1, 3)), process=False)
-            # trimesh keeps v upwards and writes 1 - v: give it 1 - row / H so that the file holds row / H
-            mesh.visual = trimesh.visual.TextureVisuals(uv=np.stack([uv[:, 0], 1.0 - uv[:, 1]], axis=1),
-                                                        material=materials[index])
             name = level.objects[index].name
-            mesh.metadata.update({"object": name, "lightmap_id": int(lightmap_id), "atlas_width": int(charts.width),
-                                  "atlas_height": int(charts.height)})
+            mesh = _mesh(to_y_up(charts.position[pick].reshape(-1, 3)), to_y_up(charts.normal[pick].reshape(-1, 3)),
+                         charts.uv[pick].reshape(-1, 2), (charts.width, charts.height), materials[index], name,
+                         lightmap_id)
             scene.add_geometry(mesh, geom_name=f"{name}@{lightmap_id}", node_name=f"{name}@{lightmap_id}")
-    camera = default_camera(level.half_extent)
-    scene.camera = trimesh.scene.Camera(name="default", fov=(CAMERA_YFOV_DEG * 4 / 3, CAMERA_YFOV_DEG))
-    scene.camera_transform = _look_at(np.array(camera["position"]), np.array(camera["target"]))
-    scene.metadata["airender"] = {"format": LEVEL_FORMAT, "format_version": 1, "units": "metres", "up": "+y",
-                                  "lightmaps": [int(i) for i in lightmap_ids], **camera}
-    return scene
+    return _finish_scene(scene, default_camera(level.half_extent), lightmap_ids)
+
+
+def window_scene(path: str | Path, lightmap_id: int, window: tuple[int, int, int, int], new_id: int):
+    """The part of the level in ``path`` (a level.glb) whose triangles' lightmap texels lie in ``window`` (row,
+    column, height, width) of lightmap ``lightmap_id``, as the level of an atlas that is that window (lightmap
+    ``new_id``), with a default camera that frames it. For the bundled sample, a window of a bake."""
+    import trimesh
+
+    row, col, height, width = window
+    source = trimesh.load(str(path), file_type="glb")
+    scene = trimesh.Scene()
+    for name, mesh in source.geometry.items():
+        meta = mesh.metadata
+        if int(meta.get("lightmap_id", -1)) != lightmap_id:
+            continue
+        corners = np.asarray(mesh.faces).ravel()
+        uv = np.asarray(mesh.visual.uv, np.float64)[corners]
+        texels = np.stack([uv[:, 0] * meta["atlas_width"], (1.0 - uv[:, 1]) * meta["atlas_height"]], axis=1)
+        centre = texels.reshape(-1, 3, 2).mean(axis=1)
+        keep = np.repeat((centre[:, 0] >= col) & (centre[:, 0] < col + width) & (centre[:, 1] >= row)
+                         & (centre[:, 1] < row + height), 3)
+        if not keep.any():
+            continue
+        part = _mesh(np.asarray(mesh.vertices)[corners][keep], np.asarray(mesh.vertex_normals)[corners][keep],
+                     texels[keep] - [col, row], (width, height), mesh.visual.material, meta["object"], new_id)
+        scene.add_geometry(part, geom_name=f"{meta['object']}@{new_id}", node_name=f"{meta['object']}@{new_id}")
+    if not scene.geometry:
+        raise ValueError(f"{path}: no triangle of lightmap {lightmap_id} lies in the window {window}")
+    low, high = scene.bounds
+    centre, extent = (low + high) / 2.0, float(np.linalg.norm(high - low))
+    camera = {"position": [float(v) for v in centre + extent * np.array([0.55, 0.6, 0.55])],
+              "target": [float(v) for v in centre], "yfov_deg": CAMERA_YFOV_DEG}
+    return _finish_scene(scene, camera, [new_id])
 
 
 def write_level(folder: str | Path, level, unwrap, lightmap_ids: list[int]) -> Path:
     """Write ``folder``/level.glb (atomically); returns its path."""
-    path = Path(folder) / LEVEL_FILE
-    blob = level_scene(level, unwrap, lightmap_ids).export(file_type="glb", include_normals=True)
+    return write_scene(level_scene(level, unwrap, lightmap_ids), Path(folder) / LEVEL_FILE)
+
+
+def write_scene(scene, path: Path) -> Path:
+    """Write a level's trimesh.Scene to ``path`` as glTF binary (atomically); returns ``path``."""
+    blob = scene.export(file_type="glb", include_normals=True)
     with atomic_path(path) as tmp:
         tmp.write_bytes(blob)
     return path

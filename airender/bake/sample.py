@@ -9,6 +9,8 @@ it with ``save_sample_atlas`` in ``airender/sample_data/atlas/``:
                 local [N, 3] float16 with local_on [T] bool (the lamps are either on with this image or off).
                 N = the valid texels (mask 127) in row-major order.
     meta.json   the bake's meta.json, with the window it was cut from.
+    level.glb   the part of the level whose triangles' lightmap texels lie in the window, its UVs those of the
+                window (airender.bake.level_file.window_scene), for the level page of the lightmap demo.
 
 ``materialise_sample_atlas(dest)`` writes it back as a virtual-texture dataset (through
 ``airender.data.virtual_texture.VTWriter``) that needs no Mitsuba: Original is the float32 sum of the three
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from airender.bake.level_file import LEVEL_FILE, window_scene, write_scene
 from airender.bake.raster import plan_dilation
 from airender.data.virtual_texture import (MASK_VALID, SOURCE_COMPONENTS, VTWriter, list_lightmaps, open_component,
                                            open_mask)
@@ -96,13 +100,22 @@ def save_sample_atlas(bake_root: Path, lightmap_id: int, window: tuple[int, int,
                                 local_on=np.asarray(local_on))
     meta["sample_window"] = {"lightmap_id": lightmap_id, "row": row, "col": col, "height": height, "width": width,
                              "source_size": [entry.width, entry.height]}
+    if (Path(bake_root) / LEVEL_FILE).is_file():
+        write_scene(window_scene(Path(bake_root) / LEVEL_FILE, lightmap_id, window, SAMPLE_LIGHTMAP_ID),
+                    dest / LEVEL_FILE)
     meta["sample_storage"] = "float16 at valid texels; Original = DirectionalOnly + LocalOnly + SkyLightOnly (float32)"
     write_json_atomic(dest / SAMPLE_META, meta)
-    return {"npz_bytes": (dest / SAMPLE_FILE).stat().st_size, "meta_bytes": (dest / SAMPLE_META).stat().st_size}
+    sizes = {"npz_bytes": (dest / SAMPLE_FILE).stat().st_size, "meta_bytes": (dest / SAMPLE_META).stat().st_size}
+    if (dest / LEVEL_FILE).is_file():
+        sizes["level_bytes"] = (dest / LEVEL_FILE).stat().st_size
+    return sizes
 
 
 def _fingerprint(source: Path) -> str:
-    return hashlib.sha1((source / SAMPLE_FILE).read_bytes()).hexdigest()
+    digest = hashlib.sha1((source / SAMPLE_FILE).read_bytes())
+    if (source / LEVEL_FILE).is_file():
+        digest.update((source / LEVEL_FILE).read_bytes())
+    return digest.hexdigest()
 
 
 def materialise_sample_atlas(dest: Path, parts: int = 1, source: Path | None = None) -> Path:
@@ -158,5 +171,7 @@ def materialise_sample_atlas(dest: Path, parts: int = 1, source: Path | None = N
         meta["lightmaps"] = [{"id": SAMPLE_LIGHTMAP_ID, "width": width, "height": height, "parts": parts,
                               "valid_texels": int(texel.size)}]
         meta["sample_fingerprint"], meta["sample_parts"] = fingerprint, parts
+        if (source / LEVEL_FILE).is_file():  # the part of the level the window lights (airender.bake.level_file)
+            shutil.copyfile(source / LEVEL_FILE, writer.root / LEVEL_FILE)
         write_json_atomic(writer.root / SAMPLE_META, meta)
     return dest
