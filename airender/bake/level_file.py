@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import trimesh
 
 from airender.fileio import atomic_path
 
@@ -66,8 +67,6 @@ def _mesh(positions: np.ndarray, normals: np.ndarray, texels: np.ndarray, size: 
           name: str, lightmap_id: int):
     """One mesh of the file: corners [F * 3, 3] in the file's frame, their texel coordinates (column, row) [F * 3, 2]
     in an atlas of ``size`` (width, height)."""
-    import trimesh
-
     uv = texels.astype(np.float64) / [size[0], size[1]]
     mesh = trimesh.Trimesh(vertices=positions, faces=np.arange(len(positions)).reshape(-1, 3), vertex_normals=normals,
                            process=False)
@@ -79,8 +78,6 @@ def _mesh(positions: np.ndarray, normals: np.ndarray, texels: np.ndarray, size: 
 
 
 def _finish_scene(scene, camera: dict, lightmap_ids: list[int]):
-    import trimesh
-
     scene.camera = trimesh.scene.Camera(name="default", fov=(camera["yfov_deg"] * 4 / 3, camera["yfov_deg"]))
     scene.camera_transform = _look_at(np.array(camera["position"]), np.array(camera["target"]))
     scene.metadata["airender"] = {"format": LEVEL_FORMAT, "format_version": 1, "units": "metres", "up": "+y",
@@ -91,8 +88,6 @@ def _finish_scene(scene, camera: dict, lightmap_ids: list[int]):
 def level_scene(level, unwrap, lightmap_ids: list[int]):
     """The trimesh.Scene of ``level`` (airender.bake.scene.Level) unwrapped as ``unwrap`` (airender.bake.unwrap),
     atlas k being lightmap ``lightmap_ids[k]``."""
-    import trimesh
-
     scene = trimesh.Scene()
     materials = [trimesh.visual.material.PBRMaterial(name=obj.name, baseColorFactor=[*albedo_of(obj.name, i), 1.0],
                                                      metallicFactor=0.0, roughnessFactor=1.0)
@@ -112,8 +107,6 @@ def window_scene(path: str | Path, lightmap_id: int, window: tuple[int, int, int
     """The part of the level in ``path`` (a level.glb) whose triangles' lightmap texels lie in ``window`` (row,
     column, height, width) of lightmap ``lightmap_id``, as the level of an atlas that is that window (lightmap
     ``new_id``), with a default camera that frames it. For the bundled sample, a window of a bake."""
-    import trimesh
-
     row, col, height, width = window
     source = trimesh.load(str(path), file_type="glb")
     scene = trimesh.Scene()

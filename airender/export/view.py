@@ -86,7 +86,7 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
                                 "was trained on, else the first)")
     p.add_argument("--level", default="",
                    help="a bake (airender bake --out_dir) whose lightmap the checkpoint was trained on: show the level "
-                        "in 3D lit by the model instead (export --format level; default: the 2D viewer)")
+                        "in 3D lit by the model instead, as export --format level writes it (default: none: the 2D viewer)")
 
 
 def cmd_view(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from tests.export.test_web import browser  # noqa: E402,F401 (the WebGL2 browser
 
 HOURS = [9.0, 13.0, 17.0]  # baked (and trained) hours
 BETWEEN = 10.4  # a daylight time between them: the network between the hours blends the field's frames
-SIZE = "128x80"  # SwiftShader decodes the field for every fragment: about 0.8 s a frame here
+SIZE = "96x60"  # SwiftShader decodes the field for every fragment: about 0.5 s a frame here
 # the page's pixels as base64 (a list of numbers crosses from the page thousands of times slower)
 READ_PIXELS = """() => window.airenderLevel.readPixels().then(r => {
   let s = ""; for (let i = 0; i < r.data.length; i += 0x8000) s += String.fromCharCode.apply(null, r.data.subarray(i, i + 0x8000));

@@ -133,6 +133,8 @@ def test_view_shows_truth_and_error(trained, export_data, browser):  # noqa: F81
     (("--port", "70000"), "--port 70000: not a port"),
     (("--truth", "{tmp}/none"), "none: no such folder"),
     (("--truth", "{hdr}"), "frames are|HDR frames"),
+    (("--level", "{tmp}"), "not a bake"),
+    (("--level", "{tmp}", "--truth", "{hdr}"), "--level and --truth: choose one"),
 ])
 def test_view_bad_input(argv, message, trained, export_data, tmp_path):
     argv = [a.format(tmp=tmp_path, hdr=export_data["hdr"]) for a in argv]

@@ -28,13 +28,14 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import trimesh
 from torch import nn
 
 from airender.bake.level_file import LEVEL_FILE
 from airender.data.virtual_texture import is_virtual_texture, list_lightmaps, open_component
 from airender.errors import InputError
 from airender.export.contest import lightmap_of_source
-from airender.export.web import ShaderProgram, field_program, model_script
+from airender.export.web import ShaderProgram, data_bytes, field_program, model_script
 from airender.export.web.tiled import atlas_program
 from airender.fileio import write_text_atomic
 from airender.models.tiled import TiledAtlas
@@ -50,8 +51,6 @@ def _b64(array: np.ndarray) -> str:
 def level_meshes(bake_dir: Path, lightmap_id: int) -> tuple[list[dict], dict]:
     """The meshes of ``bake_dir``/level.glb whose UVs address lightmap ``lightmap_id`` (positions [V, 3] and UVs
     [V, 2] float32, glTF's way round; albedo [3]) and the scene's ``airender`` extras."""
-    import trimesh
-
     path = bake_dir / LEVEL_FILE
     if not path.is_file():
         raise InputError(f"{path}: no such file (airender bake writes the level's geometry there; bake again)")
@@ -66,18 +65,19 @@ def level_meshes(bake_dir: Path, lightmap_id: int) -> tuple[list[dict], dict]:
     for name, mesh in scene.geometry.items():
         if int(mesh.metadata.get("lightmap_id", -1)) != lightmap_id:
             continue
-        uv = np.asarray(mesh.visual.uv, np.float32)
-        albedo = np.asarray(mesh.visual.material.baseColorFactor[:3], np.float32) / 255.0
-        meshes.append({"name": name, "positions": np.asarray(mesh.vertices, np.float32)[np.asarray(mesh.faces).ravel()],
-                       "uvs": np.stack([uv[:, 0], 1.0 - uv[:, 1]], axis=1)[np.asarray(mesh.faces).ravel()],
-                       "albedo": albedo})
+        corners = np.asarray(mesh.faces).ravel()
+        uv = np.asarray(mesh.visual.uv, np.float32)[corners]  # trimesh's v is upwards: 1 - v is glTF's
+        meshes.append({"name": name, "positions": np.asarray(mesh.vertices, np.float32)[corners],
+                       "uvs": np.stack([uv[:, 0], 1.0 - uv[:, 1]], axis=1),
+                       "albedo": np.asarray(mesh.visual.material.baseColorFactor[:3], np.float32) / 255.0})
     if not meshes:
         raise InputError(f"{path}: no mesh addresses lightmap {lightmap_id} (its lightmaps: "
                          f"{', '.join(str(i) for i in extras.get('lightmaps', []))})")
     return meshes, extras
 
 
-def baked_truth(bake_dir: Path, lightmap_id: int, limit_bytes: int = TRUTH_BYTES_LIMIT) -> tuple[list[float], list[np.ndarray]]:
+def baked_truth(bake_dir: Path, lightmap_id: int, limit_bytes: int = TRUTH_BYTES_LIMIT
+                ) -> tuple[list[float], list[np.ndarray]]:
     """(hours, atlases [H, W, 4] float16 of linear lighting) of lightmap ``lightmap_id`` at the bake's times, thinned
     evenly to at most ``limit_bytes``."""
     entry = next((e for e in list_lightmaps(bake_dir) if e.lightmap_id == lightmap_id), None)
@@ -106,7 +106,7 @@ def level_script(meshes: list[dict], extras: dict, lightmap_id: int, size: tuple
 
 
 def level_exposure(truth: list[np.ndarray]) -> float:
-    """The page's default exposure: the 99th percentile of the bake's midday-most frame's lighting maps to 1."""
+    """The page's default exposure: the 99th luminance percentile of the middle baked time's lighting maps to 1."""
     frame = truth[len(truth) // 2][..., :3].astype(np.float32)
     p99 = float(np.percentile(frame @ np.array([0.2126, 0.7152, 0.0722], np.float32), 99.0))
     return 1.0 / p99 if p99 > 0 else 1.0
@@ -144,8 +144,8 @@ def write_level_page(model: nn.Module | TiledAtlas, bake_dir: str | Path, out: s
                          f"the model {size[1]}x{size[0]}")
     program = level_program(model, quant, between)
     program.meta["level_exposure"] = level_exposure(truth)
-    scripts = {"model.js": model_script(program, functions=True), "level_data.js": level_script(meshes, extras, lightmap_id, size,
-                                                                                hours, truth)}
+    scripts = {"model.js": model_script(program, functions=True),
+               "level_data.js": level_script(meshes, extras, lightmap_id, size, hours, truth)}
     assets = resources.files(__package__)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -159,5 +159,4 @@ def write_level_page(model: nn.Module | TiledAtlas, bake_dir: str | Path, out: s
     for source, name in VENDOR_FILES.items():
         written.append(folder / name)
         write_text_atomic(written[-1], assets.joinpath("vendor", source).read_text(encoding="utf-8"))
-    nbytes = sum(t.nbytes for t in program.textures.values())
-    return written, nbytes
+    return written, data_bytes(program)

@@ -685,8 +685,8 @@ def write_glsl(program: ShaderProgram, folder: Path) -> list[Path]:
     sources = {}
     if program.between is not None:
         sources = {folder / f"between_{op}.frag": text for op, text in glsl_programs().items()}
-        meta["between"] = {**program.between.describe(), "programs": {op: f"between_{op}.frag" for op in glsl_programs()},
-                           "weights": "u_bweights"}
+        meta["between"] = {**program.between.describe(), "weights": "u_bweights",
+                           "programs": {op: f"between_{op}.frag" for op in glsl_programs()}}
     write_text_atomic(paths[0], program.fragment)
     write_text_atomic(paths[1], program.vertex)
     for path, text in sources.items():

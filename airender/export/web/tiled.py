@@ -110,7 +110,8 @@ def _grid_rows(layout: ShaderLayout) -> np.ndarray:
         for level, vertices in enumerate(spec["vertices"]):
             scale = list(spec["scale"][level]) + [0.0] * (3 - len(spec["scale"][level]))
             vert = list(vertices) + [1] * (3 - len(vertices))
-            texels += [scale + [float(bool(spec["dense"][level]))], [float(v) for v in vert] + [float(spec["offsets"][level])]]
+            texels += [scale + [float(bool(spec["dense"][level]))],
+                       [float(v) for v in vert] + [float(spec["offsets"][level])]]
     return np.asarray(texels, np.float32).reshape(-1, 4)
 
 
@@ -166,7 +167,7 @@ def tiled_program(tiles: list[tuple[dict, FieldModel]], height: int, width: int,
     info = np.zeros((len(tiles), 3, 4), np.int32)
     for k, ((entry, _), layout) in enumerate(zip(tiles, layouts)):
         tile_map[int(entry["y"]) // tile_size, int(entry["x"]) // tile_size, 0] = k
-        info[k, 0] = [offsets["u_params"][k], offsets["u_tables"][k], offsets["u_features"][k], offsets["u_baseline"][k]]
+        info[k, 0] = [offsets[name][k] for name in ("u_params", "u_tables", "u_features", "u_baseline")]
         info[k, 1] = [layout.defines.get(name, 1) for name in PER_TILE]
         info[k, 2] = [int(v) for v in entry["window"]]
     textures["u_tile_map"] = Texture(tile_map)
