@@ -89,8 +89,8 @@ def test_level_export_writes_the_bake_and_the_model(level_run, tmp_path):
     bake_dir, ckpt, runtime = level_run
     assert export_main("--ckpt", str(ckpt), "--format", "level", "--data_dir", str(bake_dir),
                        "--out", str(tmp_path / "page")) == 0
-    assert {"index.html", "level.js", "model.js", "level_data.js", "three.bundle.min.js", "THREE-LICENSE",
-            "THREE-VERSION"} == {p.name for p in (tmp_path / "page").iterdir()}
+    assert {"index.html", "level.js", "hours.js", "model.js", "level_data.js", "three.bundle.min.js",
+            "THREE-LICENSE", "THREE-VERSION"} == {p.name for p in (tmp_path / "page").iterdir()}
     text = (tmp_path / "page" / "level_data.js").read_text()
     data = json.loads(text[text.index("{"):text.rindex("}") + 1])
     entry = list_lightmaps(bake_dir)[0]

@@ -74,7 +74,7 @@ def viewer_pixels(browser, page_file: Path, hours: list[float]) -> dict[float, n
 def test_viewer_draws_the_numpy_decode(name, trained, browser, tmp_path):
     field = load_checkpoint(trained(name)).field
     written = write_web(field, tmp_path / "viewer", "html")
-    assert sorted(p.name for p in written) == ["index.html", "model.js", "viewer.js"]
+    assert sorted(p.name for p in written) == ["hours.js", "index.html", "model.js", "viewer.js"]
     model, program = field_program(field)
     for hour, pixels in viewer_pixels(browser, tmp_path / "viewer" / "index.html", HOURS).items():
         expected = expected_srgb8(model, program.meta, hour)

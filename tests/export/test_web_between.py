@@ -161,7 +161,7 @@ def between_run(tmp_path_factory):
 def test_viewer_runs_the_network_between_the_hours(between_run, browser, tmp_path):  # noqa: F811
     _, field, between, runtime = between_run
     written = write_web(field, tmp_path / "viewer", "html", "fp32", between)
-    assert sorted(p.name for p in written) == ["index.html", "model.js", "viewer.js"]
+    assert sorted(p.name for p in written) == ["hours.js", "index.html", "model.js", "viewer.js"]
     _, program = field_program(field, "fp32", between)
     page = browser.new_page()
     try:

@@ -43,7 +43,7 @@ def bound(name: str, quant: str) -> float:
 def test_viewer_draws_the_quantised_pack(name, quant, trained, browser, tmp_path):  # noqa: F811
     field = load_checkpoint(trained(name)).field
     written, nbytes = export_web(field, tmp_path / "viewer", "html", quant)
-    assert sorted(p.name for p in written) == ["index.html", "model.js", "viewer.js"]
+    assert sorted(p.name for p in written) == ["hours.js", "index.html", "model.js", "viewer.js"]
     model, program = field_program(field, quant)
     assert model.header["quant"] == quant and program.meta["quant"] == quant
     fp32 = data_bytes(field_program(field)[1])

@@ -15,7 +15,7 @@ as a heat map), and a frame-time readout. ``window.airenderLevel`` is its test A
 (a promise of {width, height, data}: RGBA8 rows from the top; alpha 0 where no mesh covers the pixel),
 ``frameMs`` (the last frame's render time, ms) and ``meta``.
 
-Files written into DIR: index.html, level.js (the page), three.bundle.min.js with THREE-LICENSE and
+Files written into DIR: index.html, level.js (the page), hours.js (airender.export.web's), three.bundle.min.js with THREE-LICENSE and
 THREE-VERSION, model.js (the model as the viewer's page holds it) and level_data.js (``window.AIRENDER_LEVEL``:
 the meshes of the model's atlas, positions and lightmap UVs as base64 float32, per-vertex albedo; the default
 camera; the atlas at every baked time as base64 float16 RGBA).
@@ -35,6 +35,7 @@ from airender.bake.level_file import LEVEL_FILE
 from airender.data.virtual_texture import is_virtual_texture, list_lightmaps, open_component
 from airender.errors import InputError
 from airender.export.contest import lightmap_of_source
+from airender.export import web
 from airender.export.web import ShaderProgram, data_bytes, field_program, model_script
 from airender.export.web.tiled import atlas_program
 from airender.fileio import write_text_atomic
@@ -156,6 +157,8 @@ def write_level_page(model: nn.Module | TiledAtlas, bake_dir: str | Path, out: s
     for name in ("index.html", "level.js"):
         written.append(folder / name)
         write_text_atomic(written[-1], assets.joinpath(name).read_text(encoding="utf-8"))
+    written.append(folder / "hours.js")
+    write_text_atomic(written[-1], resources.files(web).joinpath("hours.js").read_text(encoding="utf-8"))
     for source, name in VENDOR_FILES.items():
         written.append(folder / name)
         write_text_atomic(written[-1], assets.joinpath("vendor", source).read_text(encoding="utf-8"))

@@ -15,6 +15,7 @@
 (function () {
   const model = window.AIRENDER_MODEL;
   const level = window.AIRENDER_LEVEL;
+  const hours = window.airenderHours;
   const canvas = document.getElementById("view");
   const slider = document.getElementById("hour");
   const label = document.getElementById("hour-label");
@@ -31,8 +32,6 @@
   let mode = "neural";
   let truthIndex = -1;
   let frameMs = 0;
-  let playing = false;
-  let lastTime = 0;
   let between = null;
   const onePixel = new Uint8Array(4);
 
@@ -41,15 +40,6 @@
     const out = new Uint8Array(binary.length);
     for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
     return out;
-  }
-
-  function wrap(h) {
-    return ((h % 24) + 24) % 24;
-  }
-
-  function hourText(h) {
-    const minutes = Math.round(wrap(h) * 60) % (24 * 60);
-    return String(Math.floor(minutes / 60)).padStart(2, "0") + ":" + String(minutes % 60).padStart(2, "0");
   }
 
   // A data texture of model.js (format RGBA32F, RGBA16F, RGBA8I, RGBA8, R32F or RGBA32I), read with texelFetch.
@@ -146,17 +136,6 @@ void main() {
     const { width, height } = level.atlas;
     return nearest(new THREE.DataTexture(new Uint16Array(width * height * 4), width, height, THREE.RGBAFormat,
                                          THREE.HalfFloatType));
-  }
-
-  function nearestTruth(h) {
-    let best = 0;
-    let bestDistance = Infinity;
-    level.truth.hours.forEach(function (t, k) {
-      const d = Math.abs(wrap(h) - wrap(t));
-      const distance = Math.min(d, 24 - d);
-      if (distance < bestDistance) { best = k; bestDistance = distance; }
-    });
-    return best;
   }
 
   function build() {
@@ -258,29 +237,6 @@ void main() {
              frames: new Map(), key: null, camera: new THREE.OrthographicCamera(-1, 1, 1, -1, 0, 1) };
   }
 
-  function lightsOn(h) {
-    const [off, on] = between.spec.switch_hours;
-    h = wrap(h);
-    return h < off || h > on;
-  }
-
-  // [index of h0, index of h1, s] when hour t is blended per texel, else null (airender.runtime.between).
-  function blendOf(t) {
-    const hours = between.spec.hours;
-    const n = hours.length;
-    if (n < 3) return null;
-    const wrapped = wrap(t);
-    let after = 0;
-    while (after < n && hours[after] <= wrapped) after++;
-    const before = (after - 1 + n) % n;
-    after = after % n;
-    const span = wrap(hours[after] - hours[before]);
-    const s = wrap(wrapped - hours[before]) / (span !== 0 ? span : 24);
-    if (s <= 0 || s >= 1 || before === after) return null;
-    if (between.spec.switch_hours && [t, hours[before], hours[after]].some(lightsOn)) return null;
-    return [before, after, s];
-  }
-
   function pass(materialOfPass, target, layer) {
     between.mesh.material = materialOfPass;
     renderer.setRenderTarget(target, layer || 0);
@@ -346,7 +302,7 @@ void main() {
 
   function draw() {
     const started = performance.now();
-    const k = nearestTruth(hour);
+    const k = hours.nearest(level.truth.hours, hour);
     if (k !== truthIndex) {
       const texture = material.uniforms.u_truth.value;
       texture.image.data = new Uint16Array(bytes(level.truth.frames[k]).buffer);
@@ -357,7 +313,7 @@ void main() {
     u.u_hour.value = hour;
     u.u_mode.value = MODES[mode];
     u.u_view_exposure.value = model.meta.level_exposure * Math.pow(2, Number(exposureSlider.value));
-    const blend = between && mode !== "truth" ? blendOf(hour) : null;
+    const blend = between && mode !== "truth" ? hours.blendOf(between.spec, hour) : null;
     u.u_between.value = blend ? 1 : 0;
     if (blend) {
       const clamped = Math.min(Math.max(blend[2], 0.02), 0.98);
@@ -372,29 +328,17 @@ void main() {
     gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, onePixel);  // waits for the frame (finish() need not)
     frameMs = performance.now() - started;
     frameLabel.textContent = frameMs.toFixed(1) + " ms/frame";
-    slider.value = String(wrap(hour));
-    label.textContent = hourText(hour);
+    slider.value = String(hours.wrap(hour));
+    label.textContent = hours.text(hour);
     status.textContent = "lightmap " + level.lightmap_id + " (" + level.atlas.width + " x " + level.atlas.height +
-      "), " + mode + (mode === "neural" ? "" : ", baked truth at " + hourText(level.truth.hours[truthIndex])) +
+      "), " + mode + (mode === "neural" ? "" : ", baked truth at " + hours.text(level.truth.hours[truthIndex])) +
       (blend ? "; between the stored hours: the network's blend" : "");
   }
 
-  function tick(time) {
-    if (!playing) return;
-    if (lastTime) {
-      hour = wrap(hour + (time - lastTime) / 1000 * HOURS_PER_SECOND);
-      draw();
-    }
-    lastTime = time;
-    requestAnimationFrame(tick);
-  }
-
-  function setPlaying(on) {
-    playing = on;
-    play.textContent = on ? "Pause" : "Play";
-    lastTime = 0;
-    if (on) requestAnimationFrame(tick);
-  }
+  const setPlaying = hours.player(play, HOURS_PER_SECOND, function (elapsed) {
+    hour = hours.wrap(hour + elapsed);
+    draw();
+  });
 
   const ready = new Promise(function (resolve, reject) {
     try {
@@ -423,7 +367,6 @@ void main() {
     setPlaying(false);
     after(function () { hour = Number(slider.value); });
   });
-  play.addEventListener("click", function () { setPlaying(!playing); });
   exposureSlider.addEventListener("input", function () { after(function () {}); });
   for (const radio of document.querySelectorAll("input[name=mode]")) {
     radio.addEventListener("change", function () { after(function () { mode = radio.value; }); });

@@ -732,19 +732,20 @@ def model_script(program: ShaderProgram, functions: bool = False) -> str:
 
 
 def write_html(program: ShaderProgram, folder: Path, truth: str | None = None) -> list[Path]:
-    """index.html, viewer.js and model.js in ``folder``: a viewer page that works from file://; with
+    """index.html, viewer.js, hours.js and model.js in ``folder``: a viewer page that works from file://; with
     ``truth`` (the text of truth.js, see :func:`truth_script`) also truth.js, and the page shows the
     ground truth and the error beside the model."""
     assets = resources.files(__package__)
-    paths = [folder / "model.js", folder / "viewer.js", folder / "index.html"]
+    paths = [folder / "model.js", folder / "viewer.js", folder / "hours.js", folder / "index.html"]
     page = assets.joinpath("index.html").read_text(encoding="utf-8")
     page = page.replace("<!--TRUTH-->\n", '<script src="truth.js"></script>\n' if truth is not None else "")
     write_text_atomic(paths[0], model_script(program))
     write_text_atomic(paths[1], assets.joinpath("viewer.js").read_text(encoding="utf-8"))
+    write_text_atomic(paths[2], assets.joinpath("hours.js").read_text(encoding="utf-8"))
     if truth is not None:
         paths.append(folder / "truth.js")
         write_text_atomic(paths[-1], truth)
-    write_text_atomic(paths[2], page)
+    write_text_atomic(paths[3], page)
     return paths
 
 

@@ -22,6 +22,7 @@
 
 (function () {
   const model = window.AIRENDER_MODEL;
+  const hours = window.airenderHours;
   const canvas = document.getElementById("view");
   const slider = document.getElementById("hour");
   const label = document.getElementById("hour-label");
@@ -43,8 +44,6 @@
   let between = null;      // the passes of the network between the hours, when the model has one
   const FRAME_CACHE = 8;   // linear frames of stored hours kept as textures
   let hour = 12.0;
-  let playing = false;
-  let lastTime = 0;
 
   function bytesFromBase64(text) {
     const binary = atob(text);
@@ -125,10 +124,6 @@
     draw();
   }
 
-  function wrap(h) {
-    return ((h % 24) + 24) % 24;
-  }
-
   // --- the network between the hours ------------------------------------------------------------------
   function buildBetween() {
     if (!gl.getExtension("EXT_color_buffer_float")) {
@@ -160,29 +155,6 @@
     gl.texParameteri(target, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
     gl.texParameteri(target, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
     gl.texParameteri(target, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
-  }
-
-  function lightsOn(h) {
-    const [off, on] = between.spec.switch_hours;
-    h = wrap(h);
-    return h < off || h > on;
-  }
-
-  // [index of h0, index of h1, s] when hour t is blended per pixel, else null (airender.runtime.between).
-  function blendOf(t) {
-    const hours = between.spec.hours;
-    const n = hours.length;
-    if (n < 3) return null;
-    const wrapped = wrap(t);
-    let after = 0;
-    while (after < n && hours[after] <= wrapped) after++;
-    const before = (after - 1 + n) % n;
-    after = after % n;
-    const span = wrap(hours[after] - hours[before]);
-    const s = wrap(wrapped - hours[before]) / (span !== 0 ? span : 24);
-    if (s <= 0 || s >= 1 || before === after) return null;
-    if (between.spec.switch_hours && [t, hours[before], hours[after]].some(lightsOn)) return null;
-    return [before, after, s];
   }
 
   // The linear frame of stored hour `index` (periodic) as an RGBA32F texture, drawn once and kept.
@@ -278,7 +250,7 @@
   }
 
   function draw() {
-    const blend = between ? blendOf(hour) : null;
+    const blend = between ? hours.blendOf(between.spec, hour) : null;
     if (blend) {
       drawBetween(blend);
     } else {
@@ -289,25 +261,8 @@
       gl.drawArrays(gl.TRIANGLES, 0, 3);
     }
     if (truth && truthImages.length) compare();
-    slider.value = String(wrap(hour));
-    const minutes = Math.round(wrap(hour) * 60) % (24 * 60);
-    label.textContent = String(Math.floor(minutes / 60)).padStart(2, "0") + ":" + String(minutes % 60).padStart(2, "0");
-  }
-
-  function hourText(h) {
-    const minutes = Math.round(wrap(h) * 60) % (24 * 60);
-    return String(Math.floor(minutes / 60)).padStart(2, "0") + ":" + String(minutes % 60).padStart(2, "0");
-  }
-
-  function nearestTruth(h) {
-    let best = 0;
-    let bestDistance = Infinity;
-    truth.hours.forEach(function (t, k) {
-      const d = Math.abs(wrap(h) - wrap(t));
-      const distance = Math.min(d, 24 - d);
-      if (distance < bestDistance) { best = k; bestDistance = distance; }
-    });
-    return best;
+    slider.value = String(hours.wrap(hour));
+    label.textContent = hours.text(hour);
   }
 
   function heat(v) {
@@ -319,7 +274,7 @@
 
   // The model's frame on screen against the nearest ground-truth hour: truth panel, error heat map, PSNR.
   function compare() {
-    const k = nearestTruth(hour);
+    const k = hours.nearest(truth.hours, hour);
     const width = canvas.width;
     const height = canvas.height;
     const reference = truthImages[k];
@@ -353,9 +308,9 @@
     const mse = count ? squared / count / (255 * 255) : 0;
     const psnr = mse > 0 ? 10 * Math.log10(1 / mse) : Infinity;
     comparison = { truthHour: truth.hours[k], psnr: psnr };
-    const at = Math.abs(wrap(truth.hours[k]) - wrap(hour)) < 1e-6 ? "" :
-      " (model at " + hourText(hour) + ", nearest ground truth " + hourText(truth.hours[k]) + ")";
-    document.getElementById("truth-title").textContent = "ground truth " + hourText(truth.hours[k]);
+    const at = Math.abs(hours.wrap(truth.hours[k]) - hours.wrap(hour)) < 1e-6 ? "" :
+      " (model at " + hours.text(hour) + ", nearest ground truth " + hours.text(truth.hours[k]) + ")";
+    document.getElementById("truth-title").textContent = "ground truth " + hours.text(truth.hours[k]);
     document.getElementById("error-title").textContent = "error |model - truth| x" + ERROR_GAIN;
     document.getElementById("truth-status").textContent = "PSNR " + (isFinite(psnr) ? psnr.toFixed(2) : "inf") +
       " dB on 8-bit display values" + (truthMask ? " (valid pixels)" : "") + at + "; ground truth: " + truth.source;
@@ -402,7 +357,7 @@
         for (let i = 0; i < truthMask.length; i++) truthMask[i] = mask.data[4 * i] > 0 ? 1 : 0;
       }
       truthImages.push(...images);
-      if (document.getElementById("snap").checked) hour = truth.hours[nearestTruth(hour)];
+      if (document.getElementById("snap").checked) hour = truth.hours[hours.nearest(truth.hours, hour)];
       draw();
     });
   }
@@ -431,22 +386,10 @@
     });
   }
 
-  function tick(time) {
-    if (!playing) return;
-    if (lastTime) {
-      hour = wrap(hour + (time - lastTime) / 1000 * HOURS_PER_SECOND);
-      draw();
-    }
-    lastTime = time;
-    requestAnimationFrame(tick);
-  }
-
-  function setPlaying(on) {
-    playing = on;
-    play.textContent = on ? "Pause" : "Play";
-    lastTime = 0;
-    if (on) requestAnimationFrame(tick);
-  }
+  const setPlaying = hours.player(play, HOURS_PER_SECOND, function (elapsed) {
+    hour = hours.wrap(hour + elapsed);
+    draw();
+  });
 
   const ready = new Promise(function (resolve, reject) {
     try {
@@ -467,10 +410,7 @@
     setPlaying(false);
     const h = Number(slider.value);
     const snap = truth && document.getElementById("snap").checked;
-    setHour(snap ? truth.hours[nearestTruth(h)] : h);
-  });
-  play.addEventListener("click", function () {
-    setPlaying(!playing);
+    setHour(snap ? truth.hours[hours.nearest(truth.hours, h)] : h);
   });
 
   window.airenderViewer = {
