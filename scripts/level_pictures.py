@@ -3,7 +3,7 @@
 Writes the level page of a checkpoint, opens it in headless Chromium (Playwright; SwiftShader's WebGL2 on the
 CPU unless --gpu), and from the default camera at each hour: saves the "neural" frame into one picture (the
 hours side by side, with their times), and reports the PSNR of "neural" against "baked truth" over the level's
-pixels on the 8-bit output and the page's frame time (median of --repeats frames).
+pixels on the 8-bit output and the page's frame time at that hour (median of --repeats frames after the first).
 
     python scripts/level_pictures.py --ckpt runs/level/last.ckpt --bake runs/bake --out docs/images/level.png
 """
@@ -72,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                 truth = grab(page)
                 page.evaluate("() => window.airenderLevel.setMode('neural')")
                 times = []
-                for k in range(args.repeats + 1):  # the first frame builds the hour's passes
-                    page.evaluate(f"() => window.airenderLevel.setHour({hour + (k % 2) * 1e-4})")
+                for _ in range(args.repeats + 1):  # the first frame of a time between the hours runs the network
+                    page.evaluate(f"() => window.airenderLevel.setHour({hour})")
                     times.append(page.evaluate("() => window.airenderLevel.frameMs"))
-                page.evaluate(f"() => window.airenderLevel.setHour({hour})")
                 neural = grab(page)
                 shots.append(neural)
                 rows.append((hour, psnr8(neural, truth), statistics.median(times[1:])))
