@@ -39,6 +39,11 @@ LEVEL = (16384, 4096)  # the atlases of one production level (docs/HPRC-FORMAT.m
 DEFAULT_GPU_SAMPLES_PER_S = 662_000.0
 
 
+def level_tiles(tile: int) -> int:
+    """Tiles of ``tile``^2 texels that cover the atlases of a whole level (LEVEL) fully."""
+    return sum((-(-size // tile)) ** 2 for size in LEVEL)
+
+
 def add_atlas_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--atlas", default="", metavar="SIZE[,SIZE...]",
                    help="instead of the other benchmarks: fit synthetic sparse S x S atlases tile by tile, e.g. "
@@ -172,15 +177,15 @@ def cmd_atlas_bench(args: argparse.Namespace) -> int:
         serial = [r for r in runs if r["workers"] == 1] or runs
         tile_s = sum(sum(r["tile_seconds"]) for r in serial) / max(sum(r["tiles"] for r in serial), 1)
         setup_s = sum(sum(r["setup_seconds"]) for r in serial) / max(sum(r["tiles"] for r in serial), 1)
-        level_tiles = sum((-(-s // args.atlas_tile)) ** 2 for s in LEVEL)
+        tiles = level_tiles(args.atlas_tile)
         gpu_tile_s = args.atlas_steps * args.atlas_batch / args.gpu_samples_per_s + setup_s
         best = min(runs, key=lambda r: r["wall_s"] / max(r["tiles"], 1))
         cpu_tile_wall = best["wall_s"] / max(best["tiles"], 1)
-        estimate = {"level_tiles": level_tiles, "cpu_tile_s": tile_s, "setup_s": setup_s, "gpu_tile_s": gpu_tile_s,
-                    "cpu_level_s": level_tiles * cpu_tile_wall, "gpu1_level_s": level_tiles * gpu_tile_s,
-                    "gpuN_level_s": level_tiles * gpu_tile_s / args.gpus, "gpus": args.gpus}
+        estimate = {"level_tiles": tiles, "cpu_tile_s": tile_s, "setup_s": setup_s, "gpu_tile_s": gpu_tile_s,
+                    "cpu_level_s": tiles * cpu_tile_wall, "gpu1_level_s": tiles * gpu_tile_s,
+                    "gpuN_level_s": tiles * gpu_tile_s / args.gpus, "gpus": args.gpus}
         results["estimate"] = estimate
-        print(f"estimate for a whole level (16384^2 + 4096^2 fully covered: {level_tiles:,} tiles of "
+        print(f"estimate for a whole level (16384^2 + 4096^2 fully covered: {tiles:,} tiles of "
               f"{args.atlas_tile}^2 at this budget): here {_time(estimate['cpu_level_s'])} "
               f"({cpu_tile_wall:.1f} s wall a tile with {best['workers']} workers); one GPU "
               f"{_time(estimate['gpu1_level_s'])}, {args.gpus} GPUs {_time(estimate['gpuN_level_s'])} "

@@ -32,7 +32,7 @@ import torch
 
 from airender.bake.sample import materialise_sample_atlas
 from airender.bench import untrained_preset_field
-from airender.bench.atlas import LEVEL, make_atlas
+from airender.bench.atlas import level_tiles, make_atlas
 from airender.bench.decode import time_decode
 from airender.data import load_sequence
 from airender.demo import sample_dir
@@ -89,32 +89,33 @@ def decode_rows(device: torch.device, sizes: BenchSizes, presets: list[str], com
     return rows
 
 
-def _fit(root: Path, out: Path, device: torch.device, sizes: BenchSizes) -> tuple[float, dict]:
+def _fit(root: Path, out: Path, device: torch.device, sizes: BenchSizes) -> float:
+    """Wall seconds of fitting the tiles of the atlas in ``root`` into the run ``out``, one after another."""
     config = apply_overrides(preset_config("hashgrid"), {
         "data": {"data_dir": str(root), "tile_size": sizes.tile},
         "train": {"max_steps": sizes.steps, "batch_size": sizes.batch, "progress": False, "device": str(device)}})
     config.out_dir = str(out)
     start = time.perf_counter()
-    result = fit_tiled(config, workers=1, echo=lambda line: None)
-    return time.perf_counter() - start, result.sizes
+    fit_tiled(config, workers=1, echo=lambda line: None)
+    return time.perf_counter() - start
 
 
 def fit_row(base: Path, sample: Path, device: torch.device, sizes: BenchSizes) -> dict:
     """Tiles/s and samples/s of tile fitting on a sparse atlas, and the whole level's time at that rate."""
     root = base / "fit_atlas"
     made = make_atlas(root, sizes.fit_atlas, sizes.fit_blocks, sample)
-    wall, _ = _fit(root, base / "fit_run", device, sizes)
+    wall = _fit(root, base / "fit_run", device, sizes)
     rows = [json.loads(line) for line in (base / "fit_run" / "train_log.jsonl").read_text().splitlines()]
     tile_seconds = [r["seconds"] for r in rows if r["event"] == "tile"]
-    level_tiles = sum((-(-s // sizes.tile)) ** 2 for s in LEVEL)
+    tiles = level_tiles(sizes.tile)
     tiles_per_s = len(tile_seconds) / max(sum(tile_seconds), 1e-9)
     row = {"atlas": sizes.fit_atlas, "blocks": made["blocks"], "tiles": len(tile_seconds), "wall_s": wall,
            "tile_s_median": statistics.median(tile_seconds), "tiles_per_s": tiles_per_s,
            "samples_per_s": tiles_per_s * sizes.steps * sizes.batch, "steps": sizes.steps, "batch": sizes.batch,
-           "level_tiles": level_tiles, "level_hours": level_tiles / tiles_per_s / 3600.0}
+           "level_tiles": tiles, "level_hours": tiles / tiles_per_s / 3600.0}
     print(f"fit {sizes.fit_atlas}^2 sparse atlas: {row['tiles']} tiles, {row['tile_s_median']:.2f} s a tile "
           f"(median), {tiles_per_s:.3f} tiles/s, {row['samples_per_s'] / 1e3:,.0f}k samples/s; a whole level "
-          f"({level_tiles:,} tiles) {row['level_hours']:.1f} h", flush=True)
+          f"({tiles:,} tiles) {row['level_hours']:.1f} h", flush=True)
     shutil.rmtree(root, ignore_errors=True)
     return row
 

@@ -23,8 +23,8 @@ from airender.export.level import write_level_page
 from airender.export.onnx_export import prepare_path, write_onnx
 from airender.export.pack import write_pack
 from airender.export.view import add_view_arguments, cmd_view
-from airender.export.web import export_web, write_program
-from airender.export.web.tiled import atlas_program
+from airender.export.web import write_program
+from airender.export.web.tiled import program_of
 from airender.export.wgsl import write_wgsl
 from airender.models import load_model
 from airender.sizes import raw_frames_bytes, size_report
@@ -120,17 +120,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         check_writable(prepare_path(out), False)
 
     loaded = load_model(ckpts[0], "cpu")
-    if loaded.is_tiled and fmt == "level":  # one field per tile, each texel decoded by its tile's field
-        written, nbytes = write_level_page(loaded.field, args.data_dir, out, quant)
-        print(f"wrote {out}/ (index.html and {len(written) - 1} more files; {quant} data of "
-              f"{len(loaded.field.tiles)} tiles: {nbytes:,} bytes); open {out / 'index.html'} in a browser with WebGL2")
-        return 0
-    if loaded.is_tiled and fmt in ("glsl", "html"):  # one program holds every tile's field
-        written, nbytes = write_program(atlas_program(loaded.field, quant), out, fmt)
-        print(f"wrote {', '.join(str(p) for p in written)} ({quant} data of {len(loaded.field.tiles)} tiles: "
-              f"{nbytes:,} bytes)")
-        return 0
-    if loaded.is_tiled:
+    if loaded.is_tiled and fmt not in ("glsl", "html", "level"):  # these hold every tile's field in one shader
         raise InputError(f"{ckpts[0]}: a tiled checkpoint (one field per tile); --format {fmt} exports one field, "
                          f"a tiled run exports with --format contest --data_dir DATASET, level, glsl or html")
     if loaded.is_pack:
@@ -160,7 +150,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"wrote {', '.join(str(p) for p in written)} ({quant} data: {written[1].stat().st_size:,} bytes "
                   f"in {written[1].name})")
         else:
-            written, nbytes = export_web(field, out, fmt, quant, between)
+            written, nbytes = write_program(program_of(field, quant, between), out, fmt)
             where = "textures.bin" if fmt == "glsl" else "the textures of model.js, before base64"
             print(f"wrote {', '.join(str(p) for p in written)} ({quant} data: {nbytes:,} bytes, {where})")
     except OSError as exc:

@@ -49,7 +49,7 @@ from torch import nn
 
 from airender import __version__
 from airender.export.web import GridLayout, ShaderLayout, _texels, pack_model, shader_layout
-from airender.export.web.between import BetweenPasses, between_passes, wgsl_module
+from airender.export.web.between import PASS_OPS, BetweenPasses, model_passes, wgsl_module
 from airender.fileio import atomic_path, write_text_atomic
 from airender.runtime.model import FieldModel
 from airender.runtime.packfile import StoredArray
@@ -268,12 +268,11 @@ def wgsl_program(model: FieldModel, stored: dict[str, StoredArray] | None = None
                        "elements": "width * height", "order": "row-major from the top; xyz = display value, w = 1"}}
     meta["uniforms"]["fields"][3] = {"name": "linear", "type": "u32", "offset": 12,
                                      "meaning": "1: linear light (the frames the network between the hours reads)"}
-    spec = model.header["model"].get("between")
-    if not spec:
+    between = model_passes(model)
+    if between is None:
         return WGSLProgram(code=code, buffers=buffers, layout=meta)
-    between = between_passes(spec, model.arrays, model.height, model.width)
     meta["between"] = {**between.describe(), "module": "between.wgsl",
-                       "entry_points": {op: f"{op}_pass" for op in ("input", "conv", "upsample", "blend")},
+                       "entry_points": {op: f"{op}_pass" for op in PASS_OPS},
                        "bindings": BETWEEN_BINDINGS, "uniform_bytes": BETWEEN_UNIFORM_BYTES,
                        "weights": {"offset": offset, "nbytes": int(between.wgsl_weights.nbytes),
                                    "type": "array<f32>"}}

@@ -36,8 +36,8 @@ from airender.data.virtual_texture import is_virtual_texture, list_lightmaps, op
 from airender.errors import InputError
 from airender.export.contest import lightmap_of_source
 from airender.export import web
-from airender.export.web import ShaderProgram, data_bytes, field_program, model_script
-from airender.export.web.tiled import atlas_program
+from airender.export.web import data_bytes, model_script
+from airender.export.web.tiled import program_of
 from airender.fileio import write_text_atomic
 from airender.models.tiled import TiledAtlas
 
@@ -113,14 +113,6 @@ def level_exposure(truth: list[np.ndarray]) -> float:
     return 1.0 / p99 if p99 > 0 else 1.0
 
 
-def level_program(model: nn.Module | TiledAtlas, quant: str, between: tuple | None) -> ShaderProgram:
-    """The shader program of ``model``: a field (with the run's network between the hours ``between``) or a tiled
-    atlas (one field per tile, airender.export.web.tiled; tiled runs fit no network between the hours)."""
-    if isinstance(model, TiledAtlas):
-        return atlas_program(model, quant)
-    return field_program(model, quant, between)[1]
-
-
 def write_level_page(model: nn.Module | TiledAtlas, bake_dir: str | Path, out: str | Path, quant: str = "fp32",
                      between: tuple | None = None) -> tuple[list[Path], int]:
     """The level page of ``model`` (a field or a tiled atlas trained on a lightmap of the bake ``bake_dir``) in the
@@ -143,7 +135,7 @@ def write_level_page(model: nn.Module | TiledAtlas, bake_dir: str | Path, out: s
     if truth[0].shape[:2] != size:
         raise InputError(f"--data_dir {bake_dir}: lightmap {lightmap_id} is {truth[0].shape[1]}x{truth[0].shape[0]}, "
                          f"the model {size[1]}x{size[0]}")
-    program = level_program(model, quant, between)
+    program = program_of(model, quant, between)
     program.meta["level_exposure"] = level_exposure(truth)
     scripts = {"model.js": model_script(program, functions=True),
                "level_data.js": level_script(meshes, extras, lightmap_id, size, hours, truth)}

@@ -55,7 +55,7 @@ from torch import nn
 from airender import __version__
 from airender.errors import InputError
 from airender.export.pack import model_spec, pack_bytes
-from airender.export.web.between import BWEIGHTS_WIDTH, BetweenPasses, between_passes, glsl_programs
+from airender.export.web.between import BWEIGHTS_WIDTH, BetweenPasses, glsl_programs, model_passes
 from airender.fileio import atomic_path, write_text_atomic
 from airender.runtime.model import FieldModel
 from airender.runtime.packfile import StoredArray, parse_pack
@@ -589,9 +589,7 @@ def shader_program(model: FieldModel, exposure: float = 1.0, stored: dict[str, S
     """The GLSL ES 3.0 program and textures that decode ``model`` (a pack's runtime model; an int8 pack's
     needs ``stored``, see :func:`shader_layout`)."""
     layout = shader_layout(model, stored)
-    spec = model.header["model"].get("between")
-    between = between_passes(spec, model.arrays, model.height, model.width) if spec else None
-    return layout_program(layout, program_meta(model, exposure, layout.quant), between)
+    return layout_program(layout, program_meta(model, exposure, layout.quant), model_passes(model))
 
 
 def program_meta(model: FieldModel, exposure: float, quant: str) -> dict:

@@ -39,8 +39,10 @@ from importlib import resources
 import numpy as np
 
 from airender.runtime.between import ENCODER_LAYERS, INPUT_CHANNELS
+from airender.runtime.model import FieldModel
 
 BWEIGHTS_WIDTH = 1024
+PASS_OPS = ("input", "conv", "upsample", "blend")  # the kinds of pass (a GLSL program, a WGSL entry point each)
 UP_LAYERS = ("up3.0", "up2.0", "up1.0")  # each: the lower tensor upsampled, then the encoder level of that size
 OUTPUT_LAYER = "up1.2"
 
@@ -165,14 +167,19 @@ def between_passes(spec: dict, arrays: dict[str, np.ndarray], height: int, width
                          glsl_weights=np.concatenate(glsl), wgsl_weights=np.concatenate(wgsl).astype(np.float32))
 
 
+def model_passes(model: FieldModel) -> BetweenPasses | None:
+    """The passes of the network between the hours that ``model`` (a pack's runtime model) carries, else None."""
+    spec = model.header["model"].get("between")
+    return between_passes(spec, model.arrays, model.height, model.width) if spec else None
+
+
 def glsl_programs() -> dict[str, str]:
     """The fragment shaders of the passes (GLSL ES 3.0), by op."""
     template = resources.files(__package__).joinpath("between.frag.glsl").read_text(encoding="utf-8")
     head = ["#version 300 es", "precision highp float;", "precision highp int;", "precision highp sampler2D;",
             "precision highp sampler2DArray;", f"#define BWEIGHTS_WIDTH {BWEIGHTS_WIDTH}"]
-    ops = ("input", "conv", "upsample", "blend")
-    return {op: "\n".join(head + [f"#define PASS_{other.upper()} {int(other == op)}" for other in ops] + [template])
-            for op in ops}
+    return {op: "\n".join(head + [f"#define PASS_{other.upper()} {int(other == op)}" for other in PASS_OPS]
+                           + [template]) for op in PASS_OPS}
 
 
 def wgsl_module() -> str:

@@ -20,11 +20,12 @@ addressing is one tile's); the stacked textures must fit the GPU's texture size 
 from __future__ import annotations
 
 import numpy as np
+from torch import nn
 
 from airender.errors import InputError
 from airender.export.web import (FEATURES_WIDTH, PARAMS_WIDTH, TABLES_WIDTH, ShaderLayout, ShaderProgram, Texture,
-                                 _flat_texture, layout_program, pack_model, preview_exposure, program_meta,
-                                 shader_layout)
+                                 _flat_texture, field_program, layout_program, pack_model, preview_exposure,
+                                 program_meta, shader_layout)
 from airender.models.tiled import TiledAtlas
 from airender.runtime.model import FieldModel
 
@@ -184,6 +185,15 @@ def tiled_program(tiles: list[tuple[dict, FieldModel]], height: int, width: int,
             "tiles": len(tiles), "tile_size": int(tile_size)}
     return layout_program(layout, meta, None, EDITS, _grid_edits(first))
 
+
+
+def program_of(model: nn.Module | TiledAtlas, quant: str = "fp32", between: tuple | None = None) -> ShaderProgram:
+    """The shader program of ``model``: a field (with the run's network between the hours ``between``, see
+    airender.export.web.pack_model) or one atlas of a tiled checkpoint (tiled runs fit no network between the
+    hours)."""
+    if isinstance(model, TiledAtlas):
+        return atlas_program(model, quant)
+    return field_program(model, quant, between)[1]
 
 
 def atlas_program(atlas: TiledAtlas, quant: str = "fp32") -> ShaderProgram:
